@@ -1,0 +1,186 @@
+"""The one place that builds the broker and its middleware stack.
+
+Middleware order (each hook runs top to bottom before, bottom to top after):
+
+1. ``AgeLimit``, ``TimeLimit`` (``JOB_TIMEOUT`` unless the job sets its own),
+   ``ShutdownNotifications``, ``Callbacks``, ``Pipelines``, ``CurrentMessage``:
+   Dramatiq's own.
+2. :class:`~broker_jobs.middleware.PriorityTagging`: every message gets an AMQP
+   priority on enqueue.
+3. :class:`~broker_jobs.middleware.JobRetries`: unknown actors and permanent
+   errors are dead-lettered at once, the rest retried with backoff.
+4. :class:`~broker_jobs.middleware.FireDedup`: a second message of one schedule
+   slot is dropped.
+5. :class:`~broker_jobs.middleware.RateLimit`: over-limit jobs are delayed, not failed.
+6. :class:`~broker_jobs.middleware.History`: records what really happened
+   (after dedup and rate limits, so skipped deliveries never show as running).
+7. :class:`TopologyGuard`: before a worker starts, every queue is declared; a
+   queue that exists with other arguments stops the worker with one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+
+from .errors import TopologyConflictError
+from .middleware import FireDedup, History, JobRetries, PriorityTagging, RateLimit
+from .priorities import MAX_PRIORITY
+from .settings import Settings, get_settings
+from .store.history import writer as history_writer
+
+logger = logging.getLogger(__name__)
+
+#: The built-in queues; each also has ``Q.DQ`` (delays) and ``Q.XQ`` (dead letters).
+QUEUES = ("etl", "sync", "maintenance", "default")
+
+_CONFLICT = re.compile(r"inequivalent arg '([^']+)' for queue '([^']+)'")
+
+_CONNECTION_DEFAULTS = {
+    "heartbeat": "30",
+    "blocked_connection_timeout": "30",
+    "connection_attempts": "3",
+    "retry_delay": "1",
+    "socket_timeout": "5",
+}
+
+
+def connection_url(url: str, **overrides: str) -> str:
+    """``url`` with heartbeat, blocked-connection timeout and retry defaults added.
+
+    Without a blocked-connection timeout a publisher hangs forever during a
+    RabbitMQ memory or disk alarm.
+    """
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    for key, value in {**_CONNECTION_DEFAULTS, **overrides}.items():
+        query.setdefault(key, value)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def conflict_from(exc: BaseException, queue: str) -> TopologyConflictError | None:
+    """Translate a 406 PRECONDITION_FAILED into a :class:`TopologyConflictError`."""
+    if getattr(exc, "reply_code", None) != 406:
+        return None
+    text = str(getattr(exc, "reply_text", exc))
+    match = _CONFLICT.search(text)
+    argument, name = (match.group(1), match.group(2)) if match else ("arguments", queue)
+    detail = text.split(" - ", 1)[-1]
+    return TopologyConflictError(name, argument, detail)
+
+
+class JobsBroker(RabbitmqBroker):
+    """RabbitMQ broker that refuses to loop on a queue-argument conflict."""
+
+    def _ensure_queue(self, canonical_queue_name: str) -> None:
+        try:
+            super()._ensure_queue(canonical_queue_name)
+        except dramatiq.errors.ConnectionClosed as exc:
+            cause = exc.args[0] if exc.args else None
+            conflict = conflict_from(cause, canonical_queue_name) if cause is not None else None
+            if conflict is not None:
+                raise conflict from None
+            raise
+
+
+class TopologyGuard(dramatiq.Middleware):
+    """Declares every queue before a worker starts; a conflict ends the process."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        if not isinstance(broker, RabbitmqBroker):
+            return
+        wanted = worker.queues or broker.get_declared_queues()
+        for queue in sorted(q for q in wanted if not q.endswith((".DQ", ".XQ"))):
+            try:
+                broker.declare_queue(queue, ensure=True)
+            except TopologyConflictError as conflict:
+                logger.critical("%s", conflict)
+                raise SystemExit(conflict.exit_code) from None
+            except dramatiq.errors.ConnectionError:
+                return
+
+
+def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
+    """The middleware stack, in the order documented above."""
+    rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
+    return [
+        AgeLimit(),
+        TimeLimit(time_limit=settings.job_timeout * 1000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        CurrentMessage(),
+        PriorityTagging(),
+        JobRetries(
+            max_retries=settings.max_retries,
+            min_backoff=int(settings.retry_min_backoff * 1000),
+            max_backoff=settings.retry_max_backoff_ms,
+        ),
+        FireDedup(),
+        RateLimit(rate_backend),
+        History(history_writer),
+        TopologyGuard(),
+    ]
+
+
+def build_broker(settings: Settings | None = None, *, stub: bool = False) -> dramatiq.Broker:
+    """Build a broker with the full middleware stack (``stub=True`` for unit tests).
+
+    Building never connects: connections open on first use.
+    """
+    settings = settings or get_settings()
+    middleware = build_middleware(settings, stub=stub)
+    broker: dramatiq.Broker
+    if stub:
+        broker = StubBroker(middleware=middleware)
+    else:
+        broker = JobsBroker(
+            url=connection_url(settings.rabbitmq_url),
+            max_priority=MAX_PRIORITY,
+            confirm_delivery=True,
+            middleware=middleware,
+        )
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    return broker
+
+
+_broker: dramatiq.Broker | None = None
+
+
+def get_broker() -> dramatiq.Broker:
+    """The process's broker, built once and installed as Dramatiq's global broker."""
+    global _broker
+    if _broker is None:
+        current = dramatiq.broker.global_broker
+        if current is not None and getattr(current, "_broker_jobs", False):
+            _broker = current
+        else:
+            _broker = build_broker()
+            _broker._broker_jobs = True  # type: ignore[attr-defined]
+            dramatiq.set_broker(_broker)
+    return _broker
+
+
+def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
+    """Install ``broker`` as the process's broker (tests, embedding)."""
+    global _broker
+    broker._broker_jobs = True  # type: ignore[attr-defined]
+    _broker = broker
+    dramatiq.set_broker(broker)
+    return broker

@@ -1,0 +1,284 @@
+"""The ``broker-jobs`` command.
+
+Every user mistake ends as one line on stderr and a non-zero exit code; ``--json``
+prints machine-readable output only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+
+from .errors import BrokerJobsError, BrokerUnavailableError, ConfigError
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``message`` as one line on stderr and exit with ``code``."""
+    click.echo(f"broker-jobs: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors (and a broker that cannot be reached) into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import dramatiq
+        import pika
+
+        try:
+            return fn(*args, **kwargs)
+        except BrokerJobsError as exc:
+            fail(str(exc), exc.exit_code)
+        except (pika.exceptions.AMQPError, dramatiq.errors.ConnectionError) as exc:
+            fail(str(BrokerUnavailableError(f"RabbitMQ unavailable at RABBITMQ_URL: {exc!r}")), 4)
+        except OSError as exc:
+            fail(f"{exc}", 1)
+
+    return wrapper
+
+
+def settings() -> Any:
+    """The settings (a bad environment value exits 2 with its name)."""
+    from .settings import get_settings
+
+    return get_settings()
+
+
+def load_jobs(extra_modules: Sequence[str] = ()) -> None:
+    """Import the built-in jobs, the jobs file's ``modules:`` and ``extra_modules``."""
+    import importlib
+
+    import broker_jobs.actors  # noqa: F401
+
+    modules = list(extra_modules)
+    try:
+        from .scheduling.config import configured_modules
+
+        modules += configured_modules(settings().jobs_config)
+    except ImportError:
+        pass
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import job module {name!r}: {exc}") from None
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain text table."""
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(value, float):
+            return f"{value:.0f}"
+        text = str(value).replace("\n", " ")
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def dump(data: Any) -> None:
+    """Print ``data`` as JSON."""
+    click.echo(json.dumps(data, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
+
+
+def parse_json(option: str, text: str | None, kind: type) -> Any:
+    """Parse an option's JSON value, naming the option when it is not valid."""
+    if text is None:
+        return kind()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{option}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, kind):
+        raise ConfigError(f"{option}: expected a JSON {'array' if kind is list else 'object'}")
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="broker-jobs")
+def main() -> None:
+    """Scheduled and on-demand background jobs over RabbitMQ with Dramatiq."""
+    from .logging import configure_logging
+
+    try:
+        s = settings()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    configure_logging(s.log_level if s.log_level != "INFO" else "WARNING", s.log_format)
+
+
+@main.command()
+@click.argument("actor")
+@click.option("--args", "args_json", help="Positional arguments as a JSON array.")
+@click.option("--kwargs", "kwargs_json", help="Keyword arguments as a JSON object.")
+@click.option("--priority", help="high, medium, low (or 1, 2, 3); default: the job's.")
+@click.option("--delay", type=click.FloatRange(min=0), help="Seconds before the job may start.")
+@click.option("--module", "modules", multiple=True, help="Also import this module's jobs.")
+@guarded
+def send(actor: str, args_json: str | None, kwargs_json: str | None, priority: str | None,
+         delay: float | None, modules: tuple[str, ...]) -> None:
+    """Enqueue ACTOR and print the message id (the publish is confirmed)."""
+    from . import registry
+    from .priorities import parse_priority
+
+    args = parse_json("--args", args_json, list)
+    kwargs = parse_json("--kwargs", kwargs_json, dict)
+    options: dict[str, Any] = {}
+    if priority is not None:
+        try:
+            options["priority"] = parse_priority(priority).label
+        except ValueError as exc:
+            raise ConfigError(f"--priority: {exc}") from None
+    load_jobs(modules)
+    spec = registry.get(actor)
+    if delay:
+        options["delay"] = int(delay * 1000)
+    message = spec.actor.send_with_options(args=tuple(args), kwargs=kwargs, **options)
+    click.echo(message.message_id)
+
+
+@main.command()
+@click.option("--actor", help="Only this actor's runs.")
+@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "retrying", "dead", "skipped"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def history(actor: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """Recent executions, newest first."""
+    from .store.db import get_engine
+    from .store.history import query_runs
+
+    runs = query_runs(get_engine(settings().database_url), actor=actor, status=status, limit=limit)
+    rows = [
+        {c.name: getattr(run, c.name) for c in run.__table__.columns if c.name not in ("seq",)}
+        for run in runs
+    ]
+    if as_json:
+        dump(rows)
+    else:
+        click.echo(table(rows, ["message_id", "actor", "queue", "priority", "status", "attempt",
+                                "started_at", "duration_ms", "error"]))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def queues(as_json: bool) -> None:
+    """Ready, unacked, delayed and dead messages and consumers per queue."""
+    from .queues import queue_stats
+
+    load_jobs()
+    rows = [s.asdict() for s in queue_stats(settings())]
+    if as_json:
+        dump(rows)
+    else:
+        click.echo(table(rows, ["queue", "ready", "unacked", "delayed", "dead", "consumers"]))
+
+
+@main.group()
+def dlq() -> None:
+    """List, replay or purge dead letters."""
+
+
+def _dlq_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--id", "id_", help="One dead letter, by message id."),
+        click.option("--queue", help="Only this queue's dead letters."),
+        click.option("--actor", help="Only this actor's dead letters."),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@dlq.command("list")
+@_dlq_options
+@guarded
+def dlq_list(id_: str | None, queue: str | None, actor: str | None, as_json: bool) -> None:
+    """Dead letters with their reason."""
+    from .dead_letters import list_dead
+
+    load_jobs()
+    letters = [d.asdict() for d in list_dead(settings(), queue=queue, id=id_, actor=actor)]
+    if as_json:
+        dump(letters)
+    else:
+        click.echo(table(letters, ["id", "queue", "actor", "attempts", "dead_at", "reason"]))
+
+
+def _dlq_act(action: str, id_: str | None, queue: str | None, actor: str | None, everything: bool,
+             as_json: bool) -> None:
+    from . import dead_letters
+
+    load_jobs()
+    done = getattr(dead_letters, action)(settings(), queue=queue, id=id_, actor=actor, everything=everything)
+    if as_json:
+        dump([d.asdict() for d in done])
+    else:
+        click.echo(f"{action}ed {len(done)} dead letter(s)" if action == "purge" else
+                   f"replayed {len(done)} dead letter(s)")
+
+
+@dlq.command("replay")
+@_dlq_options
+@click.option("--all", "everything", is_flag=True, help="Every dead letter (of --queue if given).")
+@guarded
+def dlq_replay(id_: str | None, queue: str | None, actor: str | None, everything: bool, as_json: bool) -> None:
+    """Re-enqueue dead letters with their retries reset."""
+    _dlq_act("replay", id_, queue, actor, everything, as_json)
+
+
+@dlq.command("purge")
+@_dlq_options
+@click.option("--all", "everything", is_flag=True, help="Every dead letter (of --queue if given).")
+@guarded
+def dlq_purge(id_: str | None, queue: str | None, actor: str | None, everything: bool, as_json: bool) -> None:
+    """Delete dead letters for good."""
+    _dlq_act("purge", id_, queue, actor, everything, as_json)
+
+
+@main.command("setup")
+@guarded
+def setup() -> None:
+    """Declare the queues and create the database schema (the release step)."""
+    from .broker import get_broker
+    from .store.db import get_engine
+
+    load_jobs()
+    broker = get_broker()
+    for queue in sorted(broker.get_declared_queues()):
+        broker.declare_queue(queue, ensure=True)
+    get_engine(settings().database_url)
+    click.echo(f"declared {len(broker.get_declared_queues())} queues; database schema ready")
+
+
+@main.command("check-config")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@guarded
+def check_config(path: str | None) -> None:
+    """Validate the jobs file (default ``JOBS_CONFIG``)."""
+    from pathlib import Path
+
+    from .scheduling.config import load_config
+
+    load_jobs()
+    config = load_config(Path(path) if path else settings().jobs_config, settings())
+    click.echo(f"{config.source}: {len(config.jobs)} jobs OK")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,93 @@
+"""The error tree of broker_jobs.
+
+Every error a user can cause is a :class:`BrokerJobsError`; the CLI turns
+those into one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dramatiq.middleware import SkipMessage
+
+
+class BrokerJobsError(Exception):
+    """Base class for every error raised by broker_jobs.
+
+    Parameters:
+      message: One line describing the problem; it names the field,
+        variable, queue or job involved.
+    """
+
+    exit_code = 1
+
+
+class ConfigError(BrokerJobsError):
+    """A setting, an environment variable or the jobs file is invalid."""
+
+    exit_code = 2
+
+
+class ScheduleError(BrokerJobsError):
+    """A schedule cannot be computed or applied."""
+
+    exit_code = 2
+
+
+class TopologyConflictError(BrokerJobsError):
+    """A queue exists on RabbitMQ with arguments other than ours.
+
+    Parameters:
+      queue: The queue whose arguments differ.
+      argument: The argument that differs (for example ``x-max-priority``).
+      detail: The broker's own explanation.
+    """
+
+    exit_code = 3
+
+    def __init__(self, queue: str, argument: str, detail: str) -> None:
+        self.queue = queue
+        self.argument = argument
+        self.detail = detail
+        super().__init__(
+            f"queue {queue!r} exists on RabbitMQ with a different {argument!r} "
+            f"({detail}); delete the queue or align its arguments, then restart"
+        )
+
+
+class BrokerUnavailableError(BrokerJobsError):
+    """RabbitMQ could not be reached or did not confirm a publish."""
+
+    exit_code = 4
+
+
+class NotFoundError(BrokerJobsError):
+    """An actor, job, message or dead letter does not exist."""
+
+    exit_code = 2
+
+
+class JobError(BrokerJobsError):
+    """Base class for errors raised by job bodies."""
+
+
+class TransientJobError(JobError):
+    """A failure worth retrying with backoff (network blip, lock timeout)."""
+
+
+class PermanentJobError(JobError):
+    """A failure that retrying cannot fix: dead-lettered at once."""
+
+
+class ArgumentsInvalid(PermanentJobError):
+    """The message's arguments do not match the job's argument model."""
+
+
+class UnknownActor(PermanentJobError):
+    """The message names an actor no worker declares."""
+
+
+class SkipJob(SkipMessage):
+    """Raised by a job (or middleware) to end the run as ``skipped``.
+
+    Parameters:
+      reason: Why the run was skipped, kept on the history entry.
+    """

@@ -1,0 +1,90 @@
+"""Checks of the components a job system depends on, each bounded in time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pika
+from sqlalchemy import text
+
+from .broker import connection_url
+from .settings import Settings
+
+
+@dataclass
+class Check:
+    """The outcome of one check."""
+
+    name: str
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+
+    def asdict(self) -> dict[str, Any]:
+        """The check as a JSON-ready dict."""
+        return asdict(self)
+
+
+def _timed(name: str, fn: Any) -> Check:
+    start = time.perf_counter()
+    try:
+        detail = fn() or ""
+        ok = True
+    except Exception as exc:  # a health check reports, it does not raise
+        detail, ok = (str(exc).splitlines() or [type(exc).__name__])[0], False
+    return Check(name, ok, round((time.perf_counter() - start) * 1000, 2), detail)
+
+
+def check_rabbitmq(settings: Settings, timeout: float = 1.0) -> Check:
+    """Open and close a connection to ``RABBITMQ_URL``."""
+
+    def probe() -> str:
+        url = connection_url(settings.rabbitmq_url, connection_attempts="1", socket_timeout=str(timeout),
+                             blocked_connection_timeout=str(timeout))
+        params = pika.URLParameters(url)
+        params.stack_timeout = timeout
+        conn = pika.BlockingConnection(params)
+        version = conn._impl.server_properties.get("version", b"?")
+        conn.close()
+        return "RabbitMQ " + (version.decode() if isinstance(version, bytes) else str(version))
+
+    return _timed("rabbitmq", probe)
+
+
+def check_database(settings: Settings) -> Check:
+    """Run ``SELECT 1`` on ``DATABASE_URL``."""
+    from .store.db import get_engine
+
+    def probe() -> str:
+        engine = get_engine(settings.database_url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return engine.dialect.name
+
+    return _timed("database", probe)
+
+
+def check_redis(settings: Settings, timeout: float = 1.0) -> Check | None:
+    """PING ``REDIS_URL``; ``None`` in single-host mode."""
+    if not settings.redis_url:
+        return None
+    import redis
+
+    def probe() -> str:
+        client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=timeout,
+                                      socket_connect_timeout=timeout)
+        client.ping()
+        return "redis " + str(client.info("server").get("redis_version", "?"))
+
+    return _timed("redis", probe)
+
+
+def check_all(settings: Settings) -> list[Check]:
+    """Every dependency's check."""
+    checks = [check_rabbitmq(settings), check_database(settings)]
+    redis_check = check_redis(settings)
+    if redis_check is not None:
+        checks.append(redis_check)
+    return checks

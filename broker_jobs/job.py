@@ -1,0 +1,188 @@
+"""The ``@job`` decorator: ``dramatiq.actor`` plus our options.
+
+>>> from broker_jobs import job
+>>> @job(queue="etl", priority="high", time_limit=120, rate_limit="10/m")
+... def refresh(source: str, limit: int = 100) -> dict:
+...     return {"fetched": limit}
+>>> refresh.send("github", limit=5)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from . import registry
+from .errors import ArgumentsInvalid, PermanentJobError, SkipJob
+from .priorities import actor_priority, parse_priority
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _model_from_signature(fn: Callable[..., Any]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[name] = (annotation, default)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"argument {where!r}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def validate_arguments(
+    fn: Callable[..., Any], model: type[BaseModel], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> inspect.BoundArguments:
+    """Bind and validate ``args``/``kwargs`` against ``fn``'s signature and ``model``.
+
+    Raises:
+      ArgumentsInvalid: naming the first bad argument.
+    """
+    signature = inspect.signature(fn)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ArgumentsInvalid(str(exc)) from None
+    try:
+        validated = model.model_validate(dict(bound.arguments))
+    except ValidationError as exc:
+        raise ArgumentsInvalid(_describe(exc)) from None
+    for name in bound.arguments:
+        if name in type(validated).model_fields:
+            bound.arguments[name] = getattr(validated, name)
+    return bound
+
+
+@overload
+def job(fn: F) -> dramatiq.Actor[Any, Any]: ...
+
+
+@overload
+def job(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    priority: str | int = "medium",
+    time_limit: float | None = None,
+    max_retries: int | None = None,
+    min_backoff: float | None = None,
+    rate_limit: str | None = None,
+    args_model: type[BaseModel] | None = None,
+    throws: tuple[type[BaseException], ...] = (),
+    description: str | None = None,
+    broker: dramatiq.Broker | None = None,
+    **options: Any,
+) -> Callable[[F], dramatiq.Actor[Any, Any]]: ...
+
+
+def job(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    priority: str | int = "medium",
+    time_limit: float | None = None,
+    max_retries: int | None = None,
+    min_backoff: float | None = None,
+    rate_limit: str | None = None,
+    args_model: type[BaseModel] | None = None,
+    throws: tuple[type[BaseException], ...] = (),
+    description: str | None = None,
+    broker: dramatiq.Broker | None = None,
+    **options: Any,
+) -> Any:
+    """Declare a job: a Dramatiq actor with validated arguments and our options.
+
+    Parameters:
+      name: Actor name (default: the function's name).
+      queue: ``etl``, ``sync``, ``maintenance``, ``default`` or your own.
+      priority: ``high``, ``medium``, ``low`` (or 1, 2, 3), overridable per send
+        with ``send_with_options(priority=...)``.
+      time_limit: Seconds before the job is interrupted (default ``JOB_TIMEOUT``).
+      max_retries: Attempts after the first (default ``MAX_RETRIES``).
+      min_backoff: First retry delay in seconds (default 2, doubling).
+      rate_limit: ``"10/m"``: over the limit, runs are delayed, never failed.
+      args_model: A pydantic model for the arguments (default: built from the
+        function's signature and annotations).
+      throws: Exceptions that fail the job at once, without retry.
+      description: One line for listings (default: the docstring's first line).
+      broker: The broker to declare on (default: the process's broker).
+      **options: Any other Dramatiq actor option.
+
+    Returns:
+      The Dramatiq actor; ``.send()`` enqueues it.
+    """
+
+    def decorate(func: Callable[..., Any]) -> dramatiq.Actor[Any, Any]:
+        from .broker import get_broker
+
+        level = parse_priority(priority)
+        model = args_model or _model_from_signature(func)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> None:
+            bound = validate_arguments(func, model, args, kwargs)
+            message = CurrentMessage.get_current_message()
+            try:
+                result = func(*bound.args, **bound.kwargs)
+            except SkipJob as skip:
+                if message is not None:
+                    message.options["bj_error"] = str(skip) or "skipped"
+                raise
+            if isinstance(result, dict) and message is not None:
+                message.options["bj_report"] = result
+            return None
+
+        actor_options: dict[str, Any] = dict(options)
+        actor_options["job_priority"] = level.label
+        actor_options["throws"] = (PermanentJobError, *throws)
+        if time_limit is not None:
+            actor_options["time_limit"] = int(time_limit * 1000)
+        if max_retries is not None:
+            actor_options["max_retries"] = max_retries
+        if min_backoff is not None:
+            actor_options["min_backoff"] = int(min_backoff * 1000)
+        if rate_limit is not None:
+            from .middleware.rate_limit import parse_rate
+
+            parse_rate(rate_limit)
+            actor_options["rate_limit"] = rate_limit
+        actor = dramatiq.actor(
+            run,
+            actor_name=name or func.__name__,
+            queue_name=queue,
+            priority=actor_priority(level),
+            broker=broker or get_broker(),
+            **actor_options,
+        )
+        actor.fn_unwrapped = func  # type: ignore[attr-defined]
+        actor.args_model = model  # type: ignore[attr-defined]
+        doc = (description or (func.__doc__ or "").strip().splitlines() or [""])
+        text = description or (doc[0] if isinstance(doc, list) else doc)
+        registry.register(
+            registry.JobSpec(
+                name=actor.actor_name, queue=queue, priority=level, description=text,
+                actor=actor, rate_limit=rate_limit,
+            )
+        )
+        return actor
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

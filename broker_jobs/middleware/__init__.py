@@ -1,0 +1,9 @@
+"""broker_jobs' Dramatiq middleware, one per file."""
+
+from .dedup import FireDedup
+from .history import History
+from .priority import PriorityTagging
+from .rate_limit import RateLimit
+from .retries import JobRetries
+
+__all__ = ["FireDedup", "History", "JobRetries", "PriorityTagging", "RateLimit"]

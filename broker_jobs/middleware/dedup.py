@@ -1,0 +1,47 @@
+"""Drops a second message carrying the same schedule fire id.
+
+The scheduler stamps each slot's message with ``fire_id = job_id@slot``.  If two
+messages with one fire id ever exist (a publish retried after a lost confirm,
+two schedulers during a lease hand-over), only the first message id to be
+claimed runs; a redelivery of that same message still runs (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dramatiq
+
+from ..coordination import Claims, get_claims
+from ..errors import SkipJob
+
+logger = logging.getLogger(__name__)
+
+
+class FireDedup(dramatiq.Middleware):
+    """Claims ``fire:<fire_id>`` for the message id before the job runs.
+
+    Parameters:
+      claims: Where claims live (default: Redis or the database).
+      ttl: Seconds a fire id stays claimed.
+    """
+
+    def __init__(self, claims: Claims | None = None, ttl: float = 7 * 86400) -> None:
+        self._claims = claims
+        self.ttl = ttl
+
+    @property
+    def claims(self) -> Claims:
+        return self._claims or get_claims()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        fire_id = message.options.get("fire_id")
+        if not fire_id or message.failed:
+            return
+        holder = self.claims.claim("fire:" + fire_id, message.message_id, self.ttl)
+        if holder != message.message_id:
+            reason = f"duplicate fire {fire_id} (already run as message {holder})"
+            logger.info("[worker] job %s message %s dropped: %s", message.actor_name, message.message_id, reason)
+            message.options["bj_error"] = reason
+            raise SkipJob(reason)

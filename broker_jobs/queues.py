@@ -1,0 +1,103 @@
+"""Queue depths: ready, unacked, delayed, dead and consumers per queue.
+
+Read from the RabbitMQ management API when it answers (it knows unacked
+counts), else from passive declares (ready and consumers only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+import pika
+
+from .broker import QUEUES, connection_url
+from .errors import BrokerUnavailableError
+from .settings import Settings
+
+
+@dataclass
+class QueueStats:
+    """Depths of one queue and its ``.DQ`` and ``.XQ``."""
+
+    queue: str
+    ready: int
+    unacked: int | None
+    delayed: int | None
+    dead: int
+    consumers: int
+    oldest_dead_age_s: float | None = None
+
+    def asdict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+def management_url(settings: Settings) -> tuple[str, str, tuple[str, str]]:
+    """(base URL, vhost, credentials) of the management API beside ``RABBITMQ_URL``."""
+    parts = urlsplit(settings.rabbitmq_url)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    base = settings.rabbitmq_management_url or f"http://{parts.hostname or '127.0.0.1'}:15672"
+    return base.rstrip("/"), vhost, (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+
+
+def _from_management(settings: Settings, names: list[str]) -> list[QueueStats] | None:
+    base, vhost, auth = management_url(settings)
+    try:
+        response = httpx.get(f"{base}/api/queues/{quote(vhost, safe='')}", auth=auth, timeout=2.0,
+                             params={"columns": "name,messages_ready,messages_unacknowledged,consumers"})
+        if response.status_code != 200:
+            return None
+        rows = {row["name"]: row for row in response.json()}
+    except (httpx.HTTPError, ValueError):
+        return None
+
+    def get(name: str, field: str) -> int:
+        return int(rows.get(name, {}).get(field) or 0)
+
+    return [
+        QueueStats(
+            queue=name,
+            ready=get(name, "messages_ready"),
+            unacked=get(name, "messages_unacknowledged"),
+            delayed=get(name + ".DQ", "messages_ready") + get(name + ".DQ", "messages_unacknowledged"),
+            dead=get(name + ".XQ", "messages_ready"),
+            consumers=get(name, "consumers"),
+        )
+        for name in names
+    ]
+
+
+def _from_declares(settings: Settings, names: list[str]) -> list[QueueStats]:
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(connection_url(settings.rabbitmq_url)))
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerUnavailableError(f"cannot reach RabbitMQ at RABBITMQ_URL: {exc!r}") from None
+    stats = []
+    try:
+        for name in names:
+            counts = {}
+            for suffix in ("", ".DQ", ".XQ"):
+                channel = conn.channel()
+                try:
+                    ok = channel.queue_declare(queue=name + suffix, passive=True)
+                    counts[suffix] = (ok.method.message_count, ok.method.consumer_count)
+                    channel.close()
+                except pika.exceptions.ChannelClosedByBroker:
+                    counts[suffix] = (0, 0)
+            stats.append(QueueStats(name, counts[""][0], None, counts[".DQ"][0] or None, counts[".XQ"][0],
+                                    counts[""][1]))
+    finally:
+        conn.close()
+    return stats
+
+
+def queue_stats(settings: Settings, names: list[str] | None = None) -> list[QueueStats]:
+    """Depths of ``names`` (default: the built-in queues and every job's queue)."""
+    if names is None:
+        from . import registry
+
+        names = sorted({*QUEUES, *(spec.queue for spec in registry.list())})
+    return _from_management(settings, names) or _from_declares(settings, names)

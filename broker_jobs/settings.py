@@ -1,0 +1,129 @@
+"""Settings from the environment and an optional ``.env`` file.
+
+Every variable is documented in the README's configuration table.  A bad
+value raises :class:`~broker_jobs.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+#: RabbitMQ closes a channel holding a delivery unacked this long (ms in rabbitmq.conf).
+DEFAULT_CONSUMER_TIMEOUT = 1800
+
+
+class Settings(BaseSettings):
+    """All of broker_jobs' configuration, read once per process."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    app_env: Literal["development", "production"] = "development"
+    rabbitmq_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        validation_alias=AliasChoices("RABBITMQ_URL", "CLOUDAMQP_URL", "AMQP_URL"),
+    )
+    rabbitmq_management_url: str | None = None
+    redis_url: str | None = None
+    database_url: str = "sqlite:///data/broker_jobs.sqlite3"
+    jobs_config: Path = Path("config/jobs.yaml")
+    scheduler_timezone: str = "UTC"
+    etl_concurrency: int = Field(2, ge=1, le=256)
+    etl_batch_size: int = Field(50, ge=1, le=100_000)
+    job_timeout: int = Field(600, ge=1, description="seconds")
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_min_backoff: float = Field(2.0, gt=0, description="seconds")
+    retry_max_backoff: float = Field(300.0, gt=0, description="seconds")
+    consumer_timeout: int = Field(DEFAULT_CONSUMER_TIMEOUT, ge=60, description="seconds")
+    metrics_port: int = Field(9191, ge=1, le=65535)
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["plain", "json"] = "plain"
+    history_keep_completed: int = Field(100, ge=0)
+    history_completed_ttl: int = Field(3600, ge=0, description="seconds")
+    history_failed_ttl: int = Field(86400, ge=0, description="seconds")
+    dead_letter_ttl: int = Field(7 * 86400, ge=0, description="seconds")
+    publish_timeout: float = Field(10.0, gt=0, description="seconds")
+
+    @field_validator("rabbitmq_url")
+    @classmethod
+    def _amqp_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("amqp", "amqps"):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        # Heroku sets postgres://, which SQLAlchemy 2 no longer accepts.
+        if value.startswith("postgres://"):
+            value = "postgresql+psycopg://" + value[len("postgres://") :]
+        elif value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("scheduler_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def retry_max_backoff_ms(self) -> int:
+        """The longest retry backoff, kept below the consumer timeout.
+
+        A delayed message is held unacked by the worker's delay consumer
+        until it is due; past RabbitMQ's consumer timeout the channel is
+        closed and the message delivered twice.
+        """
+        ceiling = max(1.0, self.consumer_timeout * 0.5)
+        return int(min(self.retry_max_backoff, ceiling) * 1000)
+
+
+def _field_env_name(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    if name.lower() == "rabbitmq_url" or name.upper() in ("CLOUDAMQP_URL", "AMQP_URL"):
+        return "RABBITMQ_URL"
+    return name.upper()
+
+
+def load_settings() -> Settings:
+    """Read the settings, raising one :class:`ConfigError` line on a bad value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = _field_env_name(tuple(err["loc"]))
+        value = os.environ.get(name, err.get("input"))
+        raise ConfigError(f"invalid environment variable {name}={value!r}: {err['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once, then cached)."""
+    return load_settings()

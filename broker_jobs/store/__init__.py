@@ -1,0 +1,1 @@
+"""Durable state: run history, dead-letter archive, coordination claims."""

@@ -104,7 +104,7 @@ class TopologyGuard(dramatiq.Middleware):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         if not isinstance(broker, RabbitmqBroker):
             return
-        wanted = worker.queues or broker.get_declared_queues()
+        wanted = getattr(worker, "consumer_whitelist", None) or broker.get_declared_queues()
         for queue in sorted(q for q in wanted if not q.endswith((".DQ", ".XQ"))):
             try:
                 broker.declare_queue(queue, ensure=True)

@@ -280,5 +280,30 @@ def check_config(path: str | None) -> None:
     click.echo(f"{config.source}: {len(config.jobs)} jobs OK")
 
 
+#: Modules that contribute commands: each exposes ``COMMANDS``, a list of click
+#: commands or groups, and imports nothing heavy at module level.
+COMMAND_MODULES = (
+    "broker_jobs.scheduling.commands",
+    "broker_jobs.api.commands",
+    "broker_jobs.actors.commands",
+)
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for path in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name and path.startswith(exc.name):
+                continue
+            raise
+        for command in getattr(module, "COMMANDS", []):
+            main.add_command(command)
+
+
+_register_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,210 @@
+"""Fixtures shared by every test: stub and real brokers, databases, Redis.
+
+Real-service fixtures skip when the service is missing locally and FAIL when
+``CI`` is set, so CI can never pass by skipping what it must exercise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_TMP = Path(tempfile.mkdtemp(prefix="broker-jobs-tests-"))
+
+# Before broker_jobs reads its settings: a private SQLite file, the repo's jobs file.
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{_TMP}/history.sqlite3")
+os.environ.setdefault("JOBS_CONFIG", str(ROOT / "config" / "jobs.yaml"))
+os.environ.setdefault("DATA_DIR", str(_TMP / "data"))
+os.environ.setdefault("QDRANT_PATH", str(_TMP / "qdrant"))
+os.environ.setdefault("EXPORT_DIR", str(_TMP / "exports"))
+os.environ.setdefault("RETRY_MIN_BACKOFF", "0.05")
+os.environ.pop("REDIS_URL", None)  # single-host mode unless a test asks for Redis
+
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def unavailable(what: str) -> None:
+    """Skip locally, fail in CI, when a real service is missing."""
+    message = f"{what} is not reachable; `make test` installs and starts it"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def port_open(url: str, default_port: int) -> bool:
+    """Whether something listens at ``url``'s host and port."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _management(method: str, path: str, **kwargs: object) -> int:
+    import httpx
+
+    parts = urlsplit(RABBITMQ_URL)
+    try:
+        response = httpx.request(method, f"http://{parts.hostname}:15672/api{path}",
+                                 auth=(parts.username or "guest", parts.password or "guest"), timeout=5,
+                                 **kwargs)  # type: ignore[arg-type]
+        return response.status_code
+    except httpx.HTTPError:
+        return 0
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """A RabbitMQ URL on a vhost of its own, deleted after the session."""
+    if not port_open(RABBITMQ_URL, 5672):
+        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
+    vhost = f"bj-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    user = urlsplit(RABBITMQ_URL).username or "guest"
+    created = _management("PUT", f"/vhosts/{quote(vhost, safe='')}") in (201, 204)
+    if created:
+        _management("PUT", f"/permissions/{quote(vhost, safe='')}/{user}",
+                    json={"configure": ".*", "write": ".*", "read": ".*"})
+    else:
+        created = subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True).returncode == 0
+        if created:
+            subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+                           capture_output=True)
+    if not created:
+        yield RABBITMQ_URL
+        return
+    parts = urlsplit(RABBITMQ_URL)
+    yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+    if _management("DELETE", f"/vhosts/{quote(vhost, safe='')}") not in (204, 200):
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Set environment variables for a test; the settings cache is cleared around it."""
+    from broker_jobs.settings import get_settings
+
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def stub_broker() -> Iterator[object]:
+    """A StubBroker with the full middleware stack, installed as the process's broker."""
+    import dramatiq
+
+    from broker_jobs.broker import build_broker, use_broker
+    from broker_jobs.coordination import MemoryClaims, set_claims
+
+    previous = dramatiq.broker.global_broker
+    set_claims(MemoryClaims())
+    broker = use_broker(build_broker(stub=True))
+    broker.emit_after("process_boot")
+    yield broker
+    broker.flush_all()
+    broker.close()
+    set_claims(None)
+    if previous is not None:
+        use_broker(previous)
+
+
+@pytest.fixture
+def stub_worker(stub_broker: object) -> Iterator[object]:
+    """A worker consuming from ``stub_broker``."""
+    from dramatiq import Worker
+
+    worker = Worker(stub_broker, worker_timeout=50, worker_threads=2)  # type: ignore[arg-type]
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def rabbit_broker(rabbitmq_url: str, settings_env: pytest.MonkeyPatch) -> Iterator[object]:
+    """A real RabbitMQ broker (test vhost) with the full stack, installed as the process's broker."""
+    import dramatiq
+
+    from broker_jobs.broker import build_broker, use_broker
+    from broker_jobs.settings import get_settings
+
+    settings_env.setenv("RABBITMQ_URL", rabbitmq_url)
+    previous = dramatiq.broker.global_broker
+    broker = use_broker(build_broker(get_settings()))
+    broker.emit_after("process_boot")
+    yield broker
+    try:
+        for queue in list(broker.get_declared_queues()):
+            broker.flush(queue)
+    finally:
+        broker.close()
+        if previous is not None:
+            use_broker(previous)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis database (db 15 by default), flushed before the test."""
+    if not port_open(TEST_REDIS_URL, 6379):
+        unavailable(f"Redis at {TEST_REDIS_URL}")
+    import redis
+
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of its own, dropped after the session."""
+    if not port_open(TEST_POSTGRES_URL, 5432):
+        unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}")
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"bj_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(TEST_POSTGRES_URL)
+    yield urlunsplit(parts._replace(path="/" + name))
+    from broker_jobs.store.db import reset_engines
+
+    reset_engines()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.sqlite3"
+    url: str = request.getfixturevalue("postgres_url")
+    from broker_jobs.store.db import get_engine
+    from broker_jobs.store.models import Base
+
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    return url
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``broker-jobs ARGS`` in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "broker_jobs", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)

@@ -221,11 +221,12 @@ def dlq_list(id_: str | None, queue: str | None, actor: str | None, as_json: boo
 
 
 def _dlq_act(action: str, id_: str | None, queue: str | None, actor: str | None, everything: bool,
-             as_json: bool) -> None:
+             as_json: bool, **extra: Any) -> None:
     from . import dead_letters
 
     load_jobs()
-    done = getattr(dead_letters, action)(settings(), queue=queue, id=id_, actor=actor, everything=everything)
+    done = getattr(dead_letters, action)(settings(), queue=queue, id=id_, actor=actor, everything=everything,
+                                         **extra)
     if as_json:
         dump([d.asdict() for d in done])
     else:
@@ -236,10 +237,15 @@ def _dlq_act(action: str, id_: str | None, queue: str | None, actor: str | None,
 @dlq.command("replay")
 @_dlq_options
 @click.option("--all", "everything", is_flag=True, help="Every dead letter (of --queue if given).")
+@click.option("--args", "args_json", help="With --id: replay with these positional arguments (JSON array).")
+@click.option("--kwargs", "kwargs_json", help="With --id: replay with these keyword arguments (JSON object).")
 @guarded
-def dlq_replay(id_: str | None, queue: str | None, actor: str | None, everything: bool, as_json: bool) -> None:
-    """Re-enqueue dead letters with their retries reset."""
-    _dlq_act("replay", id_, queue, actor, everything, as_json)
+def dlq_replay(id_: str | None, queue: str | None, actor: str | None, everything: bool, as_json: bool,
+               args_json: str | None, kwargs_json: str | None) -> None:
+    """Re-enqueue dead letters with their retries reset, under a new message id."""
+    args = parse_json("--args", args_json, list) if args_json is not None else None
+    kwargs = parse_json("--kwargs", kwargs_json, dict) if kwargs_json is not None else None
+    _dlq_act("replay", id_, queue, actor, everything, as_json, args=args, kwargs=kwargs)
 
 
 @dlq.command("purge")

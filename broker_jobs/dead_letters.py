@@ -174,9 +174,12 @@ def list_dead(settings: Settings, *, queue: str | None = None, id: str | None = 
 
 
 def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None, actor: str | None,
-         everything: bool) -> list[DeadLetter]:
+         everything: bool, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
+         ) -> list[DeadLetter]:
     if not (everything or id or actor or queue):
         raise NotFoundError("say which dead letters: --id ID, --actor A, --queue Q or --all")
+    if (args is not None or kwargs is not None) and not id:
+        raise NotFoundError("new arguments can only be given when replaying one dead letter (--id)")
     conn = _connect(settings)
     done: list[DeadLetter] = []
     try:
@@ -196,7 +199,7 @@ def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None,
                     if delivery.message is None:
                         channel.basic_nack(delivery.tag, requeue=True)
                         raise NotFoundError(f"dead letter {letter.id} has an undecodable body: purge it instead")
-                    letter.replayed_as = _republish(publisher, delivery.message)
+                    letter.replayed_as = _republish(publisher, delivery.message, args, kwargs)
                 channel.basic_ack(delivery.tag)
                 done.append(letter)
         if id and not done:
@@ -207,13 +210,15 @@ def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None,
     return done
 
 
-def _republish(channel: Any, message: Message[Any]) -> str:
+def _republish(channel: Any, message: Message[Any], args: list[Any] | None = None,
+               kwargs: dict[str, Any] | None = None) -> str:
     options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
     queue = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
     # A new message id: the dead run keeps its history entry, the replay gets its own.
     options["replay_of"] = message.message_id
-    fresh = Message(queue_name=queue, actor_name=message.actor_name, args=message.args,
-                    kwargs=message.kwargs, options=options)
+    fresh = Message(queue_name=queue, actor_name=message.actor_name,
+                    args=tuple(args) if args is not None else message.args,
+                    kwargs=kwargs if kwargs is not None else message.kwargs, options=options)
     channel.basic_publish(
         exchange="", routing_key=queue, body=fresh.encode(),
         properties=pika.BasicProperties(delivery_mode=2, priority=options.get("broker_priority")),
@@ -235,9 +240,11 @@ def _mark(settings: Settings, ids: list[str], state: str) -> None:
 
 
 def replay(settings: Settings, *, queue: str | None = None, id: str | None = None,
-           actor: str | None = None, everything: bool = False) -> list[DeadLetter]:
-    """Re-enqueue the selected dead letters with retries reset."""
-    return _act(settings, replay=True, queue=queue, id=id, actor=actor, everything=everything)
+           actor: str | None = None, everything: bool = False, args: list[Any] | None = None,
+           kwargs: dict[str, Any] | None = None) -> list[DeadLetter]:
+    """Re-enqueue the selected dead letters with retries reset (and, for one, new arguments)."""
+    return _act(settings, replay=True, queue=queue, id=id, actor=actor, everything=everything,
+                args=args, kwargs=kwargs)
 
 
 def purge(settings: Settings, *, queue: str | None = None, id: str | None = None,

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
+from dramatiq.errors import ActorNotFound
 
 from ..priorities import from_amqp
 from ..store.history import HistoryWriter
@@ -51,6 +52,8 @@ def _error_text(message: Any) -> str | None:
     exc = getattr(message, "_exception", None)
     if exc is None:
         return None
+    if isinstance(exc, ActorNotFound):
+        return f"UnknownActor: unknown actor {message.actor_name!r} on queue {message.queue_name!r}"
     return f"{type(exc).__name__}: {exc}"
 
 

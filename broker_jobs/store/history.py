@@ -224,7 +224,7 @@ def prune(
         ).rowcount
         ranked = (
             select(table.c.id, func.row_number().over(
-                partition_by=table.c.actor, order_by=table.c.id.desc()).label("rank"))
+                partition_by=table.c.actor, order_by=(table.c.finished_at.desc(), table.c.id.desc())).label("rank"))
             .where(table.c.status.in_(("succeeded", "skipped")))
             .subquery()
         )

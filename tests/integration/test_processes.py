@@ -1,0 +1,126 @@
+"""The system as users run it: a `dramatiq broker_jobs.actors` worker and `.send()` from elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.rabbitmq
+
+
+@pytest.fixture
+def env(rabbitmq_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"RABBITMQ_URL": rabbitmq_url, "DATABASE_URL": f"sqlite:///{tmp_path}/jobs.sqlite3",
+            "RETRY_MIN_BACKOFF": "0.1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def worker(env: dict[str, str], tmp_path: Path):
+    log = open(tmp_path / "worker.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "2"],
+        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+    )
+    yield proc
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log.seek(0)
+    text = log.read()
+    assert "PRECONDITION_FAILED" not in text
+    log.close()
+
+
+def history(env: dict[str, str]) -> list[dict]:
+    result = run_cli("history", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for_status(env: dict[str, str], message_id: str, statuses: set[str], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in history(env):
+            if run["message_id"] == message_id and run["status"] in statuses:
+                return run
+        time.sleep(0.3)
+    raise AssertionError(f"message {message_id} never reached {statuses}: {history(env)}")
+
+
+def test_a_send_from_another_process_is_executed_by_the_dramatiq_worker(env, worker):
+    code = "from broker_jobs.actors import diagnostics; print(diagnostics.send().message_id)"
+    sent = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert sent.returncode == 0, sent.stderr
+    run = wait_for_status(env, sent.stdout.strip(), {"succeeded"})
+    assert run["actor"] == "diagnostics" and run["queue"] == "default" and run["priority"] == "high"
+    assert run["report"]["ok"] is True
+    assert {c["name"] for c in run["report"]["checks"]} >= {"rabbitmq", "database"}
+
+
+def test_the_cli_round_trip_send_history_dlq_replay(env, worker):
+    sent = run_cli("send", "diagnostics", "--args", "[1]", env=env)
+    assert sent.returncode == 0, sent.stderr
+    bad_id = sent.stdout.strip()
+    wait_for_status(env, bad_id, {"dead"})
+
+    listed = run_cli("dlq", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    [letter] = [d for d in json.loads(listed.stdout) if d["id"] == bad_id]
+    assert "too many positional arguments" in letter["reason"]
+
+    replayed = run_cli("dlq", "replay", "--id", bad_id, "--args", "[]", "--json", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    [done] = json.loads(replayed.stdout)
+    wait_for_status(env, done["replayed_as"], {"succeeded"})
+    after = json.loads(run_cli("dlq", "list", "--json", env=env).stdout)
+    assert bad_id not in {d["id"] for d in after}
+
+
+def test_queues_reports_every_builtin_queue(env, worker):
+    result = run_cli("queues", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {row["queue"]: row for row in json.loads(result.stdout)}
+    assert {"etl", "sync", "maintenance", "default"} <= set(rows)
+    assert all(row["dead"] >= 0 and row["ready"] >= 0 for row in rows.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send", "no_such_job"], "unknown actor 'no_such_job'"),
+        (["send", "diagnostics", "--kwargs", "[1]"], "--kwargs: expected a JSON object"),
+        (["send", "diagnostics", "--priority", "urgent"], "--priority"),
+        (["dlq", "replay"], "say which dead letters"),
+        (["history", "--status", "weird"], "Invalid value for '--status'"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_a_non_zero_exit(env, args, message):
+    result = run_cli(*args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_environment_value_stops_the_worker_with_one_line(env):
+    result = subprocess.run(
+        [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"],
+        env={**os.environ, **env, "ETL_CONCURRENCY": "lots"}, capture_output=True, text=True, cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ETL_CONCURRENCY" in result.stderr
+    assert "Traceback" not in result.stderr

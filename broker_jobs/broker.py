@@ -20,6 +20,7 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -28,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import current_millis
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -85,7 +87,37 @@ def conflict_from(exc: BaseException, queue: str) -> TopologyConflictError | Non
 
 
 class JobsBroker(RabbitmqBroker):
-    """RabbitMQ broker that refuses to loop on a queue-argument conflict."""
+    """RabbitMQ broker that refuses to loop on a queue-argument conflict and never
+    lets a delayed message sit unacked past RabbitMQ's consumer timeout.
+
+    Dramatiq's delay consumer holds a delayed message unacked in memory until it
+    is due; RabbitMQ closes a channel holding a delivery longer than its
+    ``consumer_timeout`` and redelivers, so a long delay would run twice.  A
+    delay longer than ``max_hold_ms`` is split into hops: the message carries its
+    real due time in ``bj_eta`` and goes back to the delay queue until then.
+
+    Parameters:
+      max_hold_ms: The longest a delayed message may be held (half the consumer timeout).
+    """
+
+    def __init__(self, *args: Any, max_hold_ms: int = 900_000, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_hold_ms = max_hold_ms
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        due = message.options.get("bj_eta")
+        now = current_millis()
+        if delay is not None and delay > self.max_hold_ms:
+            message = message.copy(options={"bj_eta": now + delay})
+            delay = self.max_hold_ms
+        elif delay is None and due is not None:
+            remaining = int(due) - now
+            if remaining > 50:
+                delay = min(remaining, self.max_hold_ms)
+            else:
+                options = {k: v for k, v in message.options.items() if k != "bj_eta"}
+                message = dataclasses.replace(message, options=options)
+        return super().enqueue(message, delay=delay)
 
     def _ensure_queue(self, canonical_queue_name: str) -> None:
         try:
@@ -154,6 +186,7 @@ def build_broker(settings: Settings | None = None, *, stub: bool = False) -> dra
             max_priority=MAX_PRIORITY,
             confirm_delivery=True,
             middleware=middleware,
+            max_hold_ms=settings.consumer_timeout * 1000 // 2,
         )
     for queue in QUEUES:
         broker.declare_queue(queue)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -93,6 +93,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @model_validator(mode="after")
+    def _jobs_finish_within_consumer_timeout(self) -> Settings:
+        # A prefetched message waits for the jobs ahead of it while unacked: keep
+        # a job plus the wait well inside RabbitMQ's consumer timeout.
+        if self.job_timeout * 3 > self.consumer_timeout:
+            raise ValueError(
+                f"JOB_TIMEOUT={self.job_timeout} must be at most a third of CONSUMER_TIMEOUT="
+                f"{self.consumer_timeout} (RabbitMQ redelivers what is held unacked longer)"
+            )
+        return self
+
     @property
     def retry_max_backoff_ms(self) -> int:
         """The longest retry backoff, kept below the consumer timeout.
@@ -118,6 +129,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:  # a rule across variables: its message names them
+            raise ConfigError(f"invalid settings: {err['msg'].removeprefix('Value error, ')}") from None
         name = _field_env_name(tuple(err["loc"]))
         value = os.environ.get(name, err.get("input"))
         raise ConfigError(f"invalid environment variable {name}={value!r}: {err['msg']}") from None

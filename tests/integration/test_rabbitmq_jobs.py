@@ -161,3 +161,24 @@ def test_an_undecodable_body_is_dead_lettered_and_can_be_purged(rabbit_broker):
         worker.stop()
     assert letters[0].id.startswith("raw-")
     assert dead_letters.purge(settings, queue="default", id=letters[0].id)
+
+
+def test_a_delay_longer_than_the_hold_limit_hops_and_runs_once_at_its_time(rabbit_broker):
+    name, ran = unique("later"), []
+    rabbit_broker.max_hold_ms = 300  # as if RabbitMQ's consumer timeout were 0.6 s
+
+    @job(name=name, queue=unique("hop"), broker=rabbit_broker)
+    def work() -> None:
+        ran.append(time.time())
+
+    worker = Worker(rabbit_broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        sent_at = time.time()
+        work.send_with_options(delay=1500)
+        finished_runs(name)
+        time.sleep(0.5)  # a second run would show up now
+    finally:
+        worker.stop()
+    assert len(ran) == 1
+    assert ran[0] - sent_at >= 1.5

@@ -20,5 +20,14 @@ except ConfigError as exc:  # a user mistake: one line, exit 2, no traceback
 
 from .diagnostics import diagnostics  # noqa: E402
 from .maintenance import prune_history  # noqa: E402
+from .etl import etl_sync, reprocess_documents  # noqa: E402
+from .maintenance import batch_reprocess, concept_hygiene, system_maintenance  # noqa: E402
+from .ondemand import emergency_sync, export_data  # noqa: E402
+from .sync import csv_import, github_ingest, spotify_ingest, sync_all_services, sync_service  # noqa: E402
+from .vault import vault_sync  # noqa: E402
 
-__all__ = ["broker", "diagnostics", "prune_history"]
+__all__ = [
+    "batch_reprocess", "broker", "concept_hygiene", "csv_import", "diagnostics", "emergency_sync",
+    "etl_sync", "export_data", "github_ingest", "prune_history", "reprocess_documents",
+    "spotify_ingest", "sync_all_services", "sync_service", "system_maintenance", "vault_sync",
+]

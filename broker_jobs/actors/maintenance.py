@@ -21,3 +21,21 @@ def prune_history() -> dict[str, Any]:
         failed_ttl=settings.history_failed_ttl,
     )
     return {"deleted": deleted}
+
+
+@job(queue="maintenance", priority="low", time_limit=600)
+def system_maintenance() -> dict[str, Any]:
+    """Prune history, slot audit and dead-letter archive; VACUUM/ANALYZE; check health."""
+    raise NotImplementedError
+
+
+@job(queue="maintenance", priority="low", time_limit=600)
+def concept_hygiene() -> dict[str, Any]:
+    """Record near-duplicate merge proposals; drop vectors whose rows are gone."""
+    raise NotImplementedError
+
+
+@job(queue="maintenance", priority="low", time_limit=600)
+def batch_reprocess() -> dict[str, Any]:
+    """Re-embed everything into fresh collections and switch aliases atomically."""
+    raise NotImplementedError

@@ -114,6 +114,8 @@ class History(dramatiq.Middleware):
         return duration
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
+        if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
+            return
         outcome = message.options.get("bj_outcome")
         if outcome == "deferred":
             self._started.pop(message.message_id, None)
@@ -131,6 +133,8 @@ class History(dramatiq.Middleware):
             self._finish(message, "retrying", error, max(1, message.options.get("retries", 1)))
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+        if message.queue_name.endswith(".DQ") and getattr(message, "_exception", None) is None:
+            return
         error = _error_text(message) or "failed"
         exc = getattr(message, "_exception", None)
         tb = "".join(traceback.format_exception(exc)) if exc is not None else message.options.get("traceback")

@@ -2,6 +2,8 @@
 
 Middleware order (each hook runs top to bottom before, bottom to top after):
 
+0. :class:`~broker_jobs.middleware.metrics.JobsPrometheus` (real broker only):
+   Dramatiq's metrics, exported by the worker master on ``METRICS_PORT``.
 1. ``AgeLimit``, ``TimeLimit`` (``JOB_TIMEOUT`` unless the job sets its own),
    ``ShutdownNotifications``, ``Callbacks``, ``Pipelines``, ``CurrentMessage``:
    Dramatiq's own.
@@ -12,7 +14,8 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
 4. :class:`~broker_jobs.middleware.FireDedup`: a second message of one schedule
    slot is dropped.
 5. :class:`~broker_jobs.middleware.RateLimit`: over-limit jobs are delayed, not failed.
-6. :class:`~broker_jobs.middleware.History`: records what really happened
+6. :class:`~broker_jobs.middleware.metrics.JobMetrics` (our counters, failed-job
+   alerts) and :class:`~broker_jobs.middleware.History`: records what really happened
    (after dedup and rate limits, so skipped deliveries never show as running).
 7. :class:`TopologyGuard`: before a worker starts, every queue is declared; a
    queue that exists with other arguments stops the worker with one line.
@@ -150,7 +153,12 @@ class TopologyGuard(dramatiq.Middleware):
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
     rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
+    # Imported here: it sets up Prometheus' multiprocess directory before prometheus_client loads.
+    from .middleware.metrics import JobMetrics, JobsPrometheus
+
+    exporter: list[dramatiq.Middleware] = [] if stub else [JobsPrometheus()]
     return [
+        *exporter,
         AgeLimit(),
         TimeLimit(time_limit=settings.job_timeout * 1000),
         ShutdownNotifications(),
@@ -165,6 +173,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         ),
         FireDedup(),
         RateLimit(rate_backend),
+        JobMetrics(),
         History(history_writer),
         TopologyGuard(),
     ]
@@ -182,7 +191,8 @@ def build_broker(settings: Settings | None = None, *, stub: bool = False) -> dra
         broker = StubBroker(middleware=middleware)
     else:
         broker = JobsBroker(
-            url=connection_url(settings.rabbitmq_url),
+            url=connection_url(settings.rabbitmq_url,
+                               blocked_connection_timeout=str(settings.publish_timeout)),
             max_priority=MAX_PRIORITY,
             confirm_delivery=True,
             middleware=middleware,

@@ -267,7 +267,7 @@ def setup() -> None:
     load_jobs()
     broker = get_broker()
     for queue in sorted(broker.get_declared_queues()):
-        broker.declare_queue(queue, ensure=True)
+        broker.declare_queue(queue, ensure=True)  # type: ignore[call-arg]
     get_engine(settings().database_url)
     click.echo(f"declared {len(broker.get_declared_queues())} queues; database schema ready")
 

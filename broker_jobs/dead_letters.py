@@ -11,6 +11,7 @@ confirmed.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from dramatiq.brokers.rabbitmq import xq_name
 from dramatiq.errors import DecodeError
 from dramatiq.message import Message
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .broker import QUEUES, connection_url
@@ -28,6 +30,8 @@ from .errors import BrokerUnavailableError, NotFoundError
 from .settings import Settings
 from .store.db import get_engine
 from .store.models import DeadLetter as Archived
+
+logger = logging.getLogger(__name__)
 
 #: Options that describe a past delivery and must not follow a replayed message.
 _DELIVERY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta", "bj_error", "bj_outcome",
@@ -216,7 +220,7 @@ def _republish(channel: Any, message: Message[Any], args: list[Any] | None = Non
     queue = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
     # A new message id: the dead run keeps its history entry, the replay gets its own.
     options["replay_of"] = message.message_id
-    fresh = Message(queue_name=queue, actor_name=message.actor_name,
+    fresh: Message[Any] = Message(queue_name=queue, actor_name=message.actor_name,
                     args=tuple(args) if args is not None else message.args,
                     kwargs=kwargs if kwargs is not None else message.kwargs, options=options)
     channel.basic_publish(
@@ -235,8 +239,8 @@ def _mark(settings: Settings, ids: list[str], state: str) -> None:
             session.execute(update(Archived).where(Archived.message_id.in_(ids), Archived.state == "dead")
                             .values(state=state))
             session.commit()
-    except Exception:  # the queues are the truth; the archive is a record
-        pass
+    except SQLAlchemyError as exc:  # the queues are the truth; the archive is a record
+        logger.warning("[dlq] could not mark %d archived letters %s: %s", len(ids), state, exc)
 
 
 def replay(settings: Settings, *, queue: str | None = None, id: str | None = None,

@@ -76,7 +76,8 @@ def check_redis(settings: Settings, timeout: float = 1.0) -> Check | None:
         client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=timeout,
                                       socket_connect_timeout=timeout)
         client.ping()
-        return "redis " + str(client.info("server").get("redis_version", "?"))
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        return "redis " + str(info.get("redis_version", "?"))
 
     return _timed("redis", probe)
 

@@ -147,7 +147,6 @@ def job(
                 raise
             if isinstance(result, dict) and message is not None:
                 message.options["bj_report"] = result
-            return None
 
         actor_options: dict[str, Any] = dict(options)
         actor_options["job_priority"] = level.label
@@ -163,7 +162,7 @@ def job(
 
             parse_rate(rate_limit)
             actor_options["rate_limit"] = rate_limit
-        actor = dramatiq.actor(
+        actor: dramatiq.Actor[Any, Any] = dramatiq.actor(  # type: ignore[call-overload]
             run,
             actor_name=name or func.__name__,
             queue_name=queue,

@@ -37,7 +37,7 @@ def register(spec: JobSpec) -> None:
     _jobs[spec.name] = spec
 
 
-def list() -> builtins.list[JobSpec]:  # noqa: A001 - the documented name
+def list() -> builtins.list[JobSpec]:
     """Every registered job, sorted by name."""
     return sorted(_jobs.values(), key=lambda spec: spec.name)
 

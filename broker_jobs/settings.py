@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     retry_max_backoff: float = Field(300.0, gt=0, description="seconds")
     consumer_timeout: int = Field(DEFAULT_CONSUMER_TIMEOUT, ge=60, description="seconds")
     metrics_port: int = Field(9191, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_dir: Path | None = None
+    api_jwt_secret: SecretStr | None = None
+    alert_webhook_url: str | None = None
+    alert_cooldown: float = Field(900.0, ge=0, description="seconds")
     api_port: int = Field(8000, ge=1, le=65535)
     api_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -53,6 +58,32 @@ class Settings(BaseSettings):
     history_failed_ttl: int = Field(86400, ge=0, description="seconds")
     dead_letter_ttl: int = Field(7 * 86400, ge=0, description="seconds")
     publish_timeout: float = Field(10.0, gt=0, description="seconds")
+    # The jobs (issue 4): stores, embedder, sources, connectors.
+    qdrant_path: Path = Path("data/qdrant")
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    embedder: str = "hashing"
+    embedding_dim: int = Field(384, ge=8, le=8192)
+    vault_path: Path = Path("examples/vault")
+    export_dir: Path = Path("data/exports")
+    entities_config: Path = Path("config/entities.yaml")
+    companies_file: Path = Path("examples/companies.csv")
+    csv_max_concurrent: int = Field(4, ge=1, le=64)
+    duplicate_threshold: float = Field(0.92, gt=0, le=1)
+    service_sync_max_delay: float = Field(30.0, ge=0, description="seconds")
+    http_timeout: float = Field(10.0, gt=0, description="seconds")
+    http_max_retries: int = Field(4, ge=0, le=20)
+    http_max_wait: float = Field(60.0, ge=0, description="seconds")
+    breaker_fail_max: int = Field(5, ge=1)
+    breaker_reset_timeout: float = Field(30.0, gt=0, description="seconds")
+    github_token: SecretStr | None = None
+    github_owners: str = ""
+    github_api_url: str = "https://api.github.com"
+    spotify_client_id: str | None = None
+    spotify_client_secret: SecretStr | None = None
+    spotify_refresh_token: SecretStr | None = None
+    spotify_api_url: str = "https://api.spotify.com/v1"
+    spotify_accounts_url: str = "https://accounts.spotify.com"
 
     @field_validator("rabbitmq_url")
     @classmethod

@@ -94,19 +94,19 @@ class History(dramatiq.Middleware):
         now = time.time()
         duration = (now - started) * 1000 if started else None
         options = message.options
-        fields: dict[str, Any] = dict(
-            actor=message.actor_name,
-            queue=message.queue_name,
-            priority=options.get("priority") or from_amqp(options.get("broker_priority")).label,
-            status=status,
-            attempt=attempt,
-            seq=_seq(message, _DONE) - (1_000_000 if status == "retrying" else 0),
-            finished_at=datetime.fromtimestamp(now, UTC),
-            duration_ms=duration,
-            error=error,
-            worker=self.worker_name,
-            fire_id=options.get("fire_id"),
-        )
+        fields: dict[str, Any] = {
+            "actor": message.actor_name,
+            "queue": message.queue_name,
+            "priority": options.get("priority") or from_amqp(options.get("broker_priority")).label,
+            "status": status,
+            "attempt": attempt,
+            "seq": _seq(message, _DONE) - (1_000_000 if status == "retrying" else 0),
+            "finished_at": datetime.fromtimestamp(now, UTC),
+            "duration_ms": duration,
+            "error": error,
+            "worker": self.worker_name,
+            "fire_id": options.get("fire_id"),
+        }
         report = options.get("bj_report")
         if report is not None:
             fields["report"] = report

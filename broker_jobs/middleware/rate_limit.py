@@ -66,8 +66,8 @@ class RateLimit(dramatiq.Middleware):
         if message.failed:
             return
         actor = broker.actors.get(message.actor_name)
-        limiter = actor and self._limiter(actor)
-        if limiter is None:
+        limiter = self._limiter(actor) if actor is not None else None
+        if actor is None or limiter is None:
             return
         with limiter.acquire(raise_on_failure=False) as acquired:
             if acquired:

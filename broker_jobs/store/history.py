@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select
+from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .db import get_engine
@@ -34,7 +33,7 @@ _UPDATABLE = (
 
 def _upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    table = JobRun.__table__
+    table: Table = JobRun.__table__  # type: ignore[assignment]
     stmt = dialect.insert(table)
     excluded = stmt.excluded
     set_ = {name: excluded[name] for name in _UPDATABLE}
@@ -112,7 +111,7 @@ class HistoryWriter:
                 _upsert(engine, [self._complete(r) for r in runs.values()])
             if dead:
                 with engine.begin() as conn:
-                    conn.execute(DeadLetter.__table__.insert(), dead)
+                    conn.execute(insert(DeadLetter), dead)
         except Exception as exc:
             if self.healthy:
                 logger.warning("[history] database unavailable, keeping %d events: %s",
@@ -121,9 +120,7 @@ class HistoryWriter:
             with self._lock:
                 for mid, row in runs.items():
                     newer = self._runs.get(mid)
-                    if newer is None:
-                        self._runs[mid] = row
-                    elif (row.get("seq") or 0) > (newer.get("seq") or 0):
+                    if newer is None or (row.get("seq") or 0) > (newer.get("seq") or 0):
                         self._runs[mid] = row
                 self._dead.extendleft(reversed(dead))
             return False
@@ -211,7 +208,7 @@ def prune(
       The number of rows deleted.
     """
     now = now or utcnow()
-    table = JobRun.__table__
+    table: Table = JobRun.__table__  # type: ignore[assignment]
     deleted = 0
     with engine.begin() as conn:
         deleted += conn.execute(

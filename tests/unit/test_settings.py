@@ -56,4 +56,12 @@ def test_heroku_style_variables_are_accepted(settings_env):
 def test_retry_backoff_never_exceeds_the_consumer_timeout(settings_env):
     settings_env.setenv("RETRY_MAX_BACKOFF", "86400")
     settings_env.setenv("CONSUMER_TIMEOUT", "600")
+    settings_env.setenv("JOB_TIMEOUT", "200")
     assert load_settings().retry_max_backoff_ms <= 600 * 1000
+
+
+def test_a_job_timeout_close_to_the_consumer_timeout_is_refused(settings_env):
+    settings_env.setenv("CONSUMER_TIMEOUT", "600")
+    settings_env.setenv("JOB_TIMEOUT", "500")
+    with pytest.raises(ConfigError, match="JOB_TIMEOUT=500 must be at most a third of CONSUMER_TIMEOUT=600"):
+        load_settings()

@@ -1,0 +1,169 @@
+"""Webhook alerts: a job that died (retries exhausted) or a schedule slot that was missed.
+
+Posting happens on one background thread fed by a bounded queue, so a slow or
+dead webhook never delays a worker or the scheduler; the caller only pays for
+a dictionary lookup and a ``put_nowait``.  Each job alerts at most once per
+``ALERT_COOLDOWN`` seconds, and posts go through a circuit breaker: after five
+failures in a row the webhook is left alone for a minute.
+
+Payload (JSON)::
+
+    {"kind": "job_failed" | "slot_missed", "job": "etl_sync", "summary": "...",
+     "detail": {...}, "at": "2026-01-01T10:05:00+00:00", "service": "broker-jobs"}
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Alerts waiting for the sender beyond this are dropped (and counted).
+MAX_PENDING = 1000
+
+
+class AlertSender:
+    """Posts alerts to one webhook from a background thread.
+
+    Parameters:
+      url: The webhook URL (``None``: alerts are dropped silently).
+      cooldown: Seconds during which a second alert for the same job is suppressed.
+      timeout: Seconds one post may take.
+      fail_max: Consecutive failures that open the circuit.
+      reset_timeout: Seconds the circuit stays open before one trial post.
+    """
+
+    def __init__(self, url: str | None, cooldown: float = 900.0, timeout: float = 5.0,
+                 fail_max: int = 5, reset_timeout: float = 60.0) -> None:
+        import pybreaker
+
+        self.url = url
+        self.cooldown = cooldown
+        self.timeout = timeout
+        self.breaker = pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout,
+                                                name="alert-webhook")
+        self.sent = 0
+        self.failed = 0
+        self.suppressed = 0
+        self.dropped = 0
+        self._last: dict[str, float] = {}
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(MAX_PENDING)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def notify(self, kind: str, job: str, summary: str, **detail: Any) -> bool:
+        """Queue an alert unless ``job`` alerted within the cooldown; never blocks.
+
+        Returns:
+          Whether the alert was queued.
+        """
+        if not self.url:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(job)
+            if last is not None and now - last < self.cooldown:
+                self.suppressed += 1
+                return False
+            self._last[job] = now
+        payload = {"kind": kind, "job": job, "summary": summary, "detail": detail,
+                   "at": datetime.now(UTC).isoformat(), "service": "broker-jobs"}
+        try:
+            self._queue.put_nowait(payload)
+        except queue.Full:
+            self.dropped += 1
+            return False
+        self._ensure_thread()
+        return True
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued alert was attempted (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="alert-sender", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            payload = self._queue.get()
+            try:
+                self._send(payload)
+            finally:
+                self._queue.task_done()
+
+    def _send(self, payload: dict[str, Any]) -> None:
+        import httpx
+        import pybreaker
+
+        def post() -> None:
+            response = httpx.post(self.url or "", json=payload, timeout=self.timeout)
+            response.raise_for_status()
+
+        try:
+            self.breaker.call(post)
+            self.sent += 1
+            logger.info("[alerts] sent %s alert for job %s", payload["kind"], payload["job"])
+        except pybreaker.CircuitBreakerError:
+            self.failed += 1
+            logger.warning("[alerts] webhook circuit open, %s alert for job %s dropped",
+                           payload["kind"], payload["job"])
+        except Exception as exc:
+            self.failed += 1
+            logger.warning("[alerts] webhook failed for job %s: %s", payload["job"], exc)
+
+
+_sender: AlertSender | None = None
+_sender_lock = threading.Lock()
+
+
+def get_sender() -> AlertSender:
+    """The process's sender, configured from ``ALERT_WEBHOOK_URL`` and ``ALERT_COOLDOWN``."""
+    global _sender
+    if _sender is None:
+        with _sender_lock:
+            if _sender is None:
+                try:
+                    from .settings import get_settings
+
+                    settings = get_settings()
+                    _sender = AlertSender(settings.alert_webhook_url, settings.alert_cooldown)
+                except Exception:  # alerts never break the caller
+                    _sender = AlertSender(None)
+    return _sender
+
+
+def set_sender(sender: AlertSender | None) -> None:
+    """Replace the process's sender (tests); ``None`` re-reads the settings on next use."""
+    global _sender
+    _sender = sender
+
+
+def job_failed(job: str, message_id: str, queue_name: str, error: str, attempts: int) -> None:
+    """Alert that ``job`` died after its retries (or failed permanently)."""
+    try:
+        get_sender().notify("job_failed", job, f"job {job} failed after {attempts} attempt(s): {error}",
+                            message_id=message_id, queue=queue_name, error=error, attempts=attempts)
+    except Exception as exc:
+        logger.debug("[alerts] not queued: %s", exc)
+
+
+def missed_slot(job: str, slot: datetime) -> None:
+    """Alert that schedule ``job`` missed its slot at ``slot``."""
+    try:
+        get_sender().notify("slot_missed", job, f"job {job} missed its slot {slot.isoformat()}",
+                            slot=slot.isoformat())
+    except Exception as exc:
+        logger.debug("[alerts] not queued: %s", exc)

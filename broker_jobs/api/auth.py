@@ -1,0 +1,109 @@
+"""Bearer tokens: HS256 JWTs signed with ``API_JWT_SECRET``, with scopes.
+
+Scopes: ``read`` (look) and ``operate`` (run, pause, resume, backfill, replay,
+sync; implies ``read``).  A missing, malformed, expired or wrongly signed
+token is a 401; a valid token without the scope a 403.  Both are decided
+before the request body is read, so a refused request never enqueues anything.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..errors import ConfigError
+
+SCOPES = ("read", "operate")
+ALGORITHM = "HS256"
+#: Secrets shorter than this are refused (HS256 keys should carry 256 bits).
+MIN_SECRET_LENGTH = 32
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT minted by `broker-jobs token --scope read|operate`.")
+
+
+def secret_of(settings: Any) -> str:
+    """``API_JWT_SECRET`` as a string.
+
+    Raises:
+      ConfigError: when it is unset or too short.
+    """
+    value = settings.api_jwt_secret.get_secret_value() if settings.api_jwt_secret else ""
+    if not value:
+        raise ConfigError("API_JWT_SECRET is not set: set it to a random string of 32+ characters "
+                          "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"invalid environment variable API_JWT_SECRET: at least {MIN_SECRET_LENGTH} "
+                          "characters are needed")
+    return value
+
+
+def random_secret() -> str:
+    """A fresh secret for a development server that was given none."""
+    return secrets.token_urlsafe(48)
+
+
+def mint_token(secret: str, scope: str, ttl: float = 3600.0, subject: str = "broker-jobs") -> str:
+    """A signed token.
+
+    Parameters:
+      secret: ``API_JWT_SECRET``.
+      scope: ``read`` or ``operate``.
+      ttl: Seconds until it expires.
+      subject: Who holds it (kept in the ``sub`` claim).
+    """
+    if scope not in SCOPES:
+        raise ConfigError(f"--scope: must be one of {', '.join(SCOPES)}, not {scope!r}")
+    now = int(time.time())
+    claims = {"sub": subject, "scope": scope, "iat": now, "exp": now + max(1, int(ttl))}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def scopes_of(claims: dict[str, Any]) -> set[str]:
+    """The scopes a token grants (``operate`` includes ``read``)."""
+    granted = set(str(claims.get("scope", "")).split())
+    if "operate" in granted:
+        granted.add("read")
+    return granted
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail=detail, headers={"WWW-Authenticate": 'Bearer realm="broker-jobs"'})
+
+
+def decode(secret: str, token: str) -> dict[str, Any]:
+    """The token's claims.
+
+    Raises:
+      HTTPException: 401 naming what is wrong with the token.
+    """
+    try:
+        return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "scope"]})
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized("token expired") from None
+    except jwt.InvalidSignatureError:
+        raise _unauthorized("token signature invalid") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise _unauthorized(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.PyJWTError:
+        raise _unauthorized("token malformed") from None
+
+
+def require(scope: str) -> Callable[..., dict[str, Any]]:
+    """A FastAPI dependency admitting tokens with ``scope``."""
+
+    def check(request: Request,
+              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:  # noqa: B008
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise _unauthorized("missing bearer token (Authorization: Bearer <JWT>)")
+        claims = decode(request.app.state.jwt_secret, credentials.credentials)
+        if scope not in scopes_of(claims):
+            raise HTTPException(403, detail=f"token lacks the {scope!r} scope")
+        return claims
+
+    return check

@@ -33,7 +33,6 @@ $(STAMP): pyproject.toml
 	  echo "make: $(VENV) has an older Python; recreating it"; rm -rf $(VENV); fi
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { \
 	  echo "make: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: apt-get install -y python3-venv" >&2; exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $@
 
@@ -45,9 +44,11 @@ services:
 test: venv services
 	$(BIN)/python -m pytest -q -m "not soak" --durations=15 tests
 
+# The release step runs once here, not under honcho (honcho stops everything when one
+# process ends). web comes first so that honcho gives it PORT=API_PORT.
 run: venv services
 	$(BIN)/broker-jobs setup
-	$(BIN)/honcho start -f Procfile
+	$(BIN)/honcho start -f Procfile -p $${API_PORT:-8000} web worker scheduler
 
 bench: venv services
 	@if [ -f benchmarks/run.py ]; then $(BIN)/python benchmarks/run.py; \

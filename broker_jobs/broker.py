@@ -8,7 +8,8 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
    ``ShutdownNotifications``, ``Callbacks``, ``Pipelines``, ``CurrentMessage``:
    Dramatiq's own.
 2. :class:`~broker_jobs.middleware.PriorityTagging`: every message gets an AMQP
-   priority on enqueue.
+   priority on enqueue; :class:`~broker_jobs.middleware.MessageSizeLimit`: a
+   message over ``MAX_MESSAGE_BYTES`` is refused with one clear error.
 3. :class:`~broker_jobs.middleware.JobRetries`: unknown actors and permanent
    errors are dead-lettered at once, the rest retried with backoff.
 4. :class:`~broker_jobs.middleware.FireDedup`: a second message of one schedule
@@ -43,8 +44,8 @@ from dramatiq.middleware import (
 )
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
-from .errors import TopologyConflictError
-from .middleware import FireDedup, History, JobRetries, PriorityTagging, RateLimit
+from .errors import PublishBlocked, TopologyConflictError
+from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
 from .priorities import MAX_PRIORITY
 from .settings import Settings, get_settings
 from .store.history import writer as history_writer
@@ -107,7 +108,36 @@ class JobsBroker(RabbitmqBroker):
         super().__init__(*args, **kwargs)
         self.max_hold_ms = max_hold_ms
 
+    @property
+    def connection(self) -> Any:
+        connection = RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
+        if not getattr(connection, "_bj_watched", False):
+            connection.add_on_connection_blocked_callback(self._blocked)
+            connection._bj_watched = True
+        return connection
+
+    @connection.deleter
+    def connection(self) -> None:
+        RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]
+
+    def _blocked(self, *_: Any) -> None:
+        self.state.blocked = True
+
+    def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        # Dramatiq retries a publish that timed out on a blocked connection up to
+        # six times, each waiting the full blocked-connection timeout: report the
+        # alarm after the first wait instead.
+        if signal == "enqueue" and getattr(self.state, "blocked", False):
+            self.state.blocked = False
+            params = self.parameters[0] if isinstance(self.parameters, list) else self.parameters
+            raise PublishBlocked(
+                "RabbitMQ is blocking publishers (memory or disk alarm): message not enqueued after "
+                f"waiting PUBLISH_TIMEOUT={params.blocked_connection_timeout or 0:g} s"
+            )
+        super().emit_before(signal, *args, **kwargs)
+
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        self.state.blocked = False
         due = message.options.get("bj_eta")
         now = current_millis()
         if delay is not None and delay > self.max_hold_ms:
@@ -166,6 +196,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         Pipelines(),
         CurrentMessage(),
         PriorityTagging(),
+        MessageSizeLimit(settings.max_message_bytes),
         JobRetries(
             max_retries=settings.max_retries,
             min_backoff=int(settings.retry_min_backoff * 1000),

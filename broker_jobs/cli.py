@@ -119,6 +119,11 @@ def main() -> None:
     except ConfigError as exc:
         fail(str(exc), 2)
     configure_logging(s.log_level if s.log_level != "INFO" else "WARNING", s.log_format)
+    if s.log_level != "DEBUG":
+        # `guarded` reports a broker failure in one line; pika's own warnings would repeat it.
+        import logging
+
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 @main.command()

@@ -59,6 +59,16 @@ class BrokerUnavailableError(BrokerJobsError):
     exit_code = 4
 
 
+class MessageTooLarge(BrokerJobsError):
+    """A message is larger than ``MAX_MESSAGE_BYTES``: refused before it is published."""
+
+    exit_code = 2
+
+
+class PublishBlocked(BrokerUnavailableError):
+    """RabbitMQ blocked publishing (memory or disk alarm) for longer than ``PUBLISH_TIMEOUT``."""
+
+
 class NotFoundError(BrokerJobsError):
     """An actor, job, message or dead letter does not exist."""
 

@@ -42,13 +42,13 @@ def _settings() -> Any:
 
 
 def metrics_dir(settings: Any = None) -> Path:
-    """The multiprocess directory: ``PROMETHEUS_MULTIPROC_DIR``, ``METRICS_DIR`` or a per-port temp dir."""
-    explicit = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if explicit:
-        return Path(explicit)
+    """The multiprocess directory: ``METRICS_DIR``, ``PROMETHEUS_MULTIPROC_DIR`` or a per-port temp dir."""
     settings = settings if settings is not None else _settings()
     if settings is not None and settings.metrics_dir:
         return Path(settings.metrics_dir)
+    inherited = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if inherited:
+        return Path(inherited)
     port = settings.metrics_port if settings is not None else 9191
     return Path(tempfile.gettempdir()) / f"broker-jobs-metrics-{port}"
 
@@ -119,7 +119,11 @@ def serve_worker_metrics() -> int:
     configure(settings)
     host = settings.metrics_host if settings is not None else "127.0.0.1"
     port = settings.metrics_port if settings is not None else 9191
-    server = ThreadingHTTPServer((host, port), _handler())
+    try:
+        server = ThreadingHTTPServer((host, port), _handler())
+    except OSError as exc:  # the workers run on; only the export is missing
+        logger.error("[metrics] cannot serve metrics on %s:%d (METRICS_HOST/METRICS_PORT): %s", host, port, exc)
+        return 1
     logger.info("[metrics] serving worker metrics on http://%s:%d/metrics", host, port)
     try:
         server.serve_forever()

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     max_retries: int = Field(3, ge=0, le=100)
     retry_min_backoff: float = Field(2.0, gt=0, description="seconds")
     retry_max_backoff: float = Field(300.0, gt=0, description="seconds")
-    consumer_timeout: int = Field(DEFAULT_CONSUMER_TIMEOUT, ge=60, description="seconds")
+    # Down to 5 s so the fault tests can prove delays and backoffs against a short timeout.
+    consumer_timeout: int = Field(DEFAULT_CONSUMER_TIMEOUT, ge=5, description="seconds")
     metrics_port: int = Field(9191, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
     metrics_dir: Path | None = None
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     history_failed_ttl: int = Field(86400, ge=0, description="seconds")
     dead_letter_ttl: int = Field(7 * 86400, ge=0, description="seconds")
     publish_timeout: float = Field(10.0, gt=0, description="seconds")
+    max_message_bytes: int = Field(1_048_576, ge=1024, le=134_217_728, description="bytes")
     # The jobs (issue 4): stores, embedder, sources, connectors.
     qdrant_path: Path = Path("data/qdrant")
     qdrant_url: str | None = None
@@ -74,6 +76,7 @@ class Settings(BaseSettings):
     http_timeout: float = Field(10.0, gt=0, description="seconds")
     http_max_retries: int = Field(4, ge=0, le=20)
     http_max_wait: float = Field(60.0, ge=0, description="seconds")
+    http_backoff: float = Field(0.5, ge=0, description="seconds")
     breaker_fail_max: int = Field(5, ge=1)
     breaker_reset_timeout: float = Field(30.0, gt=0, description="seconds")
     github_token: SecretStr | None = None

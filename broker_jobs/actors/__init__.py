@@ -18,13 +18,17 @@ except ConfigError as exc:  # a user mistake: one line, exit 2, no traceback
     print(f"broker-jobs: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
-from .diagnostics import diagnostics  # noqa: E402
-from .maintenance import prune_history  # noqa: E402
-from .etl import etl_sync, reprocess_documents  # noqa: E402
-from .maintenance import batch_reprocess, concept_hygiene, system_maintenance  # noqa: E402
-from .ondemand import emergency_sync, export_data  # noqa: E402
-from .sync import csv_import, github_ingest, spotify_ingest, sync_all_services, sync_service  # noqa: E402
-from .vault import vault_sync  # noqa: E402
+from .diagnostics import diagnostics
+from .etl import etl_sync, reprocess_documents
+from .maintenance import (
+    batch_reprocess,
+    concept_hygiene,
+    prune_history,
+    system_maintenance,
+)
+from .ondemand import emergency_sync, export_data
+from .sync import csv_import, github_ingest, spotify_ingest, sync_all_services, sync_service
+from .vault import vault_sync
 
 __all__ = [
     "batch_reprocess", "broker", "concept_hygiene", "csv_import", "diagnostics", "emergency_sync",

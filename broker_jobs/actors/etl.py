@@ -2,18 +2,88 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from sqlalchemy import select
+
+from ..entities import all_entities, get_entity
+from ..entities.pipeline import BatchHook, embed_rows, sync_entity
+from ..entities.report import Report
+from ..entities.tables import table_of
+from ..errors import BrokerJobsError, PermanentJobError
 from ..job import job
+from ..settings import get_settings
+from ..store.db import get_engine
+from ..vectors import get_embedder, open_store
+
+logger = logging.getLogger(__name__)
+
+#: Tests set this to crash after a given batch (resumability); None in production.
+batch_hook: BatchHook | None = None
 
 
-@job(queue="etl", priority="medium")
+def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
+    """Sync the named entities (all when None) and return the combined report.
+
+    An entity that fails (a missing table, a bad template) is counted in
+    ``failed`` and named in ``errors``; the others still run.
+    """
+    settings = get_settings()
+    if entities is None:
+        chosen = all_entities()
+    else:
+        try:
+            chosen = [get_entity(kind) for kind in entities]
+        except BrokerJobsError as exc:
+            raise PermanentJobError(str(exc)) from None
+    engine, embedder = get_engine(), get_embedder()
+    total, per_entity, errors = Report(), {}, {}
+    with open_store(settings) as store:
+        for entity in chosen:
+            try:
+                part = sync_entity(engine, store, entity, embedder, batch_size=settings.etl_batch_size,
+                                   on_batch=batch_hook)
+            except BrokerJobsError as exc:
+                if isinstance(exc, PermanentJobError) and entities is not None:
+                    raise
+                logger.warning("[etl] %s failed: %s", entity.kind, exc)
+                errors[entity.kind] = str(exc)
+                total.failed += 1
+                continue
+            total.add(part)
+            if any(part.counts().values()):
+                per_entity[entity.kind] = part.counts()
+    total.extra.update(entities=per_entity, embedder=f"{embedder.name}/{embedder.version}")
+    if errors:
+        total.extra["errors"] = errors
+    return total.asdict()
+
+
+@job(queue="etl", priority="medium", time_limit=540)
 def etl_sync(entities: list[str] | None = None) -> dict[str, Any]:
     """Embed rows changed since each entity's watermark into its collection."""
-    raise NotImplementedError
+    return run_etl(entities)
 
 
-@job(queue="etl", priority="high")
+@job(queue="etl", priority="high", time_limit=300)
 def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
-    """Re-embed the given vault documents now."""
-    raise NotImplementedError
+    """Re-embed the given vault documents now, whatever their watermark says."""
+    settings = get_settings()
+    entity = get_entity("documents")
+    engine, embedder = get_engine(), get_embedder()
+    table = table_of(engine, entity)
+    report = Report()
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(table).where(table.c.id.in_(document_ids)))]
+    report.fetched = len(rows)
+    missing = sorted(set(document_ids) - {r["id"] for r in rows})
+    with open_store(settings) as store:
+        collection = store.ensure(entity.kind, embedder.dim)
+        for start in range(0, len(rows), settings.etl_batch_size):
+            embed_rows(store, collection, entity, rows[start:start + settings.etl_batch_size], embedder,
+                       report, force=True)
+    report.failed = len(missing)
+    if missing:
+        report.extra["missing_ids"] = missing
+    return report.asdict()

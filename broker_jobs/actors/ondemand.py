@@ -2,18 +2,100 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from ..entities.report import Report
+from ..errors import PermanentJobError, SkipJob
 from ..job import job
+from ..settings import get_settings
+from ..store import data_models  # noqa: F401  (our tables on Base)
+from ..store.db import get_engine
+from ..store.models import Base
 
 
-@job(queue="sync", priority="high")
+@job(queue="sync", priority="high", time_limit=300)
 def emergency_sync() -> dict[str, Any]:
-    """Sync the vault and every service now."""
-    raise NotImplementedError
+    """Sync the vault and every service now (services without the random delay)."""
+    from ..connectors import services
+    from .sync import sync_service
+    from .vault import run_vault_sync
+
+    try:
+        vault: dict[str, Any] = run_vault_sync()
+    except SkipJob as skip:
+        vault = {"skipped": str(skip)}
+    ids = services.active_services(get_engine())
+    for service_id in ids:
+        sync_service.send_with_options(args=(service_id,), priority="high")
+    return {"fetched": vault.get("fetched", 0), "inserted": vault.get("inserted", 0),
+            "updated": vault.get("updated", 0), "skipped": vault.get("skipped", 0) if isinstance(
+                vault.get("skipped"), int) else 0, "deleted": vault.get("deleted", 0),
+            "failed": vault.get("failed", 0), "vault": vault, "services_enqueued": len(ids)}
 
 
-@job(queue="default", priority="medium")
+def _cell(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def _write_atomically(path: Path, text: str) -> str:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
+    """Write ``tables`` to ``EXPORT_DIR/<table>.<format>`` and ``manifest.json``."""
+    if format not in ("csv", "json"):
+        raise PermanentJobError(f"export format {format!r} is not csv or json")
+    unknown = sorted(set(tables) - set(Base.metadata.tables))
+    if unknown:
+        known = ", ".join(sorted(Base.metadata.tables))
+        raise PermanentJobError(f"unknown tables {', '.join(unknown)} (known: {known})")
+    settings, engine, report = get_settings(), get_engine(), Report()
+    out = settings.export_dir
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name in tables:
+        table = Base.metadata.tables[name]
+        with report.timed("read"), engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
+        columns = [c.name for c in table.columns]
+        with report.timed("write"):
+            if format == "csv":
+                import io
+
+                buffer = io.StringIO()
+                writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+                writer.writeheader()
+                writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+                text = buffer.getvalue()
+            else:
+                text = json.dumps([{k: _cell(v) for k, v in row.items()} for row in rows], indent=1, default=str)
+            path = out / f"{name}.{format}"
+            digest = _write_atomically(path, text)
+        report.fetched += len(rows)
+        files.append({"table": name, "file": path.name, "rows": len(rows), "columns": columns, "sha256": digest})
+    manifest = {"format": format, "exported_at": datetime.now(UTC).isoformat(), "files": files}
+    _write_atomically(out / "manifest.json", json.dumps(manifest, indent=2))
+    report.inserted = len(files)
+    report.extra.update(directory=str(out), files=[f["file"] for f in files], manifest="manifest.json")
+    return report.asdict()
+
+
+@job(queue="default", priority="medium", time_limit=300)
 def export_data(tables: list[str], format: str = "csv") -> dict[str, Any]:
     """Export chosen tables to CSV or JSON files under ``EXPORT_DIR`` with a manifest."""
-    raise NotImplementedError
+    return run_export(tables, format)

@@ -1,13 +1,34 @@
-"""The vault sync job: Markdown notes -> the documents table."""
+"""The vault sync job: Markdown notes -> the documents table, then ETL of what changed."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from ..connectors.vault import reconcile
+from ..errors import SkipJob
 from ..job import job
+from ..settings import get_settings
+from ..store.db import get_engine
+
+logger = logging.getLogger(__name__)
 
 
-@job(queue="sync", priority="medium")
+def run_vault_sync() -> dict[str, Any]:
+    """Reconcile ``VAULT_PATH`` and enqueue ``etl_sync(["documents"])`` when something changed."""
+    settings = get_settings()
+    if not settings.vault_path.is_dir():
+        raise SkipJob(f"vault: VAULT_PATH={settings.vault_path} is not a directory")
+    report, changed = reconcile(get_engine(), settings.vault_path, settings.etl_batch_size)
+    if changed:
+        from .etl import etl_sync
+
+        etl_sync.send(["documents"])
+    report.extra["etl_enqueued"] = bool(changed)
+    return report.asdict()
+
+
+@job(queue="sync", priority="medium", time_limit=300)
 def vault_sync() -> dict[str, Any]:
     """Reconcile the documents table with the notes under ``VAULT_PATH``."""
-    raise NotImplementedError
+    return run_vault_sync()

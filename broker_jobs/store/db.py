@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base
+from .models import Base  # noqa: F401  (re-exported; the schema comes from migrations)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -28,7 +28,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def get_engine(url: str | None = None) -> Engine:
     """The engine for ``url`` (default: ``DATABASE_URL``), created once per process.
 
-    The schema is created on first use, so a fresh SQLite file just works.
+    The schema is migrated to the head revision on first use, so a fresh SQLite file just works.
     """
     if url is None:
         from ..settings import get_settings
@@ -53,7 +53,10 @@ def _create(url: str) -> Engine:
         engine = create_engine(
             url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5}
         )
-    Base.metadata.create_all(engine)
+    # Alembic to head (every component's tables), then create_all for tables declared later.
+    from .migrations import upgrade
+
+    upgrade(engine)
     return engine
 
 

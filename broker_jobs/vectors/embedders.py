@@ -13,6 +13,7 @@ change of embedder is visible as stale vectors.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -58,7 +59,7 @@ class HashingEmbedder:
     def _one(self, text: str) -> list[float]:
         words = _WORD.findall(text.lower())
         features = Counter(words)
-        features.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+        features.update(f"{a} {b}" for a, b in itertools.pairwise(words))
         vector = [0.0] * self.dim
         for feature, count in features.items():
             h = mmh3.hash(feature, 0, signed=True)

@@ -1,0 +1,1 @@
+"""Benchmarks of broker_jobs against its peers: ``python benchmarks/run.py`` (``make bench``)."""

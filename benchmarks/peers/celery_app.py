@@ -1,0 +1,36 @@
+"""Celery: RabbitMQ broker, no result backend, prefork pool.
+
+``celery -A benchmarks.peers.celery_app worker -P prefork -c 2 -Q bench_celery``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from celery import Celery
+
+from . import noop
+
+app = Celery("bench", broker=os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"))
+app.conf.update(
+    task_ignore_result=True,
+    task_default_queue="bench_celery",
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="bench.noop")
+def bench_noop(key: str, total: int, sent_at: float = 0.0) -> None:
+    """Bump the run's counter."""
+    noop.bump(key, total, sent_at)
+
+
+def sender() -> tuple[Callable[[str, int, float], None], Callable[[], None]]:
+    """``bench_noop.delay`` over one pooled producer connection."""
+
+    def send(key: str, total: int, sent_at: float) -> None:
+        bench_noop.delay(key, total, sent_at)
+
+    return send, app.close

@@ -1,0 +1,92 @@
+"""The FastAPI application: health probes, ``/metrics``, ``/api/v1`` and the dashboard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from .. import __version__
+from .auth import secret_of
+from .health import HealthMonitor
+from .health import router as health_router
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Operate broker_jobs: queues, schedules, run history, dead letters.
+
+Every `/api/v1` route needs `Authorization: Bearer <JWT>` (mint one with
+`broker-jobs token --scope read|operate`); `read` looks, `operate` also acts.
+Health probes and `/metrics` are open."""
+
+
+def _field_of(error: dict[str, Any]) -> str:
+    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+    return ".".join(loc) or "body"
+
+
+def create_app(settings: Any = None, *, jwt_secret: str | None = None, monitor: HealthMonitor | None = None,
+               load_jobs: bool = True) -> FastAPI:
+    """Build the application.
+
+    Parameters:
+      settings: The settings (default: the process's).
+      jwt_secret: Overrides ``API_JWT_SECRET`` (a development server given none).
+      monitor: The health monitor (default: one checking every 5 s).
+      load_jobs: Import the jobs so the sync routes can enqueue them.
+    """
+    if settings is None:
+        from ..settings import get_settings
+
+        settings = get_settings()
+    secret = jwt_secret or secret_of(settings)
+    if load_jobs:
+        from ..cli import load_jobs as import_jobs
+
+        import_jobs()
+    monitor = monitor or HealthMonitor(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        monitor.start()
+        yield
+        monitor.stop()
+
+    app = FastAPI(title="broker_jobs", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.jwt_secret = secret
+    app.state.health = monitor
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [dict(e) for e in exc.errors()]
+        fields = sorted({_field_of(e) for e in errors})
+        detail = [{"field": _field_of(e), "msg": e.get("msg"), "type": e.get("type"), "loc": list(e.get("loc", ()))}
+                  for e in errors]
+        return JSONResponse({"detail": detail, "message": "invalid " + ", ".join(fields)}, status_code=422)
+
+    from .collector import StateCollector
+    from .dashboard import router as dashboard_router
+    from .routes import router as api_router
+
+    collector = StateCollector(settings)
+
+    @app.get("/metrics", tags=["health"], include_in_schema=True,
+             response_class=Response, summary="Prometheus metrics (queue depths, history counts)")
+    def get_metrics() -> Response:
+        """Cluster-wide state for Prometheus; worker metrics are on each worker host's ``METRICS_PORT``."""
+        import prometheus_client as prom
+
+        registry = prom.CollectorRegistry()
+        registry.register(collector)
+        return Response(prom.generate_latest(registry), media_type=prom.CONTENT_TYPE_LATEST)
+
+    app.include_router(health_router)
+    app.include_router(api_router)
+    app.include_router(dashboard_router)
+    return app

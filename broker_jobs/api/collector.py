@@ -1,0 +1,111 @@
+"""The web app's ``/metrics``: cluster-wide state, computed when Prometheus scrapes.
+
+Queue depths and history counts describe the whole system, not one worker, so
+they are exported once, here, rather than by every worker host:
+
+* ``broker_jobs_queue_messages{queue,state}`` with state ready, unacked, delayed, dead;
+* ``broker_jobs_queue_consumers{queue}``;
+* ``broker_jobs_dead_letter_oldest_age_seconds{queue}``;
+* ``broker_jobs_history_runs{status}`` (runs kept in the history, by status);
+* ``broker_jobs_collector_up{source}`` (1 when the source answered this scrape).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import metrics  # noqa: F401 - sets up multiprocess mode before prometheus_client loads
+
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
+
+
+def oldest_dead_ages(settings: Any) -> dict[str, float]:
+    """Age in seconds of the oldest dead letter still archived as dead, by queue."""
+    from sqlalchemy import func, select
+
+    from ..store.db import get_engine
+    from ..store.models import DeadLetter
+
+    stmt = (select(DeadLetter.queue, func.min(DeadLetter.dead_at))
+            .where(DeadLetter.state == "dead").group_by(DeadLetter.queue))
+    now = datetime.now(UTC)
+    ages: dict[str, float] = {}
+    with get_engine(settings.database_url).connect() as conn:
+        for queue, oldest in conn.execute(stmt):
+            if oldest is not None:
+                oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+                ages[queue] = max(0.0, (now - oldest).total_seconds())
+    return ages
+
+
+def history_counts(settings: Any) -> dict[str, int]:
+    """Runs kept in the history, by status."""
+    from sqlalchemy import func, select
+
+    from ..store.db import get_engine
+    from ..store.models import JobRun
+
+    with get_engine(settings.database_url).connect() as conn:
+        return {status: int(count) for status, count in
+                conn.execute(select(JobRun.status, func.count()).group_by(JobRun.status))}
+
+
+class StateCollector(Collector):
+    """Collects queue depths (RabbitMQ) and history counts (database) on each scrape.
+
+    Parameters:
+      settings: The settings.
+      cache_seconds: Reuse one reading for this long (several Prometheus replicas scraping).
+    """
+
+    def __init__(self, settings: Any, cache_seconds: float = 2.0) -> None:
+        self.settings = settings
+        self.cache_seconds = cache_seconds
+        self._cached: tuple[float, list[Any]] | None = None
+
+    def collect(self) -> Iterator[Any]:
+        if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
+            yield from self._cached[1]
+            return
+        families = list(self._read())
+        self._cached = (time.monotonic(), families)
+        yield from families
+
+    def _read(self) -> Iterator[Any]:
+        from ..queues import queue_stats
+
+        up = GaugeMetricFamily("broker_jobs_collector_up", "1 when the source answered this scrape.",
+                               labels=["source"])
+        try:
+            stats = queue_stats(self.settings)
+            ages = oldest_dead_ages(self.settings)
+            depth = GaugeMetricFamily("broker_jobs_queue_messages", "Messages in a queue, by state.",
+                                      labels=["queue", "state"])
+            consumers = GaugeMetricFamily("broker_jobs_queue_consumers", "Consumers of a queue.",
+                                          labels=["queue"])
+            oldest = GaugeMetricFamily("broker_jobs_dead_letter_oldest_age_seconds",
+                                       "Age of the oldest dead letter of a queue.", labels=["queue"])
+            for s in stats:
+                for state in ("ready", "unacked", "delayed", "dead"):
+                    depth.add_metric([s.queue, state], float(getattr(s, state) or 0))
+                consumers.add_metric([s.queue], float(s.consumers))
+                oldest.add_metric([s.queue], ages.get(s.queue, 0.0) if s.dead else 0.0)
+            yield from (depth, consumers, oldest)
+            up.add_metric(["rabbitmq"], 1.0)
+        except Exception:
+            up.add_metric(["rabbitmq"], 0.0)
+        try:
+            runs = GaugeMetricFamily("broker_jobs_history_runs", "Runs kept in the history, by status.",
+                                     labels=["status"])
+            counts = history_counts(self.settings)
+            for status in sorted({"running", "succeeded", "retrying", "dead", "skipped", "failed", *counts}):
+                runs.add_metric([status], float(counts.get(status, 0)))
+            yield runs
+            up.add_metric(["database"], 1.0)
+        except Exception:
+            up.add_metric(["database"], 0.0)
+        yield up

@@ -1,0 +1,63 @@
+"""``broker-jobs serve`` (API, dashboard, health, /metrics) and ``broker-jobs token``."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli import guarded, settings
+
+
+@click.command()
+@click.option("--host", help="Address to bind (default API_HOST, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default API_PORT, 8000).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True, help="uvicorn's log level.")
+@guarded
+def serve(host: str | None, port: int | None, log_level: str) -> None:
+    """Serve the HTTP API, the dashboard, the health probes and /metrics.
+
+    Without API_JWT_SECRET, a development server makes up a secret for this run
+    and prints a dashboard link carrying an operate token (12 hours); a
+    production server (APP_ENV=production) refuses to start.
+    """
+    import uvicorn
+
+    from ..errors import ConfigError
+    from .app import create_app
+    from .auth import mint_token, random_secret, secret_of
+
+    s = settings()
+    host = host or s.api_host
+    port = port or s.api_port
+    secret: str | None = None
+    try:
+        secret_of(s)
+    except ConfigError:
+        if s.app_env == "production":
+            raise
+        secret = random_secret()
+    app = create_app(s, jwt_secret=secret)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    click.echo(f"broker-jobs: serving on http://{shown}:{port}/ (API docs at /docs)", err=True)
+    if s.app_env != "production":
+        token = mint_token(secret or secret_of(s), "operate", ttl=12 * 3600, subject="dashboard")
+        click.echo(f"broker-jobs: dashboard (development, token valid 12 h): http://{shown}:{port}/?token={token}",
+                   err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+
+
+@click.command()
+@click.option("--scope", type=click.Choice(["read", "operate"]), required=True,
+              help="read: look only; operate: also run, pause, resume, backfill, replay, sync.")
+@click.option("--ttl", type=click.FloatRange(min=1), default=3600.0, show_default=True,
+              help="Seconds until the token expires.")
+@click.option("--subject", default="cli", show_default=True, help="Who the token is for (the sub claim).")
+@guarded
+def token(scope: str, ttl: float, subject: str) -> None:
+    """Print a bearer token for the HTTP API, signed with API_JWT_SECRET."""
+    from .auth import mint_token, secret_of
+
+    click.echo(mint_token(secret_of(settings()), scope, ttl=ttl, subject=subject))
+
+
+COMMANDS = [serve, token]

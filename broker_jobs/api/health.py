@@ -1,0 +1,227 @@
+"""Health probes that answer at once: dependency checks run in the background.
+
+A :class:`HealthMonitor` thread re-checks RabbitMQ, the database, Redis and the
+schedules every ``interval`` seconds, each check in its own thread bounded by
+``timeout``; a check that hangs is reported as timed out and is not started
+again until it returns.  The endpoints only read the last snapshot, so they
+answer in well under 50 ms even when a dependency is dead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from .. import health
+
+logger = logging.getLogger(__name__)
+
+
+def _check_jobs(settings: Any) -> dict[str, Any]:
+    """Schedules, each with its last success from the history."""
+    try:
+        from ..scheduling import control
+    except ImportError:
+        return {"jobs": [], "scheduler": None}
+    jobs = control.list_jobs(settings)
+    status = None
+    try:
+        status = control.scheduler_status(settings)
+    except Exception as exc:
+        status = {"error": str(exc)}
+    return {"jobs": jobs, "scheduler": status, "last_success": last_successes(settings)}
+
+
+def last_successes(settings: Any) -> dict[str, str]:
+    """When each schedule's runs last succeeded (ISO time by job id), from the history."""
+    from sqlalchemy import select
+
+    from ..store.db import get_engine
+    from ..store.models import JobRun
+
+    stmt = (select(JobRun.fire_id, JobRun.finished_at)
+            .where(JobRun.status == "succeeded", JobRun.fire_id.is_not(None))
+            .order_by(JobRun.id.desc()).limit(5000))
+    found: dict[str, str] = {}
+    with get_engine(settings.database_url).connect() as conn:
+        for fire_id, finished in conn.execute(stmt):
+            job_id = str(fire_id).split("@", 1)[0]
+            if job_id not in found and finished is not None:
+                when = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
+                found[job_id] = when.isoformat()
+    return found
+
+
+class HealthMonitor:
+    """Keeps a fresh snapshot of every dependency's health.
+
+    Parameters:
+      settings: The settings.
+      interval: Seconds between two rounds of checks.
+      timeout: Seconds a check may take before it is reported as timed out.
+    """
+
+    def __init__(self, settings: Any, interval: float = 5.0, timeout: float = 1.0) -> None:
+        self.settings = settings
+        self.interval = interval
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
+        self._pending: dict[str, Future[Any]] = {}
+        self._results: dict[str, Any] = {}
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+        self._first = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _probes(self) -> dict[str, Any]:
+        s = self.settings
+        probes: dict[str, Any] = {
+            "broker": lambda: health.check_rabbitmq(s, timeout=self.timeout),
+            "database": lambda: health.check_database(s),
+            "jobs": lambda: _check_jobs(s),
+        }
+        if s.redis_url:
+            probes["redis"] = lambda: health.check_redis(s, timeout=self.timeout)
+        return probes
+
+    def refresh(self) -> None:
+        """Run one round of checks, waiting at most ``timeout`` (plus a little) for them."""
+        started: dict[str, Future[Any]] = {}
+        for name, probe in self._probes().items():
+            pending = self._pending.get(name)
+            if pending is not None and not pending.done():
+                continue  # still hung from an earlier round: do not pile up threads
+            started[name] = self._pending[name] = self._pool.submit(probe)
+        deadline = time.monotonic() + self.timeout + 0.2
+        results: dict[str, Any] = {}
+        for name, future in self._pending.items():
+            try:
+                results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                results[name] = health.Check(name, False, self.timeout * 1000, "timed out")
+            except Exception as exc:
+                results[name] = health.Check(name, False, 0.0, f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            self._results = results
+            self._checked_at = time.time()
+        self._first.set()
+
+    def start(self) -> None:
+        """Check now and then every ``interval`` seconds, from a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="health-monitor", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop checking."""
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:
+                logger.exception("[web] health check round failed")
+            self._stop.wait(self.interval)
+
+    def results(self, wait: float = 1.5) -> tuple[dict[str, Any], float]:
+        """The last results and when they were taken; waits (bounded) for the very first round."""
+        self.start()
+        self._first.wait(wait)
+        with self._lock:
+            return dict(self._results), self._checked_at
+
+
+def _check_dict(check: Any) -> dict[str, Any]:
+    if check is None:
+        return {"ok": True, "detail": "not configured (single-host mode)", "latency_ms": 0.0}
+    if isinstance(check, health.Check):
+        return {"ok": check.ok, "detail": check.detail, "latency_ms": check.latency_ms}
+    return {"ok": False, "detail": "not checked yet", "latency_ms": 0.0}
+
+
+def _job_details(jobs: dict[str, Any] | health.Check | None) -> tuple[dict[str, Any], dict[str, int]]:
+    if not isinstance(jobs, dict):
+        return {}, {"total": 0, "running": 0, "errors": 1 if isinstance(jobs, health.Check) else 0}
+    last_success = jobs.get("last_success") or {}
+    details: dict[str, Any] = {}
+    running = errors = 0
+    for job in jobs.get("jobs") or []:
+        outcome = str(job.get("last_outcome") or "")
+        failing = outcome in ("failed", "dead", "missed", "error")
+        if not job.get("enabled", True):
+            status = "disabled"
+        elif job.get("paused"):
+            status = "paused"
+        else:
+            status = "failing" if failing else "scheduled"
+            running += 1
+        errors += failing
+        details[str(job["id"])] = {"status": status, "healthy": not failing,
+                                   "lastSuccess": last_success.get(str(job["id"]))}
+    return details, {"total": len(details), "running": running, "errors": errors}
+
+
+def build_report(results: dict[str, Any], checked_at: float) -> dict[str, Any]:
+    """The ``GET /health`` document from one round of results."""
+    broker, database = _check_dict(results.get("broker")), _check_dict(results.get("database"))
+    redis = _check_dict(results.get("redis")) if "redis" in results else _check_dict(None)
+    details, schedulers = _job_details(results.get("jobs"))
+    if not (broker["ok"] and database["ok"]):
+        status = "unhealthy"
+    elif not redis["ok"] or schedulers["errors"]:
+        status = "degraded"
+    else:
+        status = "healthy"
+    jobs = results.get("jobs")
+    report: dict[str, Any] = {
+        "healthy": status == "healthy",
+        "status": status,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "checkedAt": datetime.fromtimestamp(checked_at, UTC).isoformat() if checked_at else None,
+        "schedulers": schedulers,
+        "details": details,
+        "broker": broker,
+        "database": database,
+        "redis": redis,
+    }
+    if isinstance(jobs, dict) and jobs.get("scheduler") is not None:
+        report["scheduler"] = jobs["scheduler"]
+    return report
+
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Overall health: dependencies and schedules")
+def get_health(request: Request) -> JSONResponse:
+    """Healthy, degraded (Redis down or a schedule failing) or unhealthy (broker or database down: 503)."""
+    results, checked_at = request.app.state.health.results()
+    report = build_report(results, checked_at)
+    return JSONResponse(report, status_code=503 if report["status"] == "unhealthy" else 200)
+
+
+@router.get("/health/live", summary="Liveness: the process answers")
+def get_live() -> dict[str, str]:
+    """Always 200 while the process serves requests."""
+    return {"status": "alive", "timestamp": datetime.now(UTC).isoformat()}
+
+
+@router.get("/health/ready", summary="Readiness: broker and database reachable")
+def get_ready(request: Request) -> JSONResponse:
+    """200 when the last checks reached RabbitMQ and the database, else 503."""
+    results, checked_at = request.app.state.health.results()
+    broker, database = _check_dict(results.get("broker")), _check_dict(results.get("database"))
+    ready = broker["ok"] and database["ok"]
+    body = {"ready": ready, "broker": broker, "database": database,
+            "checkedAt": datetime.fromtimestamp(checked_at, UTC).isoformat() if checked_at else None}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,274 @@
+"""``/api/v1``: queues, schedules, history, dead letters, sync triggers.
+
+Reads need the ``read`` scope, anything that enqueues or changes a schedule
+the ``operate`` scope.  Handlers are plain functions: FastAPI runs them in its
+thread pool, so a slow broker never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .. import registry
+from ..errors import BrokerJobsError, BrokerUnavailableError, NotFoundError
+from .auth import require
+
+read = Depends(require("read"))
+operate = Depends(require("operate"))
+router = APIRouter(prefix="/api/v1")
+
+Status = Literal["running", "succeeded", "failed", "retrying", "dead", "skipped"]
+
+
+class PauseBody(BaseModel):
+    """Why the schedule is paused (kept and shown beside it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=500, description="Why; shown in listings.")
+
+
+class RunBody(BaseModel):
+    """Run a schedule's job now."""
+
+    model_config = ConfigDict(extra="forbid")
+    force: bool = Field(False, description="Run even if a run of the job is still in flight.")
+
+
+class BackfillBody(BaseModel):
+    """Enqueue every slot of a schedule between ``start`` and ``end``."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackfillBody:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ReplayBody(BaseModel):
+    """Which dead letters to replay: one ``id``, or all of a ``queue``/``actor``, or ``all``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, min_length=1)
+    queue: str | None = Field(None, min_length=1)
+    actor: str | None = Field(None, min_length=1)
+    all: bool = False
+    args: list[Any] | None = Field(None, description="With id: replay with these positional arguments.")
+    kwargs: dict[str, Any] | None = Field(None, description="With id: replay with these keyword arguments.")
+
+    @model_validator(mode="after")
+    def _selects(self) -> ReplayBody:
+        if not (self.id or self.queue or self.actor or self.all):
+            raise ValueError("say which dead letters: id, queue, actor or all")
+        if (self.args is not None or self.kwargs is not None) and not self.id:
+            raise ValueError("args/kwargs need id: new arguments apply to one dead letter")
+        return self
+
+
+class Enqueued(BaseModel):
+    """A message was published (and confirmed)."""
+
+    message_id: str
+    actor: str
+    queue: str
+
+
+def _control() -> Any:
+    try:
+        from ..scheduling import control
+    except ImportError:
+        raise HTTPException(503, detail="scheduler control is not available in this build") from None
+    return control
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call into the library, turning our errors into HTTP statuses."""
+    try:
+        return fn(*args, **kwargs)
+    except NotFoundError as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    except BrokerUnavailableError as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    except BrokerJobsError as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+
+
+def _settings(request: Request) -> Any:
+    return request.app.state.settings
+
+
+def completed_counts(settings: Any) -> dict[str, int]:
+    """Succeeded runs kept in the history, by queue."""
+    from sqlalchemy import func, select
+
+    from ..store.db import get_engine
+    from ..store.models import JobRun
+
+    stmt = select(JobRun.queue, func.count()).where(JobRun.status == "succeeded").group_by(JobRun.queue)
+    with get_engine(settings.database_url).connect() as conn:
+        return {queue: int(count) for queue, count in conn.execute(stmt)}
+
+
+def queue_rows(settings: Any) -> list[dict[str, Any]]:
+    """Waiting, active, delayed, failed and completed per queue."""
+    from ..queues import queue_stats
+
+    stats = _call(queue_stats, settings)
+    completed = completed_counts(settings)
+    return [{"queue": s.queue, "waiting": s.ready, "active": s.unacked, "delayed": s.delayed,
+             "failed": s.dead, "completed": completed.get(s.queue, 0), "consumers": s.consumers}
+            for s in stats]
+
+
+@router.get("/queues", dependencies=[read], tags=["queues"])
+def list_queues(request: Request) -> list[dict[str, Any]]:
+    """Waiting (ready), active (unacked), delayed, failed (dead-lettered) and completed per queue."""
+    return queue_rows(_settings(request))
+
+
+@router.get("/jobs", dependencies=[read], tags=["schedules"])
+def list_jobs(request: Request) -> list[dict[str, Any]]:
+    """Every schedule with its next and last run and the last outcome."""
+    return _call(_control().list_jobs, _settings(request))
+
+
+@router.get("/jobs/{job_id}", dependencies=[read], tags=["schedules"])
+def show_job(request: Request, job_id: str,
+             preview: int = Query(5, ge=0, le=100, description="Next fire times to list.")) -> dict[str, Any]:
+    """One schedule, with its next fire times."""
+    control = _control()
+    job = dict(_call(control.show_job, _settings(request), job_id))
+    if preview:
+        job["upcoming"] = _call(control.preview, _settings(request), job_id, count=preview)
+    return job
+
+
+@router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"])
+def run_job(request: Request, job_id: str, body: RunBody | None = None) -> dict[str, Any]:
+    """Enqueue the schedule's job now, outside its slots."""
+    return _call(_control().run_now, _settings(request), job_id, force=(body or RunBody()).force)
+
+
+@router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"])
+def pause_job(request: Request, job_id: str, body: PauseBody) -> Any:
+    """Stop firing the schedule until resumed; the note says why."""
+    result = _call(_control().pause, _settings(request), job_id, body.note)
+    return result if result is not None else {"id": job_id, "paused": True, "note": body.note}
+
+
+@router.post("/jobs/{job_id}/resume", dependencies=[operate], tags=["schedules"])
+def resume_job(request: Request, job_id: str) -> Any:
+    """Fire the schedule again from its next slot."""
+    result = _call(_control().resume, _settings(request), job_id)
+    return result if result is not None else {"id": job_id, "paused": False}
+
+
+@router.post("/jobs/{job_id}/backfill", dependencies=[operate], tags=["schedules"])
+def backfill_job(request: Request, job_id: str, body: BackfillBody) -> dict[str, Any]:
+    """Enqueue every slot between start and end (deduplicated by slot)."""
+    return _call(_control().backfill, _settings(request), job_id, body.start, body.end)
+
+
+def _run_dict(run: Any) -> dict[str, Any]:
+    return {c.name: getattr(run, c.name) for c in run.__table__.columns if c.name != "seq"}
+
+
+@router.get("/history", dependencies=[read], tags=["history"])
+def history(request: Request, actor: str | None = None, status: Status | None = None,
+            limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """Recent runs, newest first."""
+    from ..store.db import get_engine
+    from ..store.history import query_runs
+
+    engine = get_engine(_settings(request).database_url)
+    return [_run_dict(r) for r in query_runs(engine, actor=actor, status=status, limit=limit)]
+
+
+@router.get("/dlq", dependencies=[read], tags=["dead letters"])
+def dead_letters(request: Request, queue: str | None = None, actor: str | None = None,
+                 id: str | None = None) -> list[dict[str, Any]]:  # noqa: A002 - the API's name
+    """Dead letters with their reason, oldest first."""
+    from ..dead_letters import list_dead
+
+    return [d.asdict() for d in _call(list_dead, _settings(request), queue=queue, id=id, actor=actor)]
+
+
+@router.post("/dlq/replay", dependencies=[operate], tags=["dead letters"])
+def replay_dead(request: Request, body: ReplayBody) -> list[dict[str, Any]]:
+    """Re-enqueue dead letters with their retries reset (each under a new message id)."""
+    from ..dead_letters import replay
+
+    done = _call(replay, _settings(request), queue=body.queue, id=body.id, actor=body.actor,
+                 everything=body.all, args=body.args, kwargs=body.kwargs)
+    return [d.asdict() for d in done]
+
+
+def _send(actor_name: str, *args: Any) -> Enqueued:
+    spec = _call(registry.get, actor_name)
+    message = _call(spec.actor.send, *args)
+    return Enqueued(message_id=message.message_id, actor=actor_name, queue=spec.queue)
+
+
+@router.post("/sync/all", dependencies=[operate], tags=["sync"])
+def sync_all() -> Enqueued:
+    """Enqueue ``sync_all_services`` (one ``sync_service`` per active service follows)."""
+    return _send("sync_all_services")
+
+
+@router.post("/sync/service/{service_id}", dependencies=[operate], tags=["sync"])
+def sync_one(service_id: int = Path(ge=1)) -> Enqueued:
+    """Enqueue ``sync_service`` for one service."""
+    return _send("sync_service", service_id)
+
+
+def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
+    """Runs finished per minute and queue over the last ``minutes`` (oldest first)."""
+    from sqlalchemy import select
+
+    from ..store.db import get_engine
+    from ..store.models import JobRun
+
+    now = datetime.now(UTC)
+    since = now - timedelta(minutes=minutes)
+    stmt = select(JobRun.queue, JobRun.finished_at).where(JobRun.finished_at >= since).limit(100_000)
+    series: dict[str, list[int]] = {}
+    with get_engine(settings.database_url).connect() as conn:
+        for queue, finished in conn.execute(stmt):
+            finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
+            slot = minutes - 1 - int((now - finished).total_seconds() // 60)
+            if 0 <= slot < minutes:
+                series.setdefault(queue, [0] * minutes)[slot] += 1
+    return series
+
+
+@router.get("/overview", dependencies=[read], tags=["dashboard"])
+def overview(request: Request) -> dict[str, Any]:
+    """Everything the dashboard shows, in one request."""
+    settings = _settings(request)
+    data: dict[str, Any] = {"generated_at": datetime.now(UTC).isoformat(), "errors": {}}
+
+    def part(name: str, fn: Any) -> None:
+        try:
+            data[name] = fn()
+        except HTTPException as exc:
+            data[name], data["errors"][name] = [], str(exc.detail)
+        except Exception as exc:
+            data[name], data["errors"][name] = [], f"{type(exc).__name__}: {exc}"
+
+    part("queues", lambda: queue_rows(settings))
+    part("throughput", lambda: throughput(settings))
+    part("jobs", lambda: _call(_control().list_jobs, settings))
+    part("runs", lambda: history(request, limit=25))
+    part("dead", lambda: dead_letters(request)[-25:])
+    try:
+        data["scheduler"] = _control().scheduler_status(settings)
+    except Exception:
+        data["scheduler"] = None
+    return data

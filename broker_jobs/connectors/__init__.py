@@ -1,0 +1,1 @@
+"""Sources the sync jobs read: HTTP APIs, CSV files, the Markdown vault."""

@@ -1,0 +1,362 @@
+"""The jobs file (``config/jobs.yaml``): parsed with line numbers, validated with pydantic.
+
+Every mistake becomes one :class:`~broker_jobs.errors.ConfigError` line,
+``file:line: jobs[i].field: message``, so ``check-config`` and every process
+that loads the file exit 2 before publishing anything.
+
+A job has exactly one trigger key (``cron``, ``interval`` or ``date``).  Any
+field except ``args``/``kwargs`` may be a per-environment mapping
+(``{development: ..., production: ..., default: ...}``) resolved by ``APP_ENV``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import BrokerJobsError, ConfigError
+from ..priorities import Priority, parse_priority
+from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, parse_cron
+
+Trigger = CronTrigger | IntervalTrigger | DateTrigger
+ENVIRONMENTS = ("development", "production", "default")
+TRIGGER_KINDS = ("cron", "interval", "date")
+Path_ = tuple[str | int, ...]
+
+
+class IntervalSpec(BaseModel):
+    """``interval: {minutes: 5, start: ..., end: ...}``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    seconds: float = Field(0, ge=0)
+    minutes: float = Field(0, ge=0)
+    hours: float = Field(0, ge=0)
+    days: float = Field(0, ge=0)
+    start: datetime | str | None = None
+    end: datetime | str | None = None
+
+    @property
+    def total(self) -> float:
+        """The period in seconds."""
+        return self.seconds + 60 * self.minutes + 3600 * self.hours + 86400 * self.days
+
+
+class DstSpec(BaseModel):
+    """What a cron job does at daylight-saving changes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    gap: Literal["shift", "skip"] = "shift"
+    fold: Literal["once", "twice"] = "once"
+
+
+class JobEntry(BaseModel):
+    """One entry of ``jobs:`` as written (before the actor and trigger are checked)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=200)
+    actor: str = Field(min_length=1)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    cron: str | None = None
+    interval: float | IntervalSpec | None = None
+    date: datetime | str | None = None
+    priority: str | int | None = None
+    enabled: bool = True
+    queue: str | None = Field(None, min_length=1)
+    timezone: str | None = None
+    jitter: float = Field(0, ge=0, le=3600)
+    misfire: Literal["skip", "run_once", "run_all"] = "run_once"
+    misfire_grace: float = Field(300, gt=0)
+    overlap: Literal["allow", "skip", "buffer_one", "replace"] = "skip"
+    dst: DstSpec = Field(default_factory=DstSpec)
+    description: str | None = None
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_priority(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> JobEntry:
+        given = [kind for kind in TRIGGER_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(f"exactly one trigger (cron, interval or date) is required, found {found}")
+        return self
+
+
+@dataclass(frozen=True)
+class JobDef:
+    """A validated job, its trigger resolved for the current ``APP_ENV``.
+
+    Parameters:
+      id: The schedule id (the ``job_id`` part of every fire id).
+      origin: ``config`` (the jobs file) or ``runtime`` (``jobs add``).
+      spec: The entry as written (runtime jobs are stored this way).
+    """
+
+    id: str
+    actor: str
+    trigger: Trigger
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    priority: Priority = Priority.MEDIUM
+    queue: str = "default"
+    timezone: str = "UTC"
+    jitter: float = 0.0
+    misfire: str = "run_once"
+    misfire_grace: float = 300.0
+    overlap: str = "skip"
+    enabled: bool = True
+    description: str = ""
+    origin: str = "config"
+    spec: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def kind(self) -> str:
+        """``cron``, ``interval`` or ``date``."""
+        return {CronTrigger: "cron", IntervalTrigger: "interval", DateTrigger: "date"}[type(self.trigger)]
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    """The jobs file: where it came from, its jobs and the modules it imports."""
+
+    source: str
+    jobs: list[JobDef]
+    modules: list[str] = field(default_factory=list)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone called ``name``, or ValueError naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def dotted(path: Path_) -> str:
+    """``('jobs', 2, 'cron')`` -> ``jobs[2].cron``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Located:
+    """A YAML document as plain data plus the line of every key and item."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.lines: dict[Path_, int] = {}
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            self.data = self._walk(loader, node, ()) if node is not None else None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else 1
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(f"{source}:{line}: invalid YAML: {problem}") from None
+        finally:
+            loader.dispose()
+
+    def _walk(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path_) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = loader.construct_object(key_node, deep=True)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                out[key] = self._walk(loader, value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._walk(loader, item, (*path, i)) for i, item in enumerate(node.value)]
+        return loader.construct_object(node, deep=True)
+
+    def error(self, path: Path_, message: str) -> ConfigError:
+        """A ConfigError at the line of the deepest known part of ``path``."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.lines:
+                line = self.lines[path[:end]]
+                break
+        else:
+            line = 1
+        where = f"{dotted(path)}: " if path else ""
+        return ConfigError(f"{self.source}:{line}: {where}{message}")
+
+
+def _resolve_env(value: Any, app_env: str, path: Path_, doc: _Located | None) -> Any:
+    if isinstance(value, dict) and value and set(value) <= set(ENVIRONMENTS):
+        if app_env in value:
+            return value[app_env]
+        if "default" in value:
+            return value["default"]
+        message = f"no value for APP_ENV={app_env!r} (give it or a 'default')"
+        raise doc.error(path, message) if doc else ConfigError(f"{dotted(path)}: {message}")
+    return value
+
+
+def _union_tag(part: str | int) -> bool:
+    # pydantic names the member of a union it tried: ('interval', 'IntervalSpec', 'minutes').
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in _TYPE_TAGS)
+
+
+_TYPE_TAGS = {"float", "int", "str", "bool", "datetime", "none"}
+
+
+def _when(value: datetime | str) -> datetime:
+    # A naive time is a wall time in the job's zone: the trigger resolves it (DST-aware).
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"not an ISO date and time: {value!r}") from None
+    return value
+
+
+def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located | None = None,
+              origin: str = "config") -> JobDef:
+    """Validate one job entry and resolve its actor, trigger and defaults.
+
+    Parameters:
+      raw: The entry as written (a mapping).
+      settings: The settings (``APP_ENV``, ``SCHEDULER_TIMEZONE``).
+      path: Where the entry sits, for error messages (``('jobs', 3)``).
+      doc: The located document, for line numbers.
+      origin: ``config`` or ``runtime``.
+
+    Raises:
+      ConfigError: ``file:line: jobs[i].field: message``.
+    """
+    from .. import registry
+    from ..job import validate_arguments
+
+    def fail(sub: Path_, message: str) -> ConfigError:
+        full = (*path, *sub)
+        return doc.error(full, message) if doc else ConfigError(f"{dotted(full)}: {message}")
+
+    if not isinstance(raw, dict):
+        raise fail((), f"must be a mapping, got {type(raw).__name__}")
+    entry = {key: value if key in ("args", "kwargs") else _resolve_env(value, settings.app_env, (*path, key), doc)
+             for key, value in raw.items()}
+    try:
+        job = JobEntry.model_validate(entry)
+    except ValidationError as exc:
+        err = max(exc.errors(), key=lambda e: len(e["loc"]))
+        loc = tuple(p for p in err["loc"] if not _union_tag(p))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        raise fail(loc, message) from None
+    if not registry.has(job.actor):
+        known = ", ".join(registry.names()) or "none"
+        raise fail(("actor",), f"unknown actor {job.actor!r} (known: {known})")
+    spec = registry.get(job.actor)
+    actor = spec.actor
+    fn, model = getattr(actor, "fn_unwrapped", None), getattr(actor, "args_model", None)
+    if fn is not None and model is not None:
+        try:
+            validate_arguments(fn, model, tuple(job.args), job.kwargs)
+        except BrokerJobsError as exc:
+            raise fail(("kwargs" if job.kwargs else "args",), str(exc)) from None
+    tz = job.timezone or settings.scheduler_timezone
+    trigger: Trigger
+    try:
+        if job.cron is not None:
+            parse_cron(job.cron)
+            trigger = CronTrigger(job.cron, timezone=tz, gap=job.dst.gap, fold=job.dst.fold)
+        elif job.date is not None:
+            trigger = DateTrigger(_when(job.date), timezone=tz)
+        else:
+            interval = job.interval if isinstance(job.interval, IntervalSpec) else IntervalSpec(seconds=job.interval)
+            if interval.total <= 0:
+                raise TriggerError("the interval must be longer than 0 seconds")
+            trigger = IntervalTrigger(
+                interval.total, timezone=tz,
+                start=_when(interval.start) if interval.start is not None else None,
+                end=_when(interval.end) if interval.end is not None else None,
+            )
+    except (TriggerError, ValueError) as exc:
+        raise fail((next(k for k in TRIGGER_KINDS if getattr(job, k) is not None),), str(exc)) from None
+    return JobDef(
+        id=job.id, actor=job.actor, trigger=trigger, args=tuple(job.args), kwargs=dict(job.kwargs),
+        priority=parse_priority(job.priority) if job.priority is not None else spec.priority,
+        queue=job.queue or spec.queue, timezone=tz, jitter=job.jitter, misfire=job.misfire,
+        misfire_grace=job.misfire_grace, overlap=job.overlap, enabled=job.enabled,
+        description=job.description or spec.description, origin=origin, spec=dict(raw),
+    )
+
+
+def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> JobsConfig:
+    """Read and validate the jobs file.
+
+    Parameters:
+      path: The file (``JOBS_CONFIG``).
+      settings: The settings.
+      import_modules: Import ``broker_jobs.actors`` and the file's ``modules:``
+        first, so their jobs can be named.
+
+    Raises:
+      ConfigError: ``file:line: jobs[i].field: message``.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the jobs file: {exc.strerror or exc}") from None
+    doc = _Located(text, source)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise doc.error((), "the jobs file must be a mapping with 'jobs:' (and optionally 'modules:')")
+    for key in data:
+        if key not in ("jobs", "modules"):
+            raise doc.error((key,), "unknown top-level key (expected 'jobs' and 'modules')")
+    modules = data.get("modules") or []
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise doc.error(("modules",), "must be a list of module names")
+    if import_modules:
+        importlib.import_module("broker_jobs.actors")
+        for i, name in enumerate(modules):
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise doc.error(("modules", i), f"cannot import {name!r}: {exc}") from None
+    raw_jobs = data.get("jobs") or []
+    if not isinstance(raw_jobs, list):
+        raise doc.error(("jobs",), "must be a list of jobs")
+    jobs: list[JobDef] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_jobs):
+        job = parse_job(raw, settings, path=("jobs", i), doc=doc)
+        if job.id in seen:
+            raise doc.error(("jobs", i, "id"), f"duplicate id {job.id!r} (first used by jobs[{seen[job.id]}])")
+        seen[job.id] = i
+        jobs.append(job)
+    return JobsConfig(source=source, jobs=jobs, modules=list(modules))
+
+
+def configured_modules(path: Path) -> list[str]:
+    """The file's ``modules:`` list; ``[]`` when the file is missing or unreadable (never raises)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []
+    modules = data.get("modules") if isinstance(data, dict) else None
+    return [m for m in modules if isinstance(m, str)] if isinstance(modules, list) else []

@@ -1,0 +1,244 @@
+"""Operator controls over schedules, shared by the CLI and the HTTP API.
+
+Everything here reads and writes the shared database, so every scheduler
+instance sees a pause, a note or a runtime job at its next refresh (5 s).
+``run_now`` and ``backfill`` publish from the calling process (confirmed),
+through the job's overlap policy, and record their slots in the audit trail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..errors import BrokerJobsError, ConfigError, NotFoundError
+from .config import JobDef, load_config, parse_job
+from .policies import BACKFILLED, MANUAL, OVERLAP
+from .publisher import Outgoing, iso
+from .scheduler import REFRESH, Planned, plan_flights
+from .state import SchedulerStore, now_utc, open_store, utc
+from .triggers import describe, fire_times, next_fire
+
+#: The most slots one backfill may publish.
+MAX_BACKFILL = 10_000
+
+
+def _store(settings: Any) -> SchedulerStore:
+    return open_store(settings.database_url)
+
+
+def _config_jobs(settings: Any) -> dict[str, JobDef]:
+    return {job.id: job for job in load_config(settings.jobs_config, settings).jobs}
+
+
+def all_jobs(settings: Any, store: SchedulerStore | None = None) -> dict[str, JobDef]:
+    """The jobs file's jobs, then the runtime ones (a runtime job that no longer validates is left out)."""
+    store = store or _store(settings)
+    jobs = _config_jobs(settings)
+    for job_id, spec in store.runtime_specs().items():
+        if job_id not in jobs:
+            try:
+                jobs[job_id] = parse_job(spec, settings, path=(f"runtime job {job_id}",), origin="runtime")
+            except BrokerJobsError:
+                continue
+    return jobs
+
+
+def get_job(settings: Any, job_id: str, store: SchedulerStore | None = None) -> JobDef:
+    """One job by id.
+
+    Raises:
+      NotFoundError: naming the known ids.
+    """
+    jobs = all_jobs(settings, store)
+    if job_id not in jobs:
+        raise NotFoundError(f"unknown job {job_id!r} (known: {', '.join(sorted(jobs)) or 'none'})")
+    return jobs[job_id]
+
+
+def _row(job: JobDef, state: Any, control: Any, now: datetime) -> dict[str, Any]:
+    paused = bool(control is not None and control.paused)
+    return {
+        "id": job.id, "actor": job.actor, "trigger": describe(job.trigger), "priority": job.priority.label,
+        "queue": job.queue, "enabled": job.enabled, "paused": paused,
+        "note": control.note if control is not None else None,
+        "next_run": next_fire(job.trigger, now) if job.enabled else None,
+        "last_run": utc(state.last_fired_at) if state is not None else None,
+        "last_outcome": state.last_outcome if state is not None else None,
+        "origin": job.origin,
+    }
+
+
+def list_jobs(settings: Any) -> list[dict[str, Any]]:
+    """Every job: id, actor, trigger in words, priority, queue, enabled, paused, note, next and last run."""
+    store = _store(settings)
+    states, controls, now = store.states(), store.controls(), now_utc()
+    return [_row(job, states.get(i), controls.get(i), now) for i, job in sorted(all_jobs(settings, store).items())]
+
+
+def show_job(settings: Any, job_id: str, audit: int = 20) -> dict[str, Any]:
+    """One job in full, with its runs in flight and its recent slot outcomes."""
+    store = _store(settings)
+    job = get_job(settings, job_id, store)
+    row = _row(job, store.states().get(job_id), store.controls().get(job_id), now_utc())
+    row.update(
+        description=job.description, args=list(job.args), kwargs=job.kwargs, timezone=job.timezone,
+        jitter=job.jitter, misfire=job.misfire, misfire_grace=job.misfire_grace, overlap=job.overlap,
+        in_flight=[{"fire_id": f.fire_id, "state": "queued" if f.queued else "running"}
+                   for f in store.in_flight([job_id]).get(job_id, [])],
+        audit=store.audit(job_id, audit),
+    )
+    return row
+
+
+def preview(settings: Any, job_id: str, count: int = 10, start: datetime | None = None) -> list[datetime]:
+    """The next ``count`` fire times after ``start`` (default now), in the job's time zone."""
+    job = get_job(settings, job_id)
+    begin = start or now_utc()
+    if begin.tzinfo is None:
+        begin = begin.replace(tzinfo=ZoneInfo(job.timezone))
+    zone = ZoneInfo(job.timezone)
+    slots = fire_times(job.trigger, begin, datetime.max.replace(tzinfo=zone) - timedelta(days=2), limit=count)
+    return [slot.astimezone(zone) for slot in slots]
+
+
+def pause(settings: Any, job_id: str, note: str | None = None) -> dict[str, Any]:
+    """Pause a job; its slots are recorded ``paused`` until :func:`resume`."""
+    store = _store(settings)
+    get_job(settings, job_id, store)
+    store.set_control(job_id, paused=True, note=note)
+    return {"id": job_id, "paused": True, "note": note}
+
+
+def resume(settings: Any, job_id: str) -> dict[str, Any]:
+    """Resume a paused job from its next slot (paused slots are not caught up)."""
+    store = _store(settings)
+    get_job(settings, job_id, store)
+    store.set_control(job_id, paused=False, note=None)
+    return {"id": job_id, "paused": False}
+
+
+def _publish(settings: Any, store: SchedulerStore, plans: list[Planned]) -> None:
+    from ..broker import get_broker
+    from .publisher import Publisher
+
+    batch = [p.out for p in plans if p.out is not None]
+    if batch:
+        broker = get_broker()
+        for queue in {o.queue for o in batch}:
+            broker.declare_queue(queue, ensure=True)  # type: ignore[call-arg]
+        publisher = Publisher(settings.rabbitmq_url, settings.publish_timeout)
+        try:
+            publisher.publish(batch, int(now_utc().timestamp() * 1000))
+        finally:
+            publisher.close()
+    now = now_utc()
+    store.commit(
+        token=None, states=[],
+        audit=[{"job_id": p.job.id, "slot": p.slot, "outcome": p.outcome,
+                "fire_id": p.out.fire_id if p.out else p.superseded, "message_id": p.out.message_id if p.out else None,
+                "lag_ms": None, "detail": p.detail, "token": None, "recorded_at": now} for p in plans],
+        fires=[{"fire_id": o.fire_id, "job_id": o.job_id, "message_id": o.message_id, "published_at": now}
+               for o in batch],
+    )
+    closed = [p.superseded for p in plans if p.superseded]
+    if closed:
+        store.close_fires(closed)
+
+
+def run_now(settings: Any, job_id: str, force: bool = False) -> dict[str, Any]:
+    """Publish one run of the job now, through its overlap policy unless ``force``.
+
+    Returns:
+      ``{"id", "fire_id", "message_id"}``, or ``{"id", "skipped": reason}``.
+    """
+    store = _store(settings)
+    job = get_job(settings, job_id, store)
+    now = now_utc()
+    plan = Planned(job, now, MANUAL)
+    flights = [] if force else store.in_flight([job_id]).get(job_id, [])
+    plans = [plan]
+    plan_flights(plan, plans, flights, 0)
+    if plan.out is not None:  # a manual run is no slot: its fire id says so
+        plan.out.fire_id, plan.out.slot = f"{job.id}@manual:{iso(now)}", None
+        if force:
+            plan.detail = "forced"
+    _publish(settings, store, plans)
+    if plan.out is None:
+        return {"id": job_id, "skipped": plan.detail}
+    return {"id": job_id, "fire_id": plan.out.fire_id, "message_id": plan.out.message_id, "queue": job.queue,
+            "priority": job.priority.label}
+
+
+def backfill(settings: Any, job_id: str, start: datetime, end: datetime, force: bool = False) -> dict[str, Any]:
+    """Publish every slot of the job in ``[start, end]``, through its overlap policy unless ``force``.
+
+    A slot that already ran is dropped by the workers' fire-id dedup: backfill
+    fills what was missed, it does not repeat what ran.
+    """
+    store = _store(settings)
+    job = get_job(settings, job_id, store)
+    zone = ZoneInfo(job.timezone)
+    start, end = (t if t.tzinfo else t.replace(tzinfo=zone) for t in (start, end))
+    if end < start:
+        raise ConfigError("--to is before --from")
+    slots = fire_times(job.trigger, start - timedelta(microseconds=1), end, limit=MAX_BACKFILL + 1)
+    if len(slots) > MAX_BACKFILL:
+        raise ConfigError(f"more than {MAX_BACKFILL} slots in that range; backfill a shorter one")
+    flights = [] if force else store.in_flight([job_id]).get(job_id, [])
+    plans: list[Planned] = []
+    for slot in slots:
+        plan = Planned(job, slot, BACKFILLED)
+        plans.append(plan)
+        if force:
+            plan_flights(plan, plans, [], 0)
+        else:
+            plan_flights(plan, plans, flights, 0)
+    _publish(settings, store, plans)
+    published = [p.out.fire_id for p in plans if p.out is not None]
+    return {"id": job_id, "slots": len(slots), "published": len(published),
+            "skipped_overlap": sum(p.outcome == OVERLAP for p in plans), "fire_ids": published}
+
+
+def add_runtime_job(settings: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Add (or replace) a runtime job, validated like a jobs-file entry; every instance picks it up."""
+    store = _store(settings)
+    config = _config_jobs(settings)
+    job = parse_job(spec, settings, path=("job",), origin="runtime")
+    if job.id in config:
+        raise ConfigError(f"job.id: {job.id!r} is defined in {settings.jobs_config}; edit it there")
+    store.add_runtime(job.id, dict(spec))
+    return _row(job, store.states().get(job.id), store.controls().get(job.id), now_utc())
+
+
+def remove_runtime_job(settings: Any, job_id: str) -> dict[str, Any]:
+    """Remove a runtime job (jobs of the jobs file are removed by editing it)."""
+    store = _store(settings)
+    if job_id in _config_jobs(settings):
+        raise ConfigError(f"{job_id!r} is defined in {settings.jobs_config}; remove it there")
+    if not store.remove_runtime(job_id):
+        raise NotFoundError(f"no runtime job {job_id!r}")
+    return {"id": job_id, "removed": True}
+
+
+def scheduler_status(settings: Any) -> dict[str, Any]:
+    """The lease holder, its fencing token, the instances' heartbeats and errors."""
+    from .lease import build_lease
+
+    store = _store(settings)
+    holder = build_lease(settings, store.engine).holder()
+    now = now_utc()
+    instances = store.instances()
+    for row in instances:
+        row["alive"] = (now - row["heartbeat_at"]).total_seconds() <= 3 * REFRESH
+    return {
+        "leader": holder.owner if holder else None,
+        "fencing_token": holder.token if holder else None,
+        "lease_expires_in": round(holder.expires_in, 3) if holder else None,
+        "fence": store.fence(),
+        "instances": instances,
+        "alive": sum(1 for row in instances if row["alive"]),
+        "errors": sum(row["errors"] or 0 for row in instances if row["alive"]),
+        "last_errors": [row["last_error"] for row in instances if row["alive"] and row["last_error"]],
+    }

@@ -1,0 +1,181 @@
+"""Confirmed batch publishing of scheduled messages.
+
+Per-message publisher confirms on a blocking channel cost a round trip each
+(about 2 ms here, 2 s for 1,000 messages); one AMQP transaction around the
+whole batch is confirmed once (about 200 ms for 1,000 durable messages).  When
+``tx_commit`` returns, RabbitMQ has taken every message of the batch; when it
+fails, the scheduler publishes the batch again under new message ids, and the
+workers' fire-id dedup drops whichever copy comes second.
+
+Messages are Dramatiq messages with the options our middleware reads
+(``priority``, ``broker_priority``, ``fire_id``, ``job_id``, ``slot``); a
+jittered one goes to the delay queue ``Q.DQ`` with an ``eta``, exactly as
+``send_with_options(delay=...)`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import dramatiq
+import pika
+from dramatiq.common import dq_name
+
+from ..errors import BrokerUnavailableError
+from ..priorities import Priority, amqp_priority
+
+logger = logging.getLogger(__name__)
+
+
+def iso(slot: datetime) -> str:
+    """A slot as it appears in fire ids: UTC, ``Z``, microseconds only when present."""
+    text = slot.strftime("%Y-%m-%dT%H:%M:%S")
+    if slot.microsecond:
+        text += f".{slot.microsecond:06d}"
+    return text + "Z"
+
+
+def fire_id(job_id: str, slot: datetime) -> str:
+    """The deterministic id of one slot of one job: ``job_id@slotISO``."""
+    return f"{job_id}@{iso(slot)}"
+
+
+@dataclass
+class Outgoing:
+    """One message to publish.
+
+    Parameters:
+      queue: The job's queue.
+      actor: The actor name.
+      fire_id: ``job_id@slot`` (or ``job_id@manual:...`` for run-now).
+      delay_ms: Jitter; the message waits in ``Q.DQ`` that long.
+    """
+
+    job_id: str
+    actor: str
+    queue: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    priority: Priority
+    fire_id: str
+    slot: datetime | None
+    delay_ms: int = 0
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def message(self, now_ms: int) -> dramatiq.Message[Any]:
+        """The Dramatiq message (a fresh message id is drawn by :meth:`renew`)."""
+        options: dict[str, Any] = {
+            "priority": self.priority.label,
+            "broker_priority": amqp_priority(self.priority),
+            "fire_id": self.fire_id,
+            "job_id": self.job_id,
+        }
+        if self.slot is not None:
+            options["slot"] = iso(self.slot)
+        queue = self.queue
+        if self.delay_ms > 0:
+            queue = dq_name(self.queue)
+            options["eta"] = now_ms + self.delay_ms
+        return dramatiq.Message(queue_name=queue, actor_name=self.actor, args=self.args, kwargs=self.kwargs,
+                                options=options, message_id=self.message_id, message_timestamp=now_ms)
+
+    def renew(self) -> None:
+        """Draw a new message id (before publishing again after a failed commit)."""
+        self.message_id = str(uuid.uuid4())
+
+
+class Publisher:
+    """Publishes batches in one AMQP transaction over a connection of its own.
+
+    Parameters:
+      url: ``RABBITMQ_URL`` (heartbeat and blocked-connection timeout are added).
+      timeout: Seconds a publish may block (memory or disk alarm).
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        from ..broker import connection_url
+
+        self.url = connection_url(url, blocked_connection_timeout=str(timeout))
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: Any = None
+
+    def _open(self) -> Any:
+        if self._channel is None or not self._channel.is_open:
+            self.close()
+            self._connection = pika.BlockingConnection(pika.URLParameters(self.url))
+            self._channel = self._connection.channel()
+            self._channel.tx_select()
+        return self._channel
+
+    def publish(self, batch: list[Outgoing], now_ms: int) -> None:
+        """Publish ``batch`` and wait for RabbitMQ to take all of it.
+
+        Raises:
+          BrokerUnavailableError: nothing of the batch can be counted on;
+            publish it again (after :meth:`Outgoing.renew`).
+        """
+        if not batch:
+            return
+        try:
+            channel = self._open()
+            for item in batch:
+                message = item.message(now_ms)
+                channel.basic_publish(
+                    exchange="", routing_key=message.queue_name, body=message.encode(),
+                    properties=pika.BasicProperties(delivery_mode=2,
+                                                    priority=message.options["broker_priority"]),
+                )
+            channel.tx_commit()
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            self.close()
+            raise BrokerUnavailableError(f"publish of {len(batch)} message(s) not confirmed: {exc!r}") from exc
+
+    def keepalive(self) -> None:
+        """Serve heartbeats while idle (a blocking connection only does it inside pika calls)."""
+        if self._connection is not None and self._connection.is_open:
+            try:
+                self._connection.process_data_events(0)
+            except (pika.exceptions.AMQPError, OSError):
+                self.close()
+
+    def close(self) -> None:
+        """Close the connection (reopened on the next publish)."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except (pika.exceptions.AMQPError, OSError):
+                pass
+
+
+class StubPublisher:
+    """Enqueues on a (stub) Dramatiq broker, for unit tests; ``fail`` makes the next publish fail."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+        self.fail = 0
+        self.published: list[dramatiq.Message[Any]] = []
+
+    def publish(self, batch: list[Outgoing], now_ms: int) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise BrokerUnavailableError("stub publish failure")
+        for item in batch:
+            message = item.message(now_ms)
+            self.published.append(message)
+            canonical = item.queue
+            self.broker.declare_queue(canonical)
+            if item.delay_ms:
+                self.broker.enqueue(message.copy(queue_name=canonical), delay=item.delay_ms)
+            else:
+                self.broker.enqueue(message)
+
+    def keepalive(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

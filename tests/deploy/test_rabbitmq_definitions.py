@@ -1,0 +1,204 @@
+"""rabbitmq/: the broker's own config never conflicts with what the code declares."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.deploy.conftest import Management
+
+RABBITMQ_DIR = ROOT / "rabbitmq"
+DEFINITIONS = json.loads((RABBITMQ_DIR / "definitions.json").read_text())
+VHOST = "broker_jobs"
+USER = "broker_jobs"
+#: The password whose hash definitions.json ships (documented in the README: change it).
+SHIPPED_PASSWORD = "change-me"
+
+
+def code_topology() -> dict[str, dict[str, Any]]:
+    """Every queue the code declares for the built-in queues, with its arguments."""
+    from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
+
+    from broker_jobs.broker import QUEUES, JobsBroker
+    from broker_jobs.priorities import MAX_PRIORITY
+
+    broker = JobsBroker(url="amqp://127.0.0.1:1/%2F", max_priority=MAX_PRIORITY, middleware=[])
+    wanted: dict[str, dict[str, Any]] = {}
+    for queue in QUEUES:
+        wanted[queue] = broker._build_queue_arguments(queue)
+        wanted[f"{queue}.DQ"] = broker._build_queue_arguments(queue)
+        wanted[f"{queue}.XQ"] = {"x-message-ttl": DEAD_MESSAGE_TTL}
+    return wanted
+
+
+def test_definitions_declare_the_queues_exactly_as_the_code_does():
+    declared = {q["name"]: q["arguments"] for q in DEFINITIONS["queues"]}
+    assert declared == code_topology()
+    assert all(q["durable"] and not q["auto_delete"] and q["vhost"] == VHOST for q in DEFINITIONS["queues"])
+
+
+def test_no_policy_sets_a_key_that_a_matching_queue_sets_as_an_argument():
+    for policy in DEFINITIONS["policies"]:
+        keys = set(policy["definition"])
+        for queue in DEFINITIONS["queues"]:
+            if re.search(policy["pattern"], queue["name"]):
+                arguments = {name.removeprefix("x-") for name in queue["arguments"]}
+                assert not keys & arguments, (policy["name"], queue["name"])
+
+
+def test_no_guest_user_and_the_app_user_may_use_only_its_vhost():
+    assert [u["name"] for u in DEFINITIONS["users"]] == [USER]
+    assert "administrator" not in DEFINITIONS["users"][0]["tags"]
+    assert [(p["user"], p["vhost"]) for p in DEFINITIONS["permissions"]] == [(USER, VHOST)]
+    conf = (RABBITMQ_DIR / "rabbitmq.conf").read_text()
+    assert re.search(r"^loopback_users\.guest = true$", conf, re.M)
+
+
+def test_the_conf_documents_a_consumer_timeout_equal_to_the_default_setting():
+    from broker_jobs.settings import DEFAULT_CONSUMER_TIMEOUT
+
+    conf = (RABBITMQ_DIR / "rabbitmq.conf").read_text()
+    [value] = re.findall(r"^consumer_timeout = (\d+)$", conf, re.M)
+    assert int(value) == DEFAULT_CONSUMER_TIMEOUT * 1000
+    assert "CONSUMER_TIMEOUT" in conf
+
+
+def test_enabled_plugins_has_management_and_prometheus():
+    text = (RABBITMQ_DIR / "enabled_plugins").read_text().strip()
+    assert text.startswith("[") and text.endswith("].")
+    assert {p.strip() for p in text[1:-2].split(",")} == {"rabbitmq_management", "rabbitmq_prometheus"}
+
+
+def renamed_definitions(vhost: str, user: str) -> dict[str, Any]:
+    """definitions.json with its vhost and user renamed, so the import touches nothing else."""
+    text = json.dumps(DEFINITIONS)
+    text = text.replace(f'"vhost": "{VHOST}"', f'"vhost": "{vhost}"')
+    data = json.loads(text)
+    for item in data["vhosts"]:
+        item["name"] = vhost
+    for item in data["users"]:
+        item["name"] = user
+    for item in data["permissions"]:
+        item["user"] = user
+    return data
+
+
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"],
+        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 45) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.rabbitmq
+def test_a_worker_runs_cleanly_on_the_imported_definitions(management: Management, scratch, worker_env,
+                                                          tmp_path):
+    vhost, user = scratch("bj-defs"), scratch("bj-defs-user")
+    management.request("POST", "/definitions", json=renamed_definitions(vhost, user))
+    env = {**worker_env, "RABBITMQ_URL": management.amqp_url(vhost, user, SHIPPED_PASSWORD)}
+    log_path = tmp_path / "worker.log"
+
+    worker = start_worker(env, log_path)
+    try:
+        wait_for(lambda: "ready for action" in log_path.read_text() or worker.poll() is not None,
+                 "the worker to boot")
+        assert worker.poll() is None, log_path.read_text()
+        sent = run_cli("send", "diagnostics", env=env)
+        assert sent.returncode == 0, sent.stderr
+        message_id = sent.stdout.strip()
+
+        def succeeded() -> bool:
+            runs = run_cli("history", "--json", "--actor", "diagnostics", env=env)
+            return any(r["message_id"] == message_id and r["status"] == "succeeded"
+                       for r in json.loads(runs.stdout or "[]"))
+
+        wait_for(succeeded, f"diagnostics {message_id} to succeed")
+    finally:
+        stop_worker(worker)
+    log = log_path.read_text()
+    assert "PRECONDITION_FAILED" not in log
+    assert "CRITICAL" not in log
+
+    def queues() -> dict[str, Any]:
+        return {q["name"]: q for q in management.request("GET", f"/queues/{quote(vhost, safe='')}").json()}
+
+    assert {name: queues()[name]["arguments"] for name in code_topology()} == code_topology()
+    # The management API shows the applied policy a few seconds late.
+    wait_for(lambda: {q.get("policy") for name, q in queues().items() if name.endswith(".XQ")} == {
+        "broker-jobs-dead-letters"}, "the dead-letter policy on every .XQ queue", timeout=20)
+
+
+def declare_default_without_priority(management: Management, vhost: str) -> None:
+    import pika
+
+    management.request("PUT", f"/vhosts/{quote(vhost, safe='')}")
+    user = management.amqp_url(vhost).split("//", 1)[1].split(":", 1)[0]
+    management.request("PUT", f"/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+                       json={"configure": ".*", "write": ".*", "read": ".*"})
+    connection = pika.BlockingConnection(pika.URLParameters(management.amqp_url(vhost)))
+    try:
+        connection.channel().queue_declare("default", durable=True, arguments={
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "default.XQ"})
+    finally:
+        connection.close()
+
+
+def one_conflict_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if "x-max-priority" in line]
+    assert len(lines) == 1, stderr
+    assert "queue 'default'" in lines[0], lines[0]
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.rabbitmq
+def test_a_conflicting_queue_stops_the_producer_and_the_worker_with_one_line(management: Management,
+                                                                             scratch, worker_env):
+    vhost = scratch("bj-conflict")
+    declare_default_without_priority(management, vhost)
+    env = {**os.environ, **worker_env, "RABBITMQ_URL": management.amqp_url(vhost)}
+
+    sent = run_cli("send", "diagnostics", env=env)
+    assert sent.returncode == 3
+    assert len(sent.stderr.splitlines()) == 1
+    one_conflict_line(sent.stderr)
+
+    worker = subprocess.run(
+        [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"],
+        env=env, capture_output=True, text=True, cwd=ROOT, timeout=90,
+    )
+    assert worker.returncode == 3
+    one_conflict_line(worker.stderr + worker.stdout)

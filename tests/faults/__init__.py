@@ -1,0 +1,1 @@
+"""Fault, load and bad-input tests: nothing lost, nothing doubled, nobody let in."""

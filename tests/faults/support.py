@@ -1,0 +1,231 @@
+"""What the fault tests share: worker processes, a producer that never drops a
+message silently, and the ledger that counts sent, executed, dead and lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+from dramatiq.message import Message
+from sqlalchemy import create_engine, text
+
+from tests.conftest import ROOT
+
+from .jobs import QUEUE
+
+#: Where each test's figures go (one JSON line per test); the README table quotes them.
+FIGURES = Path(os.environ.get("FAULT_FIGURES", "/tmp/broker-jobs-fault-figures.jsonl"))
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60, every: float = 0.3) -> Any:
+    """Poll ``predicate`` until it returns something true; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Workers:
+    """``dramatiq broker_jobs.actors tests.faults.jobs`` as a user starts it, in its own process group.
+
+    Parameters:
+      env: Extra environment (RABBITMQ_URL, DATABASE_URL, ...).
+      log: File receiving the workers' output.
+      processes: Worker processes.
+      threads: Threads per process.
+    """
+
+    def __init__(self, env: dict[str, str], log: Path, processes: int = 1, threads: int = 4) -> None:
+        self.env = env
+        self.log = log
+        self.processes = processes
+        self.threads = threads
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> Workers:
+        """Start the master and its worker processes; wait until each is ready for action."""
+        before = self.text().count("ready for action")
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "tests.faults.jobs",
+                 "--processes", str(self.processes), "--threads", str(self.threads), "--queues", QUEUE],
+                env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                start_new_session=True,
+            )
+        if wait:
+            wait_for(lambda: self.text().count("Worker process is ready for action") >= before + self.processes
+                     or self.proc.poll() is not None, "the workers to boot")  # type: ignore[union-attr]
+            assert self.proc.poll() is None, self.text()[-3000:]
+        return self
+
+    def children(self) -> list[int]:
+        """The pids of the live worker processes (not the master, not the metrics fork)."""
+        import psutil
+
+        if self.proc is None:
+            return []
+        pids = {int(pid) for pid in re.findall(r"\[PID (\d+)\] \[\w+\] \[dramatiq\.WorkerProcess", self.text())}
+        try:
+            return sorted(p.pid for p in psutil.Process(self.proc.pid).children() if p.pid in pids)
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker process: no cleanup, no acks."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """SIGTERM (graceful), then SIGKILL after 30 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def text(self) -> str:
+        """Everything the workers logged so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def fault_message(actor: str, key: str, **kwargs: Any) -> Message[Any]:
+    """A message for one of :mod:`tests.faults.jobs`, built as any other service would."""
+    return Message(queue_name=QUEUE, actor_name=actor, args=(key,), kwargs=kwargs, options={})
+
+
+@dataclass
+class Producer:
+    """Publishes through a broker_jobs broker; a publish that raised is reported and sent again.
+
+    Parameters:
+      broker: A :class:`~broker_jobs.broker.JobsBroker` (confirmed publishes).
+    """
+
+    broker: Any
+    reported: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def send(self, message: Message[Any], *, delay: int | None = None, give_up_after: float = 120) -> None:
+        """Publish until RabbitMQ confirms; every failed try is counted in ``reported``."""
+        deadline = time.monotonic() + give_up_after
+        while True:
+            try:
+                self.broker.enqueue(message, delay=delay)
+                return
+            except Exception as exc:  # the producer's loop: report, wait, send again
+                self.reported += 1
+                self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
+def effects(url: str) -> dict[str, int]:
+    """``key -> runs`` of every effect recorded in ``fault_effects``."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {key: runs for key, runs in conn.execute(text("SELECT key, runs FROM fault_effects"))}
+    finally:
+        engine.dispose()
+
+
+def effect_times(url: str) -> dict[str, tuple[int, float, float]]:
+    """``key -> (runs, first_at, last_at)`` (epoch seconds)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT key, runs, first_at, last_at FROM fault_effects"))
+            return {key: (runs, first, last) for key, runs, first, last in rows}
+    finally:
+        engine.dispose()
+
+
+def dead_letters(amqp_url: str, queue: str = QUEUE) -> list[Message[Any] | bytes]:
+    """The messages in ``queue.XQ`` (decoded when possible), left in place."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        try:
+            count = channel.queue_declare(queue + ".XQ", passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return []
+        found: list[Message[Any] | bytes] = []
+        for _ in range(count):
+            method, _props, body = channel.basic_get(queue + ".XQ", auto_ack=False)
+            if method is None:
+                break
+            try:
+                found.append(Message.decode(body))
+            except Exception:
+                found.append(body)
+        return found  # closing the connection puts them back
+    finally:
+        connection.close()
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in ``queue`` (0 when it does not exist)."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        try:
+            return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+        except pika.exceptions.ChannelClosedByBroker:
+            return 0
+    finally:
+        connection.close()
+
+
+@dataclass
+class Tally:
+    """What happened to every message a test sent."""
+
+    test: str
+    sent: int
+    executed: int
+    executions: int
+    dead_lettered: int
+    lost: int
+    reported: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> Tally:
+        """Append these figures to :data:`FIGURES` and print them."""
+        line = json.dumps({**asdict(self), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        with FIGURES.open("a") as out:
+            out.write(line + "\n")
+        print(line)
+        return self
+
+
+def tally(test: str, sent: Iterable[str], done: dict[str, int], dead: Iterable[str] = (), *,
+          reported: int = 0, **extra: Any) -> Tally:
+    """Count the outcome of every sent key: executed (its effect exists), dead-lettered, or lost."""
+    sent = set(sent)
+    dead = set(dead) & sent
+    executed = sent & set(done)
+    lost = sent - executed - dead
+    return Tally(test=test, sent=len(sent), executed=len(executed),
+                 executions=sum(done[k] for k in executed), dead_lettered=len(dead), lost=len(lost),
+                 reported=reported, extra=extra).record()
+
+
+def dead_keys(amqp_url: str) -> list[str]:
+    """The ``key`` argument of every decodable dead letter of the fault queue."""
+    return [m.args[0] for m in dead_letters(amqp_url) if isinstance(m, Message) and m.args]

@@ -1,0 +1,55 @@
+"""Building blocks for the scheduler tests: a jobs file, a scheduler on a stub broker, a fake clock."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from broker_jobs.scheduling.lease import DatabaseLease
+from broker_jobs.scheduling.publisher import StubPublisher
+from broker_jobs.scheduling.scheduler import Scheduler
+from broker_jobs.scheduling.state import SchedulerStore
+from broker_jobs.store.db import get_engine
+
+T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def jobs_file(tmp_path: Path, body: str, name: str = "jobs.yaml") -> Path:
+    """Write a jobs file (dedented) and return its path."""
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
+    return path
+
+
+def fake_settings(path: Path, **overrides: Any) -> SimpleNamespace:
+    """The few settings the scheduler reads."""
+    values = {"app_env": "development", "scheduler_timezone": "UTC", "jobs_config": path, "redis_url": None}
+    values.update(overrides)
+    return SimpleNamespace(**values)
+
+
+@dataclass
+class Clock:
+    """A fake clock the test moves by hand."""
+
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def make_scheduler(path: Path, database_url: str, broker: Any, clock: Clock, **settings: Any) -> Scheduler:
+    """A scheduler on ``database_url`` publishing to the stub ``broker``, already loaded."""
+    engine = get_engine(database_url)
+    scheduler = Scheduler(fake_settings(path, **settings), store=SchedulerStore(engine),
+                          lease=DatabaseLease(engine), publisher=StubPublisher(broker), clock=clock)
+    scheduler.load()
+    return scheduler

@@ -70,6 +70,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Run {meta['started']} UTC, `{meta['command']}` ({meta['duration_s']:.0f} s). "
         "Figures are from one run on one machine: compare ratios, not absolute numbers.",
         "",
+        *(["**--quick run: tiny N, the figures and verdicts below mean nothing; it only shows the "
+           "harness works.**", ""] if meta.get("quick") else []),
         "## Machine",
         "",
         *(f"- **{k}**: {v}" for k, v in machine.items()),
@@ -87,7 +89,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "Producer: one thread publishing through the peer's own API, no consumer running. "
             "Consumer: from the first to the last counter increment (start-up excluded). "
-            f"Latency: send → start at a steady {meta['latency_rate']:.0f}/s for {meta['latency_seconds']:.0f} s.",
+            f"Latency: send → start at a steady {meta['latency_rate']:g}/s for {meta['latency_seconds']:g} s.",
             "",
             "| worker | processes | producer /s | consumer /s | latency p50 | latency p99 "
             "| RSS per process | RSS total |",
@@ -139,7 +141,7 @@ def markdown(results: dict[str, Any]) -> str:
         out.append("")
     if results.get("idle"):
         out += ["## Idle scheduler", "",
-                f"Holding N schedules all due hours later; CPU over {meta['idle_seconds']:.0f} s after start-up.",
+                f"Holding N schedules all due hours later; CPU over {meta['idle_seconds']:g} s after start-up.",
                 "", "| scheduler | schedules | CPU (% of a core) | RSS | start-up |", "|---|---:|---:|---:|---:|"]
         for r in results["idle"]:
             out.append(f"| {SCHEDULERS[r['scheduler']].label}{_status(r)} | {r['n']:,} "
@@ -177,7 +179,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     scaling.set_xlabel("worker processes")
     scaling.set_ylabel("consumer jobs / s")
     scaling.set_title("Consumer rate by processes")
-    scaling.legend()
+    if scaling.lines:
+        scaling.legend()
     names = {"pika_tx": "raw pika tx (floor)", **{k: v.label for k, v in SCHEDULERS.items()}}
     for name, label in names.items():
         pts = sorted((r["n"], r["last_ms"]) for r in results.get("bursts", [])

@@ -45,6 +45,7 @@ class Scheduler:
     command: Callable[[Path], list[str]]
     queue: str
     confirms: str
+    ready: str = "[bench] ready"
 
 
 def _bj_command(workdir: Path) -> list[str]:
@@ -55,7 +56,7 @@ def _bj_command(workdir: Path) -> list[str]:
 
 SCHEDULERS: dict[str, Scheduler] = {
     "broker_jobs": Scheduler("broker_jobs", "broker-jobs scheduler", False, _bj_command, "default",
-                             "one transaction per batch"),
+                             "one transaction per batch", ready="leads (fencing token"),
     "apscheduler": Scheduler("apscheduler", "APScheduler 3 + .send()", False,
                              lambda _w: [PYTHON, "-m", "benchmarks.peers.aps_sched"], "bench_sched", "none"),
     "periodiq": Scheduler("periodiq", "periodiq", True,
@@ -129,9 +130,34 @@ def next_slot(minute: bool, lead: float) -> float:
     return math.ceil((time.time() + lead) / unit) * unit
 
 
-def _lead(n: int) -> float:
+def _own_files(name: str, workdir: Path) -> dict[str, str]:
+    if name != "broker_jobs":
+        return {}
+    from .peers import bj_sched
+
+    return bj_sched.environment(workdir)
+
+
+#: Start-up seconds seen per scheduler and size: the next burst starts that much earlier.
+_startup: dict[tuple[str, int], float] = {}
+
+
+def _lead(name: str, n: int) -> float:
     # Start-up grows with the number of schedules (periodiq declares an actor per schedule).
-    return 6.0 + n / 1000
+    seen = max((s * n / size for (who, size), s in _startup.items() if who == name), default=0.0)
+    return max(5.0 + n / 1000, seen * 1.5 + 3)
+
+
+def _wait_ready(proc: Any, log: Path, marker: str, until: float) -> float | None:
+    """Seconds until ``marker`` shows in ``log``; None if not by ``until`` (epoch)."""
+    began = time.time()
+    while time.time() < until:
+        if proc.poll() is not None:
+            raise BenchError(f"scheduler exited with code {proc.returncode} during start-up")
+        if log.exists() and marker in log.read_text(errors="replace"):
+            return time.time() - began
+        time.sleep(0.1)
+    return None
 
 
 def _watch(depth: QueueDepth, n: int, slot: float, deadline: float,
@@ -156,15 +182,29 @@ def _watch(depth: QueueDepth, n: int, slot: float, deadline: float,
 
 
 def burst(run: Run, name: str, n: int, timeout: float = 240.0) -> BurstResult:
-    """Start ``name`` with ``n`` jobs due at the next usable slot; time the slot to the N-th message."""
-    sched = SCHEDULERS[name]
+    """Start ``name`` with ``n`` jobs due at the next usable slot; time the slot to the N-th message.
+
+    A scheduler not ready before its slot is stopped and started again with a
+    longer lead (its start-up time, measured, plus a margin), once.
+    """
     result = BurstResult(name, n)
+    for attempt in range(2):
+        late = _burst_once(run, name, n, timeout, result, attempt)
+        if not late:
+            break
+    return result
+
+
+def _burst_once(run: Run, name: str, n: int, timeout: float, result: BurstResult, attempt: int) -> bool:
+    """One try; True when the scheduler was not ready in time (then retry)."""
+    sched = SCHEDULERS[name]
     queue = f"{sched.queue}_{n}" if sched.queue != "default" else sched.queue
-    workdir = run.workdir / f"{name}-{n}"
+    workdir = run.workdir / f"{name}-{n}-{attempt}"
     workdir.mkdir(exist_ok=True)
-    slot = next_slot(sched.minute, _lead(n))
+    slot = next_slot(sched.minute, _lead(name, n))
     env = run.env(BENCH_SCHED_N=str(n), BENCH_SCHED_SLOT=str(slot), BENCH_SCHED_QUEUE=queue,
-                  BENCH_SCHED_DIR=str(workdir))
+                  **_own_files(name, workdir))
+    log = workdir / "scheduler.log"
     depth = QueueDepth(run.amqp_url, queue)
     proc = None
     try:
@@ -172,7 +212,15 @@ def burst(run: Run, name: str, n: int, timeout: float = 240.0) -> BurstResult:
             from .peers import bj_sched
 
             bj_sched.prepare(run, workdir, n, slot)
-        proc = start(sched.command(workdir), env, workdir / "scheduler.log")
+        proc = start(sched.command(workdir), env, log)
+        took = _wait_ready(proc, log, sched.ready, slot - 0.3)
+        if took is None:
+            took = _wait_ready(proc, log, sched.ready, time.time() + timeout)
+            if took is not None:
+                _startup[(name, n)] = took + 0.3
+            result.error = f"not ready before the slot (start-up {took or timeout:.0f} s)"
+            return attempt == 0 and took is not None
+        _startup[(name, n)] = took
         if depth():
             raise BenchError(f"queue {queue} not empty before the slot")
         first, last = _watch(depth, n, slot, slot + timeout, proc)
@@ -181,6 +229,7 @@ def burst(run: Run, name: str, n: int, timeout: float = 240.0) -> BurstResult:
             raise BenchError(f"timed out: {depth()}/{n} published {timeout:.0f} s after the slot")
         result.last_ms = (last - slot) * 1000
         result.rss_mib = tree_rss(proc.pid)[0] / 2**20
+        result.error = None
     except (BenchError, pika.exceptions.AMQPError, OSError) as exc:
         result.error = str(exc) or type(exc).__name__
     finally:
@@ -188,7 +237,7 @@ def burst(run: Run, name: str, n: int, timeout: float = 240.0) -> BurstResult:
             stop(proc)
         depth.close()
         _purge(run, queue)
-    return result
+    return False
 
 
 def _purge(run: Run, queue: str) -> None:
@@ -236,7 +285,7 @@ def idle(run: Run, name: str, n: int, seconds: float = 30.0, warmup_timeout: flo
     workdir.mkdir(exist_ok=True)
     slot = next_slot(True, 3 * 3600)
     env = run.env(BENCH_SCHED_N=str(n), BENCH_SCHED_SLOT=str(slot), BENCH_SCHED_QUEUE=f"bench_idle_{name}",
-                  BENCH_SCHED_DIR=str(workdir))
+                  **_own_files(name, workdir))
     proc = None
     try:
         if name == "broker_jobs":
@@ -245,6 +294,8 @@ def idle(run: Run, name: str, n: int, seconds: float = 30.0, warmup_timeout: flo
             bj_sched.prepare(run, workdir, n, slot)
         began = time.monotonic()
         proc = start(sched.command(workdir), env, workdir / "scheduler.log")
+        if _wait_ready(proc, workdir / "scheduler.log", sched.ready, time.time() + warmup_timeout) is None:
+            raise BenchError(f"not ready {warmup_timeout:.0f} s after start")
         # Start-up is over when a second passes with under 5% of a core used.
         before = 0.0
         while True:

@@ -103,7 +103,9 @@ def measure(run: Run, peer: Peer | str, n: int, processes: int = 2, *, latency_r
         result.producer_rate = produced["rate"]
         worker = start(peer.worker_command(processes), env, logs / f"{peer.name}-p{processes}{tag}-worker.log")
         _wait_count(redis, key, n, worker, deadline, "the burst")
-        first, last = float(redis.get(key + ":first")), float(redis.get(key + ":last"))
+        # The job that brought the counter to n stamps ":last" just after its INCR.
+        wait_until(lambda: redis.exists(key + ":last"), 5.0)
+        first, last = float(redis.get(key + ":first")), float(redis.get(key + ":last") or time.time())
         result.consumer_rate = (n - 1) / (last - first) if last > first else None
         if latency_rate and latency_seconds:
             lat_key = key + ":steady"

@@ -3,8 +3,9 @@
 Posting happens on one background thread fed by a bounded queue, so a slow or
 dead webhook never delays a worker or the scheduler; the caller only pays for
 a dictionary lookup and a ``put_nowait``.  Each job alerts at most once per
-``ALERT_COOLDOWN`` seconds, and posts go through a circuit breaker: after five
-failures in a row the webhook is left alone for a minute.
+``ALERT_COOLDOWN`` seconds, and posts go through the webhook's circuit breaker in
+the connectors' registry (``BREAKER_FAIL_MAX`` failures in a row open it for
+``BREAKER_RESET_TIMEOUT`` seconds), like every other outbound HTTP call.
 
 Payload (JSON)::
 
@@ -36,17 +37,18 @@ class AlertSender:
       timeout: Seconds one post may take.
       fail_max: Consecutive failures that open the circuit.
       reset_timeout: Seconds the circuit stays open before one trial post.
+      breaker: A circuit breaker to share (default: a new one from ``fail_max``/``reset_timeout``).
     """
 
     def __init__(self, url: str | None, cooldown: float = 900.0, timeout: float = 5.0,
-                 fail_max: int = 5, reset_timeout: float = 60.0) -> None:
+                 fail_max: int = 5, reset_timeout: float = 60.0, breaker: Any = None) -> None:
         import pybreaker
 
         self.url = url
         self.cooldown = cooldown
         self.timeout = timeout
-        self.breaker = pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout,
-                                                name="alert-webhook")
+        self.breaker = breaker or pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout,
+                                                           name="alert-webhook")
         self.sent = 0
         self.failed = 0
         self.suppressed = 0
@@ -139,10 +141,20 @@ def get_sender() -> AlertSender:
                     from .settings import get_settings
 
                     settings = get_settings()
-                    _sender = AlertSender(settings.alert_webhook_url, settings.alert_cooldown)
+                    _sender = AlertSender(settings.alert_webhook_url, settings.alert_cooldown,
+                                          breaker=_shared_breaker(settings))
                 except Exception:  # alerts never break the caller
                     _sender = AlertSender(None)
     return _sender
+
+
+def _shared_breaker(settings: Any) -> Any:
+    """The webhook's breaker in the connectors' registry (same limits as every outbound API)."""
+    try:
+        from .connectors.http import breaker_for
+    except ImportError:
+        return None
+    return breaker_for("alert-webhook", settings)
 
 
 def set_sender(sender: AlertSender | None) -> None:

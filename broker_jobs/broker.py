@@ -2,7 +2,7 @@
 
 Middleware order (each hook runs top to bottom before, bottom to top after):
 
-0. :class:`~broker_jobs.middleware.metrics.JobsPrometheus` (real broker only):
+0. Dramatiq's ``Prometheus`` (:func:`~broker_jobs.middleware.metrics.prometheus_middleware`, real broker only):
    Dramatiq's metrics, exported by the worker master on ``METRICS_PORT``.
 1. ``AgeLimit``, ``TimeLimit`` (``JOB_TIMEOUT`` unless the job sets its own),
    ``ShutdownNotifications``, ``Callbacks``, ``Pipelines``, ``CurrentMessage``:
@@ -27,10 +27,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import sys
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
+import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import current_millis
@@ -110,18 +112,15 @@ class JobsBroker(RabbitmqBroker):
 
     @property
     def connection(self) -> Any:
-        connection = RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
-        if not getattr(connection, "_bj_watched", False):
-            connection.add_on_connection_blocked_callback(self._blocked)
-            connection._bj_watched = True
-        return connection
+        return RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
 
     @connection.deleter
     def connection(self) -> None:
+        # Dramatiq drops the connection inside its ``except`` after a failed publish:
+        # the exception being handled says whether RabbitMQ was blocking publishers.
+        if isinstance(sys.exc_info()[1], pika.exceptions.ConnectionBlockedTimeout):
+            self.state.blocked = True
         RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]
-
-    def _blocked(self, *_: Any) -> None:
-        self.state.blocked = True
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         # Dramatiq retries a publish that timed out on a blocked connection up to
@@ -183,10 +182,10 @@ class TopologyGuard(dramatiq.Middleware):
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
     rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
-    # Imported here: it sets up Prometheus' multiprocess directory before prometheus_client loads.
-    from .middleware.metrics import JobMetrics, JobsPrometheus
+    from .middleware.metrics import JobMetrics, prometheus_middleware
+    from .scheduling.periodiq_compat import periodiq_middleware
 
-    exporter: list[dramatiq.Middleware] = [] if stub else [JobsPrometheus()]
+    exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware()]
     return [
         *exporter,
         AgeLimit(),
@@ -207,6 +206,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         JobMetrics(),
         History(history_writer),
         TopologyGuard(),
+        *periodiq_middleware(),  # only under `periodiq`: must exist before actors are declared
     ]
 
 

@@ -45,6 +45,10 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# inspect.signature() rebuilt on every run was ~3% of a no-op job's worker CPU (benchmarks/README.md).
+_signature = functools.lru_cache(maxsize=1024)(inspect.signature)
+
+
 def validate_arguments(
     fn: Callable[..., Any], model: type[BaseModel], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> inspect.BoundArguments:
@@ -53,7 +57,7 @@ def validate_arguments(
     Raises:
       ArgumentsInvalid: naming the first bad argument.
     """
-    signature = inspect.signature(fn)
+    signature = _signature(fn)
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:

@@ -31,11 +31,6 @@ from typing import Any
 
 from . import prometheus_env
 
-prometheus_env.configure()
-
-import prometheus_client as prom
-from prometheus_client import multiprocess
-
 logger = logging.getLogger(__name__)
 
 OUTCOMES = ("fired", "skipped_overlap", "skipped_stale", "missed", "caught_up", "backfilled")
@@ -45,10 +40,19 @@ PUBLISHED = ("fired", "caught_up", "backfilled")
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
+def _prom() -> Any:
+    """``prometheus_client``, imported only once the multiprocess directory is set."""
+    prometheus_env.configure()
+    import prometheus_client
+
+    return prometheus_client
+
+
 class _Metrics:
     """The metric objects, created on first use in each process."""
 
     def __init__(self) -> None:
+        prom = _prom()
         self.registry = prom.CollectorRegistry(auto_describe=True)
         r = self.registry
         self.next_fire = prom.Gauge("broker_jobs_schedule_next_fire_timestamp",
@@ -94,6 +98,8 @@ def _mark_dead() -> None:
     # Drops this process's "live" gauges (the leader flag) from the host's export.
     try:
         if multiprocess_enabled():
+            from prometheus_client import multiprocess
+
             multiprocess.mark_process_dead(os.getpid())
     except Exception:
         pass
@@ -101,6 +107,7 @@ def _mark_dead() -> None:
 
 def multiprocess_enabled() -> bool:
     """Whether values are shared through the multiprocess directory."""
+    _prom()
     from prometheus_client import values
 
     return values.ValueClass is not values.MutexValue
@@ -179,7 +186,10 @@ def render() -> tuple[bytes, str]:
     In multiprocess mode: every file in the directory (Dramatiq's and ours, from
     every process); otherwise this process's own metrics.
     """
+    prom = _prom()
     if multiprocess_enabled():
+        from prometheus_client import multiprocess
+
         registry = prom.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

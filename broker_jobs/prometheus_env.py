@@ -96,8 +96,8 @@ def configure(settings: Any = None) -> Path:
         directory = metrics_dir(settings)
         directory.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-        os.environ["prometheus_multiproc_dir"] = str(directory)
-        os.environ["dramatiq_prom_db"] = str(directory)
+        os.environ["prometheus_multiproc_dir"] = str(directory)  # noqa: SIM112 - the old name, still read
+        os.environ["dramatiq_prom_db"] = str(directory)  # noqa: SIM112 - Dramatiq's lower-case name
         if settings is not None:
             os.environ.setdefault("dramatiq_prom_host", settings.metrics_host)
             os.environ.setdefault("dramatiq_prom_port", str(settings.metrics_port))
@@ -135,16 +135,26 @@ def serve_worker_metrics() -> int:
 
 
 def start_exporter(host: str, port: int) -> Any:
-    """Serve this host's metrics from a daemon thread (a scheduler on a host without workers).
+    """Serve this host's metrics from a daemon thread, unless something already does.
+
+    The scheduler calls it: in its own container it exports its metrics itself;
+    beside a worker (same host, same ``METRICS_DIR``) the port is taken and the
+    worker master's exporter already serves the scheduler's files too.
 
     Returns:
-      The HTTP server (``shutdown()`` stops it).
+      The HTTP server (``shutdown()`` stops it), or ``None`` when the port was taken.
     """
     from http.server import ThreadingHTTPServer
 
-    configure()
-    server = ThreadingHTTPServer((host, port), _handler())
+    directory = configure()
+    try:
+        server = ThreadingHTTPServer((host, port), _handler())
+    except OSError as exc:
+        logger.info("[metrics] %s:%d is taken (%s): this host's exporter serves %s", host, port,
+                    exc.strerror or exc, directory)
+        return None
     threading.Thread(target=server.serve_forever, name="metrics-exporter", daemon=True).start()
+    logger.info("[metrics] serving this host's metrics on http://%s:%d/metrics", host, port)
     return server
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -29,6 +30,7 @@ def main() -> None:
     trigger = CronTrigger(hour=hour, minute=minute, second=second)
     for i in range(count()):
         scheduler.add_job(bench_target.send, trigger, args=[i], id=f"job-{i}")
+    scheduler.add_listener(lambda _event: print("[bench] ready", flush=True), EVENT_SCHEDULER_STARTED)
     scheduler.start()
 
 

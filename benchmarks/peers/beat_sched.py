@@ -10,6 +10,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import beat_init
 
 from .sched_target import QUEUE, count, slot_fields
 
@@ -31,3 +32,8 @@ app.conf.update(
 @app.task(name="bench.target")
 def bench_target(i: int) -> None:
     """Never runs: the benchmark counts messages."""
+
+
+@beat_init.connect
+def _ready(**_kwargs: object) -> None:
+    print("[bench] ready", flush=True)

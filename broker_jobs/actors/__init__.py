@@ -35,3 +35,15 @@ __all__ = [
     "etl_sync", "export_data", "github_ingest", "prune_history", "reprocess_documents",
     "spotify_ingest", "sync_all_services", "sync_service", "system_maintenance", "vault_sync",
 ]
+
+from ..scheduling.periodiq_compat import periodiq_active
+
+if periodiq_active():  # `periodiq broker_jobs.actors`: one trigger actor per job of the jobs file
+    from ..scheduling.periodiq_compat import register
+    from ..settings import get_settings
+
+    try:
+        register(broker, get_settings())
+    except ConfigError as exc:
+        print(f"broker-jobs: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

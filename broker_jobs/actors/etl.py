@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
 from ..entities import all_entities, get_entity
-from ..entities.pipeline import BatchHook, embed_rows, sync_entity
 from ..entities.report import Report
-from ..entities.tables import table_of
 from ..errors import BrokerJobsError, PermanentJobError
 from ..job import job
 from ..settings import get_settings
 from ..store.db import get_engine
-from ..vectors import get_embedder, open_store
+
+# qdrant-client and numpy are imported inside the jobs: importing the actors
+# (every worker, scheduler and `broker-jobs send`) stays fast.
 
 logger = logging.getLogger(__name__)
 
 #: Tests set this to crash after a given batch (resumability); None in production.
-batch_hook: BatchHook | None = None
+batch_hook: Callable[[int], None] | None = None
 
 
 def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
@@ -29,6 +30,9 @@ def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
     An entity that fails (a missing table, a bad template) is counted in
     ``failed`` and named in ``errors``; the others still run.
     """
+    from ..entities.pipeline import sync_entity
+    from ..vectors import get_embedder, open_store
+
     settings = get_settings()
     if entities is None:
         chosen = all_entities()
@@ -69,6 +73,10 @@ def etl_sync(entities: list[str] | None = None) -> dict[str, Any]:
 @job(queue="etl", priority="high", time_limit=300)
 def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
     """Re-embed the given vault documents now, whatever their watermark says."""
+    from ..entities.pipeline import embed_rows
+    from ..entities.tables import table_of
+    from ..vectors import get_embedder, open_store
+
     settings = get_settings()
     entity = get_entity("documents")
     engine, embedder = get_engine(), get_embedder()

@@ -98,7 +98,7 @@ def require(scope: str) -> Callable[..., dict[str, Any]]:
     """A FastAPI dependency admitting tokens with ``scope``."""
 
     def check(request: Request,
-              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:  # noqa: B008
+              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise _unauthorized("missing bearer token (Authorization: Bearer <JWT>)")
         claims = decode(request.app.state.jwt_secret, credentials.credentials)

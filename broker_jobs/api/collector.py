@@ -17,11 +17,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import metrics  # noqa: F401 - sets up multiprocess mode before prometheus_client loads
-
-from prometheus_client.core import GaugeMetricFamily  # noqa: E402
-from prometheus_client.registry import Collector  # noqa: E402
-
 
 def oldest_dead_ages(settings: Any) -> dict[str, float]:
     """Age in seconds of the oldest dead letter still archived as dead, by queue."""
@@ -54,7 +49,7 @@ def history_counts(settings: Any) -> dict[str, int]:
                 conn.execute(select(JobRun.status, func.count()).group_by(JobRun.status))}
 
 
-class StateCollector(Collector):
+class StateCollector:
     """Collects queue depths (RabbitMQ) and history counts (database) on each scrape.
 
     Parameters:
@@ -76,7 +71,11 @@ class StateCollector(Collector):
         yield from families
 
     def _read(self) -> Iterator[Any]:
+        from ..metrics import _prom
         from ..queues import queue_stats
+
+        _prom()  # the multiprocess directory is set before prometheus_client loads
+        from prometheus_client.core import GaugeMetricFamily
 
         up = GaugeMetricFamily("broker_jobs_collector_up", "1 when the source answered this scrape.",
                                labels=["source"])
@@ -96,7 +95,7 @@ class StateCollector(Collector):
                 oldest.add_metric([s.queue], ages.get(s.queue, 0.0) if s.dead else 0.0)
             yield from (depth, consumers, oldest)
             up.add_metric(["rabbitmq"], 1.0)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a scrape reports the source as down
             up.add_metric(["rabbitmq"], 0.0)
         try:
             runs = GaugeMetricFamily("broker_jobs_history_runs", "Runs kept in the history, by status.",
@@ -106,6 +105,6 @@ class StateCollector(Collector):
                 runs.add_metric([status], float(counts.get(status, 0)))
             yield runs
             up.add_metric(["database"], 1.0)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a scrape reports the source as down
             up.add_metric(["database"], 0.0)
         yield up

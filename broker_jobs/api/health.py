@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from .. import health
@@ -34,28 +35,28 @@ def _check_jobs(settings: Any) -> dict[str, Any]:
     status = None
     try:
         status = control.scheduler_status(settings)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a health report shows the failure
         status = {"error": str(exc)}
     return {"jobs": jobs, "scheduler": status, "last_success": last_successes(settings)}
 
 
-def last_successes(settings: Any) -> dict[str, str]:
-    """When each schedule's runs last succeeded (ISO time by job id), from the history."""
+def last_successes(settings: Any) -> dict[str, dict[str, Any]]:
+    """Per schedule id, from the history: when its runs last succeeded and how its last run ended."""
     from sqlalchemy import select
 
     from ..store.db import get_engine
     from ..store.models import JobRun
 
-    stmt = (select(JobRun.fire_id, JobRun.finished_at)
-            .where(JobRun.status == "succeeded", JobRun.fire_id.is_not(None))
+    stmt = (select(JobRun.fire_id, JobRun.status, JobRun.finished_at)
+            .where(JobRun.status.in_(("succeeded", "dead", "failed")), JobRun.fire_id.is_not(None))
             .order_by(JobRun.id.desc()).limit(5000))
-    found: dict[str, str] = {}
+    found: dict[str, dict[str, Any]] = {}
     with get_engine(settings.database_url).connect() as conn:
-        for fire_id, finished in conn.execute(stmt):
-            job_id = str(fire_id).split("@", 1)[0]
-            if job_id not in found and finished is not None:
+        for fire_id, status, finished in conn.execute(stmt):
+            entry = found.setdefault(str(fire_id).split("@", 1)[0], {"lastSuccess": None, "lastStatus": status})
+            if status == "succeeded" and entry["lastSuccess"] is None and finished is not None:
                 when = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
-                found[job_id] = when.isoformat()
+                entry["lastSuccess"] = when.isoformat()
     return found
 
 
@@ -107,7 +108,7 @@ class HealthMonitor:
                 results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 results[name] = health.Check(name, False, self.timeout * 1000, "timed out")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing check is reported, not raised
                 results[name] = health.Check(name, False, 0.0, f"{type(exc).__name__}: {exc}")
         with self._lock:
             self._results = results
@@ -129,7 +130,7 @@ class HealthMonitor:
         while not self._stop.is_set():
             try:
                 self.refresh()
-            except Exception:
+            except Exception:  # the monitor must outlive one bad round
                 logger.exception("[web] health check round failed")
             self._stop.wait(self.interval)
 
@@ -152,12 +153,13 @@ def _check_dict(check: Any) -> dict[str, Any]:
 def _job_details(jobs: dict[str, Any] | health.Check | None) -> tuple[dict[str, Any], dict[str, int]]:
     if not isinstance(jobs, dict):
         return {}, {"total": 0, "running": 0, "errors": 1 if isinstance(jobs, health.Check) else 0}
-    last_success = jobs.get("last_success") or {}
+    history = jobs.get("last_success") or {}
     details: dict[str, Any] = {}
     running = errors = 0
     for job in jobs.get("jobs") or []:
-        outcome = str(job.get("last_outcome") or "")
-        failing = outcome in ("failed", "dead", "missed", "error")
+        runs = history.get(str(job["id"]), {})
+        # Failing: the last slot was missed, or the last run died.
+        failing = job.get("last_outcome") == "missed" or runs.get("lastStatus") in ("dead", "failed")
         if not job.get("enabled", True):
             status = "disabled"
         elif job.get("paused"):
@@ -167,7 +169,7 @@ def _job_details(jobs: dict[str, Any] | health.Check | None) -> tuple[dict[str, 
             running += 1
         errors += failing
         details[str(job["id"])] = {"status": status, "healthy": not failing,
-                                   "lastSuccess": last_success.get(str(job["id"]))}
+                                   "lastSuccess": runs.get("lastSuccess")}
     return details, {"total": len(details), "running": running, "errors": errors}
 
 
@@ -207,7 +209,7 @@ def get_health(request: Request) -> JSONResponse:
     """Healthy, degraded (Redis down or a schedule failing) or unhealthy (broker or database down: 503)."""
     results, checked_at = request.app.state.health.results()
     report = build_report(results, checked_at)
-    return JSONResponse(report, status_code=503 if report["status"] == "unhealthy" else 200)
+    return JSONResponse(jsonable_encoder(report), status_code=503 if report["status"] == "unhealthy" else 200)
 
 
 @router.get("/health/live", summary="Liveness: the process answers")

@@ -193,7 +193,7 @@ def history(request: Request, actor: str | None = None, status: Status | None = 
 
 @router.get("/dlq", dependencies=[read], tags=["dead letters"])
 def dead_letters(request: Request, queue: str | None = None, actor: str | None = None,
-                 id: str | None = None) -> list[dict[str, Any]]:  # noqa: A002 - the API's name
+                 id: str | None = None) -> list[dict[str, Any]]:
     """Dead letters with their reason, oldest first."""
     from ..dead_letters import list_dead
 
@@ -248,6 +248,24 @@ def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
     return series
 
 
+def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``jobs`` with each one's latest run from the history (manual runs and backfills included)."""
+    from sqlalchemy import select
+
+    from ..store.db import get_engine
+    from ..store.models import JobRun
+
+    stmt = (select(JobRun.fire_id, JobRun.status, JobRun.started_at, JobRun.duration_ms, JobRun.message_id)
+            .where(JobRun.fire_id.is_not(None)).order_by(JobRun.id.desc()).limit(2000))
+    latest: dict[str, dict[str, Any]] = {}
+    with get_engine(settings.database_url).connect() as conn:
+        for fire_id, status, started, duration, message_id in conn.execute(stmt):
+            latest.setdefault(str(fire_id).split("@", 1)[0], {
+                "status": status, "started_at": started.replace(tzinfo=started.tzinfo or UTC) if started else None,
+                "duration_ms": duration, "message_id": message_id})
+    return [{**job, "latest_run": latest.get(str(job["id"]))} for job in jobs]
+
+
 @router.get("/overview", dependencies=[read], tags=["dashboard"])
 def overview(request: Request) -> dict[str, Any]:
     """Everything the dashboard shows, in one request."""
@@ -259,16 +277,16 @@ def overview(request: Request) -> dict[str, Any]:
             data[name] = fn()
         except HTTPException as exc:
             data[name], data["errors"][name] = [], str(exc.detail)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one broken panel must not blank the dashboard
             data[name], data["errors"][name] = [], f"{type(exc).__name__}: {exc}"
 
     part("queues", lambda: queue_rows(settings))
     part("throughput", lambda: throughput(settings))
-    part("jobs", lambda: _call(_control().list_jobs, settings))
+    part("jobs", lambda: with_latest_runs(settings, _call(_control().list_jobs, settings)))
     part("runs", lambda: history(request, limit=25))
     part("dead", lambda: dead_letters(request)[-25:])
     try:
         data["scheduler"] = _control().scheduler_status(settings)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the scheduler panel shows "n/a"
         data["scheduler"] = None
     return data

@@ -17,7 +17,9 @@ Headers (tokens) are never logged.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
+import ssl
 import threading
 import time
 from typing import Any
@@ -48,6 +50,14 @@ class CircuitOpenError(TransientJobError):
 
 class RateLimitedError(TransientJobError):
     """An API asked to wait longer than ``HTTP_MAX_WAIT``; the job is retried later."""
+
+
+@functools.lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of milliseconds: once per process, not per client.
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def breaker_for(name: str, settings: Settings) -> pybreaker.CircuitBreaker:
@@ -107,7 +117,7 @@ class ApiClient:
         self.settings = settings
         self.breaker = breaker_for(name, settings)
         self.http = httpx.Client(base_url=base_url, headers=headers, follow_redirects=True,
-                                 timeout=httpx.Timeout(settings.http_timeout))
+                                 timeout=httpx.Timeout(settings.http_timeout), verify=_tls())
         self._not_before = 0.0
         self.requests = 0
         self.retries = 0

@@ -13,18 +13,22 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qdrant_client import models
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
 from ..store.data_models import Watermark, utcnow
 from ..vectors.embedders import Embedder
-from ..vectors.store import VectorStore, point_id
+from ..vectors.ids import point_id
 from .registry import Entity, render_text
 from .report import Report
 from .tables import table_of
+
+if TYPE_CHECKING:
+    from qdrant_client import models
+
+    from ..vectors.store import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ def text_hash(text: str, embedder: Embedder) -> str:
 def build_point(entity: Entity, row: dict[str, Any], text: str, vector: list[float],
                 embedder: Embedder) -> models.PointStruct:
     """The point of ``row``: its vector and a payload with the row id, fields and embedder."""
+    from qdrant_client import models
+
     payload = {name: _json_safe(row.get(name)) for name in entity.payload}
     payload.update(kind=entity.kind, row_id=_json_safe(row[entity.id_column]), text=text[:1000],
                    text_hash=text_hash(text, embedder), embedder=embedder.name,

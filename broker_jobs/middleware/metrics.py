@@ -1,7 +1,7 @@
 """Worker-side metrics and alerts: Dramatiq's Prometheus middleware, set up right, and ours.
 
-:class:`JobsPrometheus` is Dramatiq's middleware with the exporter replaced:
-Dramatiq's own reads its host, port and directory from variables the
+:func:`prometheus_middleware` builds Dramatiq's middleware with the exporter
+replaced: Dramatiq's own reads its host, port and directory from variables the
 ``dramatiq`` master never sees (the master imports none of our code), so the
 exporter here reads ``METRICS_HOST``, ``METRICS_PORT`` and ``METRICS_DIR``
 itself.  :class:`JobMetrics` counts what Dramatiq does not (rate-limit
@@ -16,26 +16,26 @@ from typing import Any
 
 import dramatiq
 
-from .. import prometheus_env
-
-prometheus_env.configure()
-
-from dramatiq.middleware.prometheus import Prometheus  # noqa: E402 - reads dramatiq_prom_db on import
-
-from .. import alerts, metrics  # noqa: E402
+from .. import alerts, metrics, prometheus_env
 
 
-class JobsPrometheus(Prometheus):
-    """Dramatiq's metrics in the host's multiprocess directory, exported on ``METRICS_PORT``."""
+def prometheus_middleware() -> dramatiq.Middleware:
+    """Dramatiq's Prometheus middleware, in the host's multiprocess directory, exported on ``METRICS_PORT``."""
+    # Dramatiq's module reads dramatiq_prom_db when imported: configure first.
+    prometheus_env.configure()
+    from dramatiq.middleware.prometheus import Prometheus
 
-    @property
-    def forks(self) -> list[Any]:
-        return [prometheus_env.serve_worker_metrics]
+    class JobsPrometheus(Prometheus):
+        @property
+        def forks(self) -> list[Any]:
+            return [prometheus_env.serve_worker_metrics]
 
-    def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
-        # Producers (CLI, scheduler, web app) never boot a worker, so the counters do not exist there.
-        if hasattr(self, "total_retried_messages"):
-            super().after_enqueue(broker, message, delay)
+        def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+            # Producers (CLI, scheduler, web app) never boot a worker: the counters do not exist there.
+            if hasattr(self, "total_retried_messages"):
+                super().after_enqueue(broker, message, delay)
+
+    return JobsPrometheus()
 
 
 def job_id_of(message: Any) -> str | None:

@@ -328,7 +328,7 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
     for key in data:
         if key not in ("jobs", "modules"):
             raise doc.error((key,), "unknown top-level key (expected 'jobs' and 'modules')")
-    modules = data.get("modules") or []
+    modules = data.get("modules") if data.get("modules") is not None else []
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise doc.error(("modules",), "must be a list of module names")
     if import_modules:
@@ -338,7 +338,7 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
                 importlib.import_module(name)
             except ImportError as exc:
                 raise doc.error(("modules", i), f"cannot import {name!r}: {exc}") from None
-    raw_jobs = data.get("jobs") or []
+    raw_jobs = data.get("jobs") if data.get("jobs") is not None else []
     if not isinstance(raw_jobs, list):
         raise doc.error(("jobs",), "must be a list of jobs")
     jobs: list[JobDef] = []

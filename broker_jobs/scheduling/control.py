@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from .config import JobDef, load_config, parse_job
 from .policies import BACKFILLED, MANUAL, OVERLAP
-from .publisher import Outgoing, iso
+from .publisher import iso
 from .scheduler import REFRESH, Planned, plan_flights
 from .state import SchedulerStore, now_utc, open_store, utc
 from .triggers import describe, fire_times, next_fire

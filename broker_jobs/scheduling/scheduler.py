@@ -75,7 +75,7 @@ def collect_due(trigger: Any, last: datetime, now: datetime, window: float) -> D
     due = DueSlots()
     cutoff = now - timedelta(seconds=window)
     slot = next_fire(trigger, last)
-    while slot is not None and slot <= cutoff:
+    while slot is not None and slot < cutoff:
         due.older_count += 1
         due.older_first = due.older_first or slot
         due.older_last = slot

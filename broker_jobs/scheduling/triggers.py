@@ -30,17 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .cron import CronSpec, TriggerError, describe_cron, next_wall_match, parse_cron
 
-__all__ = [
-    "CronTrigger",
-    "DateTrigger",
-    "IntervalTrigger",
-    "Trigger",
-    "TriggerError",
-    "describe",
-    "fire_times",
-    "next_fire",
-    "parse_cron",
-]
+__all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "TriggerError", "describe", "fire_times",
+           "next_fire", "parse_cron"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -295,7 +286,10 @@ def _utc(value: datetime, zone: tzinfo) -> datetime:
 def _next_cron(trigger: CronTrigger, after: datetime) -> datetime | None:
     spec: CronSpec = _parse(trigger.expression)
     zone = _zone(trigger.timezone)
-    local = after.astimezone(zone)
+    try:
+        local = after.astimezone(zone)
+    except OverflowError:  # within a day of datetime.max: nothing can come after
+        return None
     offset = local.utcoffset()
     assert offset is not None
     instant, wall, inclusive = after.astimezone(UTC), local.replace(tzinfo=None), False
@@ -305,9 +299,9 @@ def _next_cron(trigger: CronTrigger, after: datetime) -> datetime | None:
         first_pass = local.replace(fold=0)
         earlier = first_pass.utcoffset()
         assert earlier is not None
-        transition = _transition_in(zone, first_pass.astimezone(UTC), instant)
-        assert transition is not None
-        floor = _wall(transition[0], earlier)
+        repeat_end = _transition_in(zone, first_pass.astimezone(UTC), instant)
+        assert repeat_end is not None
+        floor = _wall(repeat_end[0], earlier)
     while True:
         if floor is not None and floor > wall:
             match = next_wall_match(spec, floor, inclusive=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,18 +23,15 @@ from qdrant_client import QdrantClient, models
 
 from ..errors import PermanentJobError, TransientJobError
 from ..settings import Settings, get_settings
+from .ids import point_id
+
+__all__ = ["VectorStore", "open_store", "point_id"]
 
 logger = logging.getLogger(__name__)
 
-_NAMESPACE = uuid.UUID("8f2b7f39-4a63-4c8e-9d55-1d0b1c7e6a10")
 _local_lock = threading.RLock()
 _remote: dict[str, QdrantClient] = {}
 _held = threading.local()
-
-
-def point_id(kind: str, row_id: Any) -> str:
-    """The deterministic point id of row ``row_id`` of ``kind``."""
-    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{row_id}"))
 
 
 class VectorStore:

@@ -7,12 +7,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import IN_CI, ROOT
 from tests.deploy.conftest import tool
 
 APP_SERVICES = ("release", "worker", "scheduler", "web")
@@ -80,12 +81,22 @@ def test_rabbitmq_gets_the_repos_config_and_the_app_its_own_user(config):
         assert re.fullmatch(r"amqp://broker_jobs:[^@]+@rabbitmq:5672/broker_jobs", url), url
 
 
+#: Written separately (the monitoring work): missing ones skip locally and fail under CI.
+MONITORING = (ROOT / "deploy" / "prometheus", ROOT / "deploy" / "grafana")
+
+
 def test_every_bind_mounted_file_is_in_the_repo(config):
     # A missing source would be created by Docker as an empty directory.
-    for name, service in config["services"].items():
-        for volume in service.get("volumes", []):
-            if volume["type"] == "bind":
-                assert Path(volume["source"]).exists(), (name, volume["source"])
+    missing = [Path(volume["source"]) for service in config["services"].values()
+               for volume in service.get("volumes", [])
+               if volume["type"] == "bind" and not Path(volume["source"]).exists()]
+    if missing and all(any(path.is_relative_to(folder) for folder in MONITORING) for path in missing):
+        names = ", ".join(str(path.relative_to(ROOT)) for path in missing)
+        message = f"docker-compose.yml mounts files not written yet: {names}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    assert missing == []
 
 
 def test_the_dockerfile_passes_hadolint_and_runs_as_a_non_root_user():
@@ -118,15 +129,24 @@ def test_the_procfile_has_release_worker_scheduler_and_web():
     }
 
 
-@pytest.mark.parametrize("kind", ["release", "worker", "scheduler", "web"])
-def test_each_procfile_command_exists(kind):
-    command = procfile()[kind].split()
-    executable = tool(command[0])
-    # `--help` of the subcommand proves the command and its options parse, without starting it.
-    args = [command[1], "--help"] if command[0] == "broker-jobs" else ["--help"]
-    result = subprocess.run([executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
-    if command[0] == "dramatiq":
-        assert "--processes" in result.stdout and "--threads" in result.stdout
-    if kind == "web":
-        assert "--port" in result.stdout
+@pytest.mark.parametrize("kind", ["release", "scheduler", "web"])
+def test_each_broker_jobs_command_of_the_procfile_exists(kind):
+    import click
+
+    from broker_jobs.cli import main
+
+    words = procfile()[kind].split()
+    assert words[0] == "broker-jobs"
+    command = main.commands.get(words[1])
+    assert isinstance(command, click.Command), f"broker-jobs has no command {words[1]!r}"
+    options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert {w for w in words[2:] if w.startswith("--")} <= options
+
+
+def test_the_worker_command_of_the_procfile_parses():
+    words = procfile()["worker"].replace("${WEB_CONCURRENCY:-2}", "2").replace("${ETL_CONCURRENCY:-2}", "2")
+    from dramatiq.cli import make_argument_parser
+
+    args = make_argument_parser().parse_args(words.split()[1:])
+    assert (args.broker, args.processes, args.threads) == ("broker_jobs.actors", 2, 2)
+    assert shutil.which("dramatiq", path=str(Path(sys.executable).parent)) is not None

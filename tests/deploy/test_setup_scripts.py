@@ -83,3 +83,14 @@ def test_make_test_runs_the_default_suite_without_soak_tests():
     result = subprocess.run(["make", "-n", "test"], capture_output=True, text=True, cwd=ROOT)
     [pytest_line] = [line for line in result.stdout.splitlines() if "pytest" in line]
     assert '-m "not soak"' in pytest_line and pytest_line.endswith(" tests")
+
+
+def test_make_refuses_a_python_older_than_3_11_with_one_clear_message(tmp_path):
+    old_python = tmp_path / "python3"
+    old_python.write_text('#!/bin/sh\n[ "$1" = "--version" ] && echo "Python 3.9.2" && exit 0\nexit 1\n')
+    old_python.chmod(0o755)
+    # -B: rebuild the install stamp, which is where the version is checked; nothing is installed.
+    result = subprocess.run(["make", "-B", f"PYTHON={old_python}", "venv"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.returncode != 0
+    assert "needs Python 3.11 or newer" in result.stderr and "Python 3.9.2" in result.stderr

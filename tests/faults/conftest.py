@@ -133,13 +133,13 @@ def workers(fault_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...,
     killed after the test whatever happened."""
     groups: list[Workers] = []
 
-    def start(processes: int = 1, threads: int = 4, **env: str) -> Workers:
+    def start(processes: int = 1, threads: int = 4, wait: bool = True, **env: str) -> Workers:
         # Metrics of their own: the shared port 9191 may be anybody's.
         metrics = {"METRICS_PORT": str(free_port()), "METRICS_DIR": str(tmp_path / f"metrics-{len(groups)}")}
         group = Workers({**fault_env, **metrics, **env}, tmp_path / f"workers-{len(groups)}.log", processes,
                         threads)
         groups.append(group)
-        return group.start()
+        return group.start(wait=wait)
 
     yield start
     for group in groups:

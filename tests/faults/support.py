@@ -54,10 +54,11 @@ class Workers:
         self.processes = processes
         self.threads = threads
         self.proc: subprocess.Popen[bytes] | None = None
+        self._ready_before = 0
 
     def start(self, wait: bool = True) -> Workers:
         """Start the master and its worker processes; wait until each is ready for action."""
-        before = self.text().count("ready for action")
+        self._ready_before = self.text().count("Worker process is ready for action")
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "tests.faults.jobs",
@@ -66,9 +67,15 @@ class Workers:
                 start_new_session=True,
             )
         if wait:
-            wait_for(lambda: self.text().count("Worker process is ready for action") >= before + self.processes
-                     or self.proc.poll() is not None, "the workers to boot")  # type: ignore[union-attr]
-            assert self.proc.poll() is None, self.text()[-3000:]
+            self.ready()
+        return self
+
+    def ready(self) -> Workers:
+        """Wait until every worker process of the last start is ready for action."""
+        wanted = self._ready_before + self.processes
+        wait_for(lambda: self.text().count("Worker process is ready for action") >= wanted
+                 or self.proc.poll() is not None, "the workers to boot")  # type: ignore[union-attr]
+        assert self.proc is not None and self.proc.poll() is None, self.text()[-3000:]
         return self
 
     def children(self) -> list[int]:

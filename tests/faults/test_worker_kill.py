@@ -22,8 +22,9 @@ def test_a_worker_killed_mid_batch_has_its_unacked_messages_completed_elsewhere_
         # The effect is committed 150 ms before the job returns: a kill in that window
         # leaves a message whose effect exists but which RabbitMQ must deliver again.
         producer.send(fault_message("record_effect", key, then_ms=150))
-    doomed = workers(processes=1, threads=4)
-    survivor = workers(processes=1, threads=4)
+    doomed = workers(processes=1, threads=4, wait=False)
+    survivor = workers(processes=1, threads=4, wait=False)
+    doomed.ready(), survivor.ready()
     wait_for(lambda: len(effects(fault_db)) >= JOBS // 4, "a quarter of the batch to run")
 
     [victim] = doomed.children()

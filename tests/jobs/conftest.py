@@ -166,7 +166,7 @@ def snapshot_db() -> dict[str, list[tuple[Any, ...]]]:
             table = Base.metadata.tables[name]
             cols = [c for c in table.c if c.name not in VOLATILE]
             rows = conn.execute(table.select().with_only_columns(*cols)).all()
-            found[name] = sorted((tuple(repr(v) for v in row) for row in rows))
+            found[name] = sorted(tuple(repr(v) for v in row) for row in rows)
     return found
 
 

@@ -7,8 +7,15 @@ from sqlalchemy.orm import Session
 
 from broker_jobs.settings import get_settings
 from broker_jobs.store.data_models import (
-    Company, CompanyRecord, GithubRepository, Service, ServiceLog, SpotifyAlbum, SpotifyArtist,
-    SpotifyPlaylist, SpotifyTrack,
+    Company,
+    CompanyRecord,
+    GithubRepository,
+    Service,
+    ServiceLog,
+    SpotifyAlbum,
+    SpotifyArtist,
+    SpotifyPlaylist,
+    SpotifyTrack,
 )
 
 from .conftest import JobsEnv, run_job, snapshot_db
@@ -127,7 +134,7 @@ def test_a_rejected_refresh_token_dead_letters_at_once(jobs_env: JobsEnv, apis: 
     message = spotify_ingest.send()
     try:
         jobs_broker.join("sync")
-    except Exception as exc:  # noqa: BLE001 - join re-raises the dead-lettered error
+    except Exception as exc:
         assert "invalid_grant" in str(exc)
     stub_worker.join()
     from .conftest import run_of

@@ -155,7 +155,8 @@ def test_a_user_entity_declared_in_the_entities_file_is_embedded(jobs_env: JobsE
     from broker_jobs.vectors import open_store
 
     with open_store() as store:
-        payloads = sorted((p.payload["name"], p.payload["cuisine"], p.payload["embedder"]) for p in store.scan("recipes"))
+        payloads = sorted((p.payload["name"], p.payload["cuisine"], p.payload["embedder"])
+                          for p in store.scan("recipes"))
     assert payloads == [("Ramen", "japanese", "hashing"), ("Tacos", "mexican", "hashing")]
 
 

@@ -12,8 +12,7 @@ from typing import Any
 from broker_jobs.scheduling.lease import DatabaseLease
 from broker_jobs.scheduling.publisher import StubPublisher
 from broker_jobs.scheduling.scheduler import Scheduler
-from broker_jobs.scheduling.state import SchedulerStore
-from broker_jobs.store.db import get_engine
+from broker_jobs.scheduling.state import open_store
 
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -27,7 +26,8 @@ def jobs_file(tmp_path: Path, body: str, name: str = "jobs.yaml") -> Path:
 
 def fake_settings(path: Path, **overrides: Any) -> SimpleNamespace:
     """The few settings the scheduler reads."""
-    values = {"app_env": "development", "scheduler_timezone": "UTC", "jobs_config": path, "redis_url": None}
+    values = {"app_env": "development", "scheduler_timezone": "UTC", "jobs_config": path, "redis_url": None,
+              "database_url": f"sqlite:///{path.parent}/scheduler.sqlite3"}
     values.update(overrides)
     return SimpleNamespace(**values)
 
@@ -46,10 +46,11 @@ class Clock:
         return self.now
 
 
-def make_scheduler(path: Path, database_url: str, broker: Any, clock: Clock, **settings: Any) -> Scheduler:
-    """A scheduler on ``database_url`` publishing to the stub ``broker``, already loaded."""
-    engine = get_engine(database_url)
-    scheduler = Scheduler(fake_settings(path, **settings), store=SchedulerStore(engine),
-                          lease=DatabaseLease(engine), publisher=StubPublisher(broker), clock=clock)
+def make_scheduler(path: Path, broker: Any, clock: Clock, **settings: Any) -> Scheduler:
+    """A scheduler on the jobs file's own SQLite database, publishing to the stub ``broker``, loaded."""
+    values = fake_settings(path, **settings)
+    store = open_store(values.database_url)
+    scheduler = Scheduler(values, store=store, lease=DatabaseLease(store.engine), publisher=StubPublisher(broker),
+                          clock=clock)
     scheduler.load()
     return scheduler

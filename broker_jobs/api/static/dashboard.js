@@ -118,6 +118,13 @@ function renderQueues(data) {
   }).join(""), 8, data.errors.queues || "no queues");
 }
 
+function lastRun(job) {
+  const run = job.latest_run;
+  const at = [run && run.started_at, job.last_run].filter(Boolean).sort().pop();
+  if (!at) return "—";
+  return when(at) + (run && run.duration_ms != null ? `<span class="sub">${duration(run.duration_ms)}</span>` : "");
+}
+
 function renderJobs(data) {
   const jobs = data.jobs || [];
   $("#jobs-note").textContent = data.errors.jobs ? data.errors.jobs : `${jobs.length} schedules`;
@@ -130,7 +137,8 @@ function renderJobs(data) {
         <span class="sub">${esc(j.actor)} · ${esc(j.queue || "")} · ${esc(j.priority || "")}</span></td>
       <td class="mono">${trigger(j.trigger)}</td>
       <td>${j.paused ? badge("paused") + (j.note ? ` <span class="sub">${esc(j.note)}</span>` : "") : when(j.next_run)}</td>
-      <td>${when(j.last_run)}</td><td>${badge(j.last_outcome) || badge(state)}</td>
+      <td>${lastRun(j)}</td><td>${j.latest_run ? badge(j.latest_run.status) : badge(state)}
+        ${j.last_outcome ? `<span class="sub">last slot: ${esc(String(j.last_outcome).replace(/_/g, " "))}</span>` : ""}</td>
       <td class="actions"><button class="btn btn-run" data-action="run" data-job="${esc(j.id)}">Run now</button>${toggle}</td></tr>`;
   }).join(""), 6, data.errors.jobs || "no schedules");
 }

@@ -1,0 +1,149 @@
+"""``make bench``: every benchmark, one private vhost, one results page.
+
+    .venv/bin/python benchmarks/run.py            # the full run (about 20 min)
+    .venv/bin/python benchmarks/run.py --quick    # tiny N, seconds-granularity schedulers only
+    BENCH_N=2000 .venv/bin/python benchmarks/run.py --only throughput,scaling
+
+Prints the Markdown table and writes ``results/RESULTS.md``, ``results/results.json``
+and ``results/chart.png``.  Every peer has a hard timeout; one that fails or
+hangs shows its error in the table and the run goes on.  Exit code 0 unless
+the run itself could not start (no RabbitMQ, Redis or management API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import report, scheduler_burst, throughput
+from benchmarks.common import BenchError, machine, private_run
+from benchmarks.peers import PEERS
+
+SECTIONS = ("throughput", "scaling", "scheduler", "idle")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny N, short phases (the test suite's check)")
+    parser.add_argument("--n", type=int, default=None, help="jobs per throughput burst (env BENCH_N)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma list of worker peers")
+    parser.add_argument("--schedulers", default=",".join(scheduler_burst.SCHEDULERS),
+                        help="comma list of schedulers")
+    parser.add_argument("--sizes", default=None, help="scheduler burst sizes (default 100,1000,10000)")
+    parser.add_argument("--timeout", type=float, default=None, help="hard limit per peer measurement, s")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where RESULTS.md and chart.png go")
+    return parser.parse_args(argv)
+
+
+def _bj_scheduler_ready() -> bool:
+    try:
+        from benchmarks.peers import bj_sched
+
+        return bj_sched.available()
+    except ImportError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks and write the results."""
+    args = _parse(argv)
+    quick = args.quick
+    n = args.n or int(os.environ.get("BENCH_N", 100 if quick else 10_000))
+    sections = [s for s in args.only.split(",") if s]
+    peers = [p for p in args.peers.split(",") if p]
+    schedulers = [s for s in args.schedulers.split(",") if s]
+    sizes = [int(s) for s in (args.sizes or ("20" if quick else "100,1000,10000")).split(",")]
+    timeout = args.timeout or (60.0 if quick else 240.0)
+    idle_n = 50 if quick else 10_000
+    meta: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "command": "benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "n": n, "latency_rate": 50.0 if quick else 200.0, "latency_seconds": 0.5 if quick else 10.0,
+        "idle_seconds": 1.0 if quick else 30.0, "sizes": sizes, "quick": quick,
+    }
+    results: dict[str, Any] = {"meta": meta, "machine": machine(), "notes": []}
+    began = time.monotonic()
+
+    def log(text: str) -> None:
+        print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+    try:
+        with private_run() as run:
+            log(f"run {run.run_id}: vhost {run.vhost}, scratch {run.workdir}")
+            if "throughput" in sections:
+                results["throughput"] = []
+                for name in peers:
+                    # raw pika is the one-consumer floor; the frameworks run 2 processes.
+                    processes = 1 if name == "pika" else 2
+                    row = throughput.measure(run, name, n, processes, latency_rate=meta["latency_rate"],
+                                             latency_seconds=meta["latency_seconds"], timeout=timeout)
+                    log(f"throughput {name}: {row.as_dict()}")
+                    results["throughput"].append(row.as_dict())
+            if "scaling" in sections and not quick:
+                counts = [1, 2, 4]
+                done = {(r["peer"], r["processes"]): r for r in results.get("throughput", [])}
+                results["scaling"] = []
+                for name in peers:
+                    for processes in counts:
+                        row_d = done.get((name, processes))
+                        if row_d is None:
+                            row = throughput.measure(run, name, n, processes, timeout=timeout, tag="s")
+                            log(f"scaling {name} × {processes}: {row.consumer_rate}")
+                            row_d = row.as_dict()
+                        results["scaling"].append(row_d)
+            ready = _bj_scheduler_ready()
+            if not ready and "broker_jobs" in schedulers:
+                schedulers.remove("broker_jobs")
+                results["notes"].append("broker-jobs scheduler: pending (broker_jobs.scheduling not runnable yet)")
+            if quick:
+                skipped = [s for s in schedulers if scheduler_burst.SCHEDULERS[s].minute]
+                if skipped:
+                    results["notes"].append(f"--quick: no burst for minute-granularity {', '.join(skipped)} "
+                                            "(the next minute boundary is too far), idle only; no scaling")
+            if "scheduler" in sections:
+                results["bursts"] = []
+                for size in sizes:
+                    row = scheduler_burst.floor(run, size)
+                    log(f"burst floor {size}: {row.last_ms}")
+                    results["bursts"].append(row.as_dict())
+                    for name in schedulers:
+                        if quick and scheduler_burst.SCHEDULERS[name].minute:
+                            continue
+                        row = scheduler_burst.burst(run, name, size, timeout=timeout)
+                        log(f"burst {name} {size}: {row.as_dict()}")
+                        results["bursts"].append(row.as_dict())
+            if "idle" in sections:
+                results["idle"] = []
+                # --quick: only the schedulers whose burst was skipped, to check their harness starts.
+                for name in [s for s in schedulers if not quick or scheduler_burst.SCHEDULERS[s].minute]:
+                    row_i = scheduler_burst.idle(run, name, idle_n, seconds=meta["idle_seconds"],
+                                                 warmup_timeout=timeout)
+                    log(f"idle {name}: {row_i.as_dict()}")
+                    results["idle"].append(row_i.as_dict())
+    except BenchError as exc:
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        return 1
+    meta["duration_s"] = time.monotonic() - began
+    results["machine"]["load"] += f"; {os.getloadavg()[0]:.2f} at the end"
+    page = report.markdown(results)
+    print(page)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "RESULTS.md").write_text(page)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    report.chart(results, args.out / "chart.png")
+    log(f"wrote {args.out / 'RESULTS.md'} and {args.out / 'chart.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""CLI commands of the jobs: ``migrate``, ``entities``, ``services``, ``search``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..cli import dump, guarded, settings, table
+
+
+@click.command("migrate")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guarded
+def migrate(as_json: bool) -> None:
+    """Upgrade the database to the latest schema revision (Alembic head)."""
+    from ..store.db import get_engine
+    from ..store.migrations import current, upgrade
+
+    engine = get_engine(settings().database_url)
+    upgrade(engine)
+    revision = current(engine)
+    if as_json:
+        dump({"revision": revision, "database": engine.dialect.name})
+    else:
+        click.echo(f"database ({engine.dialect.name}) at revision {revision}")
+
+
+@click.command("entities")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guarded
+def entities(as_json: bool) -> None:
+    """List the entity kinds ETL embeds: table, template, payload, vectors stored."""
+    from ..entities import all_entities
+    from ..vectors import open_store
+
+    with open_store(settings()) as store:
+        counts = {kind: store.count(kind) for kind in store.kinds()}
+    rows: list[dict[str, Any]] = [
+        {"kind": e.kind, "table": e.table, "text": e.text, "payload": list(e.payload),
+         "vectors": counts.get(e.kind, 0)} for e in all_entities()
+    ]
+    if as_json:
+        dump(rows)
+    else:
+        click.echo(table(rows, ["kind", "table", "vectors", "text"]))
+
+
+@click.group("services")
+def services() -> None:
+    """The services whose status APIs ``sync_service`` polls."""
+
+
+@services.command("add")
+@click.argument("name")
+@click.argument("status_url")
+@click.option("--inactive", is_flag=True, help="Keep it but do not poll it.")
+@guarded
+def services_add(name: str, status_url: str, inactive: bool) -> None:
+    """Add (or update) service NAME with its STATUS_URL."""
+    from ..connectors.services import add_service
+    from ..store.db import get_engine
+
+    service_id = add_service(get_engine(settings().database_url), name, status_url, active=not inactive)
+    click.echo(f"service {name!r} has id {service_id}")
+
+
+@services.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guarded
+def services_list(as_json: bool) -> None:
+    """List the services."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ..store.data_models import Service
+    from ..store.db import get_engine
+
+    with Session(get_engine(settings().database_url)) as session:
+        rows = [{"id": s.id, "name": s.name, "status_url": s.status_url, "active": s.active,
+                 "last_status": s.last_status, "last_synced_at": s.last_synced_at}
+                for s in session.scalars(select(Service).order_by(Service.id))]
+    if as_json:
+        dump(rows)
+    else:
+        click.echo(table(rows, ["id", "name", "active", "last_status", "last_synced_at", "status_url"]))
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--kind", default="documents", show_default=True, help="The entity kind to search.")
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guarded
+def search(query: str, kind: str, limit: int, as_json: bool) -> None:
+    """Semantic search in the vector store (what the ETL keeps up to date)."""
+    from ..errors import NotFoundError
+    from ..vectors import get_embedder, open_store
+
+    embedder = get_embedder()
+    with open_store(settings()) as store:
+        if store.physical(kind) is None:
+            raise NotFoundError(f"no collection {kind!r} yet (known: {', '.join(store.kinds()) or 'none'})")
+        hits = store.search(kind, embedder.embed([query])[0], limit)
+    rows = [{"score": round(h.score, 4), "row_id": (h.payload or {}).get("row_id"),
+             "text": ((h.payload or {}).get("text") or "")[:80]} for h in hits]
+    if as_json:
+        dump(rows)
+    else:
+        click.echo(table(rows, ["score", "row_id", "text"]))
+
+
+COMMANDS = [migrate, entities, services, search]

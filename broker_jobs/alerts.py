@@ -3,7 +3,8 @@
 Posting happens on one background thread fed by a bounded queue, so a slow or
 dead webhook never delays a worker or the scheduler; the caller only pays for
 a dictionary lookup and a ``put_nowait``.  Each job alerts at most once per
-``ALERT_COOLDOWN`` seconds, and posts go through the webhook's circuit breaker in
+``ALERT_COOLDOWN`` seconds across every process and host (the cooldown is a
+claim in Redis or the database, taken by the sender thread), and posts go through the webhook's circuit breaker in
 the connectors' registry (``BREAKER_FAIL_MAX`` failures in a row open it for
 ``BREAKER_RESET_TIMEOUT`` seconds), like every other outbound HTTP call.
 
@@ -16,9 +17,11 @@ Payload (JSON)::
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,13 +41,17 @@ class AlertSender:
       fail_max: Consecutive failures that open the circuit.
       reset_timeout: Seconds the circuit stays open before one trial post.
       breaker: A circuit breaker to share (default: a new one from ``fail_max``/``reset_timeout``).
+      claims: Where the cooldown is shared between processes and hosts
+        (:mod:`broker_jobs.coordination`); ``None``: this process only.
     """
 
     def __init__(self, url: str | None, cooldown: float = 900.0, timeout: float = 5.0,
-                 fail_max: int = 5, reset_timeout: float = 60.0, breaker: Any = None) -> None:
+                 fail_max: int = 5, reset_timeout: float = 60.0, breaker: Any = None,
+                 claims: Any = None) -> None:
         import pybreaker
 
         self.url = url
+        self.claims = claims
         self.cooldown = cooldown
         self.timeout = timeout
         self.breaker = breaker or pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout,
@@ -106,9 +113,24 @@ class AlertSender:
             finally:
                 self._queue.task_done()
 
+    def _claimed(self, payload: dict[str, Any]) -> bool:
+        """Whether this process may post (no other process alerted for the job within the cooldown)."""
+        if self.claims is None or self.cooldown <= 0:
+            return True
+        owner = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        try:
+            return bool(self.claims.claim(f"alert:{payload['job']}", owner, self.cooldown) == owner)
+        except Exception as exc:  # an alert is worth a duplicate more than a silence
+            logger.debug("[alerts] cooldown not shared: %s", exc)
+            return True
+
     def _send(self, payload: dict[str, Any]) -> None:
         import httpx
         import pybreaker
+
+        if not self._claimed(payload):
+            self.suppressed += 1
+            return
 
         def post() -> None:
             response = httpx.post(self.url or "", json=payload, timeout=self.timeout)
@@ -141,8 +163,10 @@ def get_sender() -> AlertSender:
                     from .settings import get_settings
 
                     settings = get_settings()
+                    from .coordination import get_claims
+
                     _sender = AlertSender(settings.alert_webhook_url, settings.alert_cooldown,
-                                          breaker=_shared_breaker(settings))
+                                          breaker=_shared_breaker(settings), claims=get_claims())
                 except Exception:  # alerts never break the caller
                     _sender = AlertSender(None)
     return _sender

@@ -100,7 +100,10 @@ class JobsBroker(RabbitmqBroker):
     is due; RabbitMQ closes a channel holding a delivery longer than its
     ``consumer_timeout`` and redelivers, so a long delay would run twice.  A
     delay longer than ``max_hold_ms`` is split into hops: the message carries its
-    real due time in ``bj_eta`` and goes back to the delay queue until then.
+    real due time in ``bj_eta`` and goes back to the delay queue until then.  The
+    worker applies the same limit to what it receives, so a message delayed by a
+    producer that does not know the consumer timeout (another service, plain
+    Dramatiq) hops as well.
 
     Parameters:
       max_hold_ms: The longest a delayed message may be held (half the consumer timeout).
@@ -133,7 +136,17 @@ class JobsBroker(RabbitmqBroker):
                 "RabbitMQ is blocking publishers (memory or disk alarm): message not enqueued after "
                 f"waiting PUBLISH_TIMEOUT={params.blocked_connection_timeout or 0:g} s"
             )
+        if signal == "delay_message":
+            self._hold_at_most_max(args[0])
         super().emit_before(signal, *args, **kwargs)
+
+    def _hold_at_most_max(self, message: Any) -> None:
+        # The delay consumer holds the message until options["eta"]; past our limit,
+        # hold it until the limit and let enqueue() send it on its next hop.
+        eta, latest = message.options.get("eta"), current_millis() + self.max_hold_ms
+        if isinstance(eta, int | float) and eta > latest:
+            message.options["bj_eta"] = max(int(eta), int(message.options.get("bj_eta") or 0))
+            message.options["eta"] = latest
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         self.state.blocked = False

@@ -6,7 +6,7 @@ those into one line on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
-from dramatiq.middleware import SkipMessage
+from dramatiq.middleware import MiddlewareError, SkipMessage
 
 
 class BrokerJobsError(Exception):
@@ -59,8 +59,11 @@ class BrokerUnavailableError(BrokerJobsError):
     exit_code = 4
 
 
-class MessageTooLarge(BrokerJobsError):
-    """A message is larger than ``MAX_MESSAGE_BYTES``: refused before it is published."""
+class MessageTooLarge(BrokerJobsError, MiddlewareError):
+    """A message is larger than ``MAX_MESSAGE_BYTES``: refused before it is published.
+
+    A ``MiddlewareError`` too: Dramatiq only lets those out of a middleware hook.
+    """
 
     exit_code = 2
 

@@ -121,8 +121,10 @@ def serve_worker_metrics() -> int:
     port = settings.metrics_port if settings is not None else 9191
     try:
         server = ThreadingHTTPServer((host, port), _handler())
-    except OSError as exc:  # the workers run on; only the export is missing
-        logger.error("[metrics] cannot serve metrics on %s:%d (METRICS_HOST/METRICS_PORT): %s", host, port, exc)
+    except OSError as exc:  # the workers run on
+        logger.warning("[metrics] %s:%d is taken (%s): if it is this host's scheduler, it serves these "
+                       "metrics too (same METRICS_DIR); otherwise set METRICS_PORT", host, port,
+                       exc.strerror or exc)
         return 1
     logger.info("[metrics] serving worker metrics on http://%s:%d/metrics", host, port)
     try:

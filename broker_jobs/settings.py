@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
     embedder: str = "hashing"
+    etl_overlap: float = Field(30.0, ge=0, description="seconds")
     embedding_dim: int = Field(384, ge=8, le=8192)
     vault_path: Path = Path("examples/vault")
     export_dir: Path = Path("data/exports")

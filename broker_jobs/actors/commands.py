@@ -88,7 +88,7 @@ def services_list(as_json: bool) -> None:
 
 @click.command("search")
 @click.argument("query")
-@click.option("--kind", default="documents", show_default=True, help="The entity kind to search.")
+@click.option("--kind", default="vault_documents", show_default=True, help="The entity kind to search.")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @guarded
@@ -102,7 +102,7 @@ def search(query: str, kind: str, limit: int, as_json: bool) -> None:
         if store.physical(kind) is None:
             raise NotFoundError(f"no collection {kind!r} yet (known: {', '.join(store.kinds()) or 'none'})")
         hits = store.search(kind, embedder.embed([query])[0], limit)
-    rows = [{"score": round(h.score, 4), "row_id": (h.payload or {}).get("row_id"),
+    rows = [{"score": f"{h.score:.3f}", "row_id": (h.payload or {}).get("row_id"),
              "text": ((h.payload or {}).get("text") or "")[:80]} for h in hits]
     if as_json:
         dump(rows)

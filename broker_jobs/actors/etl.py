@@ -34,23 +34,26 @@ def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
     from ..vectors import get_embedder, open_store
 
     settings = get_settings()
+    errors: dict[str, str] = {}
     if entities is None:
         chosen = all_entities()
     else:
-        try:
-            chosen = [get_entity(kind) for kind in entities]
-        except BrokerJobsError as exc:
-            raise PermanentJobError(str(exc)) from None
+        known = {e.kind: e for e in all_entities()}
+        chosen = [known[kind] for kind in entities if kind in known]
+        for kind in entities:
+            if kind not in known:
+                errors[kind] = f"unknown entity {kind!r} (known: {', '.join(sorted(known))})"
+        if not chosen:
+            raise PermanentJobError("; ".join(errors.values()))
     engine, embedder = get_engine(), get_embedder()
-    total, per_entity, errors = Report(), {}, {}
+    total, per_entity = Report(), {}
+    total.failed = len(errors)
     with open_store(settings) as store:
         for entity in chosen:
             try:
                 part = sync_entity(engine, store, entity, embedder, batch_size=settings.etl_batch_size,
-                                   on_batch=batch_hook)
+                                   on_batch=batch_hook, overlap=settings.etl_overlap)
             except BrokerJobsError as exc:
-                if isinstance(exc, PermanentJobError) and entities is not None:
-                    raise
                 logger.warning("[etl] %s failed: %s", entity.kind, exc)
                 errors[entity.kind] = str(exc)
                 total.failed += 1
@@ -78,7 +81,7 @@ def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
     from ..vectors import get_embedder, open_store
 
     settings = get_settings()
-    entity = get_entity("documents")
+    entity = get_entity("vault_documents")
     engine, embedder = get_engine(), get_embedder()
     table = table_of(engine, entity)
     report = Report()

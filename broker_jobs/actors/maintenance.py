@@ -26,14 +26,15 @@ _AUDIT_TIME = ("recorded_at", "fired_at", "slot_at", "created_at", "at")
 @job(queue="maintenance", priority="low", time_limit=600)
 def prune_history() -> dict[str, Any]:
     """Delete history past its retention (completed: count and age, failed: age)."""
-    settings = get_settings()
-    deleted = prune(
-        get_engine(),
-        keep_completed=settings.history_keep_completed,
-        completed_ttl=settings.history_completed_ttl,
-        failed_ttl=settings.history_failed_ttl,
-    )
-    return {"deleted": deleted}
+    settings, report = get_settings(), Report()
+    with report.timed("history"):
+        report.deleted = prune(
+            get_engine(),
+            keep_completed=settings.history_keep_completed,
+            completed_ttl=settings.history_completed_ttl,
+            failed_ttl=settings.history_failed_ttl,
+        )
+    return report.asdict()
 
 
 def prune_slot_audit(engine: Engine, settings: Settings, now: datetime) -> int | None:
@@ -56,7 +57,7 @@ def prune_dead_letters(engine: Engine, settings: Settings, now: datetime) -> int
     """Delete archived dead letters older than ``DEAD_LETTER_TTL`` (RabbitMQ drops the messages then too)."""
     with engine.begin() as conn:
         cutoff = now - timedelta(seconds=settings.dead_letter_ttl)
-        return conn.execute(delete(DeadLetter.__table__).where(DeadLetter.dead_at < cutoff)).rowcount
+        return conn.execute(delete(DeadLetter).where(DeadLetter.dead_at < cutoff)).rowcount
 
 
 def vacuum(engine: Engine) -> str:

@@ -28,17 +28,20 @@ def emergency_sync() -> dict[str, Any]:
     from .sync import sync_service
     from .vault import run_vault_sync
 
+    report = Report()
     try:
-        vault: dict[str, Any] = run_vault_sync()
+        with report.timed("vault"):
+            vault: dict[str, Any] = run_vault_sync()
+        for name in ("fetched", "inserted", "updated", "skipped", "deleted", "failed"):
+            setattr(report, name, vault[name])
     except SkipJob as skip:
         vault = {"skipped": str(skip)}
-    ids = services.active_services(get_engine())
-    for service_id in ids:
-        sync_service.send_with_options(args=(service_id,), priority="high")
-    return {"fetched": vault.get("fetched", 0), "inserted": vault.get("inserted", 0),
-            "updated": vault.get("updated", 0), "skipped": vault.get("skipped", 0) if isinstance(
-                vault.get("skipped"), int) else 0, "deleted": vault.get("deleted", 0),
-            "failed": vault.get("failed", 0), "vault": vault, "services_enqueued": len(ids)}
+    with report.timed("services"):
+        ids = services.active_services(get_engine())
+        for service_id in ids:
+            sync_service.send_with_options(args=(service_id,), priority="high")
+    report.extra.update(vault=vault, services_enqueued=len(ids))
+    return report.asdict()
 
 
 def _cell(value: Any) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..connectors import csv_import as csv_source
 from ..connectors import github, services, spotify
+from ..entities.report import Report
 from ..job import job
 from ..settings import get_settings
 from ..store.db import get_engine
@@ -27,15 +28,17 @@ def _then_etl(report: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
 
 def fan_out_services() -> dict[str, Any]:
     """Send one ``sync_service`` per active service, each delayed at random up to ``SERVICE_SYNC_MAX_DELAY``."""
-    settings = get_settings()
+    settings, report = get_settings(), Report()
     ids = services.active_services(get_engine())
-    for service_id in ids:
-        # Spreads the calls so a hundred services do not hit the network (or one worker) at once.
-        delay_ms = int(random.uniform(0, settings.service_sync_max_delay) * 1000)
-        sync_service.send_with_options(args=(service_id,), delay=delay_ms or None)
+    report.fetched = len(ids)
+    with report.timed("enqueue"):
+        for service_id in ids:
+            # Spreads the calls so a hundred services do not hit the network (or one worker) at once.
+            delay_ms = int(random.uniform(0, settings.service_sync_max_delay) * 1000)
+            sync_service.send_with_options(args=(service_id,), delay=delay_ms or None)
     logger.info("[services] fanned out %d service syncs", len(ids))
-    return {"fetched": len(ids), "inserted": 0, "updated": 0, "skipped": 0, "deleted": 0, "failed": 0,
-            "enqueued": len(ids), "service_ids": ids}
+    report.extra.update(enqueued=len(ids), service_ids=ids)
+    return report.asdict()
 
 
 @job(queue="sync", priority="medium", time_limit=60)

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_vault_sync() -> dict[str, Any]:
-    """Reconcile ``VAULT_PATH`` and enqueue ``etl_sync(["documents"])`` when something changed."""
+    """Reconcile ``VAULT_PATH`` and enqueue ``etl_sync(["vault_documents"])`` when something changed."""
     settings = get_settings()
     if not settings.vault_path.is_dir():
         raise SkipJob(f"vault: VAULT_PATH={settings.vault_path} is not a directory")
@@ -23,7 +23,7 @@ def run_vault_sync() -> dict[str, Any]:
     if changed:
         from .etl import etl_sync
 
-        etl_sync.send(["documents"])
+        etl_sync.send(["vault_documents"])
     report.extra["etl_enqueued"] = bool(changed)
     return report.asdict()
 

@@ -43,7 +43,10 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
         token = mint_token(secret or secret_of(s), "operate", ttl=12 * 3600, subject="dashboard")
         click.echo(f"broker-jobs: dashboard (development, token valid 12 h): http://{shown}:{port}/?token={token}",
                    err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+    # With LOG_FORMAT=json uvicorn's records go through our JSON handler instead of its own format.
+    log_config = None if s.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                log_config=log_config)
 
 
 @click.command()

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import registry
-from ..errors import BrokerJobsError, BrokerUnavailableError, NotFoundError
+from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
 from .auth import require
 
 read = Depends(require("read"))
@@ -96,6 +96,8 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(404, detail=str(exc)) from None
     except BrokerUnavailableError as exc:
         raise HTTPException(503, detail=str(exc)) from None
+    except ConfigError as exc:  # a request the schedule cannot take (range too long, ...)
+        raise HTTPException(422, detail=str(exc)) from None
     except BrokerJobsError as exc:
         raise HTTPException(409, detail=str(exc)) from None
 
@@ -241,8 +243,10 @@ def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
     series: dict[str, list[int]] = {}
     with get_engine(settings.database_url).connect() as conn:
         for queue, finished in conn.execute(stmt):
-            finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
-            slot = minutes - 1 - int((now - finished).total_seconds() // 60)
+            if finished is None:
+                continue
+            when = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
+            slot = minutes - 1 - int((now - when).total_seconds() // 60)
             if 0 <= slot < minutes:
                 series.setdefault(queue, [0] * minutes)[slot] += 1
     return series
@@ -266,6 +270,21 @@ def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str
     return [{**job, "latest_run": latest.get(str(job["id"]))} for job in jobs]
 
 
+def recent_dead(settings: Any, limit: int = 25) -> list[dict[str, Any]]:
+    """The newest dead letters from the archive, oldest first (the dashboard polls: no queue scan)."""
+    from sqlalchemy import select
+
+    from ..store.db import get_engine
+    from ..store.models import DeadLetter
+
+    stmt = (select(DeadLetter).where(DeadLetter.state == "dead")
+            .order_by(DeadLetter.dead_at.desc(), DeadLetter.id.desc()).limit(limit))
+    with get_engine(settings.database_url).connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [{"id": r["message_id"], "queue": r["queue"], "actor": r["actor"], "reason": r["reason"],
+             "attempts": r["attempts"], "dead_at": r["dead_at"]} for r in reversed(rows)]
+
+
 @router.get("/overview", dependencies=[read], tags=["dashboard"])
 def overview(request: Request) -> dict[str, Any]:
     """Everything the dashboard shows, in one request."""
@@ -284,7 +303,7 @@ def overview(request: Request) -> dict[str, Any]:
     part("throughput", lambda: throughput(settings))
     part("jobs", lambda: with_latest_runs(settings, _call(_control().list_jobs, settings)))
     part("runs", lambda: history(request, limit=25))
-    part("dead", lambda: dead_letters(request)[-25:])
+    part("dead", lambda: recent_dead(settings))
     try:
         data["scheduler"] = _control().scheduler_status(settings)
     except Exception:  # noqa: BLE001 - the scheduler panel shows "n/a"

@@ -15,11 +15,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report
+from ..entities.report import Report, message_tag
 from ..settings import Settings
 from ..store.data_models import Company, CompanyRecord, utcnow
 from .http import ApiClient
@@ -63,7 +64,8 @@ def read_source(source: str, settings: Settings) -> str:
       BadCsvError: when it cannot be read.
     """
     if source.startswith(("http://", "https://")):
-        with ApiClient("csv", settings) as api:
+        # One breaker per host: a dead server must not fail fast the other companies' hosts.
+        with ApiClient(f"csv:{urlsplit(source).netloc}", settings) as api:
             response = api.request("GET", source)
         if response.status_code >= 400:
             raise BadCsvError(f"HTTP {response.status_code} from {source}")
@@ -124,7 +126,8 @@ def import_company(settings: Settings, engine: Engine, company_id: int) -> Repor
                     report.updated += 1
                 else:
                     report.skipped += 1
-        logger.info("[csv] %s: %d/%d distinct rows stored", name, min(start + size, len(items)), len(items))
+        logger.info("[csv] %s: %d/%d distinct rows stored%s", name, min(start + size, len(items)), len(items),
+                    message_tag())
     with Session(engine) as session, session.begin():
         for record in session.scalars(select(CompanyRecord).where(
                 CompanyRecord.company_id == company_id, CompanyRecord.deleted.is_(False))):
@@ -154,7 +157,7 @@ def import_all(settings: Settings, engine: Engine) -> Report:
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             errors[name] = str(exc)
             report.failed += 1
-            logger.warning("[csv] %s failed: %s", name, exc)
+            logger.warning("[csv] %s failed: %s%s", name, exc, message_tag())
             with Session(engine) as session, session.begin():
                 company = session.get(Company, cid)
                 if company is not None:

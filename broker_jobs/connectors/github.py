@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report
+from ..entities.report import Report, message_tag
 from ..errors import SkipJob, TransientJobError
 from ..settings import Settings
 from ..store.data_models import GithubRepository, HttpCache, utcnow
@@ -100,5 +100,5 @@ def ingest(settings: Settings, engine: Engine) -> Report:
                 report.deleted += soft_delete_missing(session, GithubRepository, seen,
                                                       func.lower(GithubRepository.owner) == owner.lower())
         report.extra.update(requests=api.requests, retries=api.retries, owners=owners(settings))
-    logger.info("[github] %s", report.counts())
+    logger.info("[github] %s%s", report.counts(), message_tag())
     return report

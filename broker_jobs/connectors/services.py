@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report
+from ..entities.report import Report, message_tag
 from ..errors import PermanentJobError
 from ..settings import Settings
 from ..store.data_models import Service, ServiceLog, utcnow
@@ -87,5 +87,5 @@ def sync(settings: Settings, engine: Engine, service_id: int) -> Report:
                 service.last_status, service.last_synced_at = status, utcnow()
             next_url = body.get("next")
     report.extra.update(service=name, status=status)
-    logger.info("[services] %s: %s, status %s", name, report.counts(), status)
+    logger.info("[services] %s: %s, status %s%s", name, report.counts(), status, message_tag())
     return report

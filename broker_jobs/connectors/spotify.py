@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report
+from ..entities.report import Report, message_tag
 from ..errors import PermanentJobError, SkipJob, TransientJobError
 from ..settings import Settings
 from ..store.data_models import SpotifyAlbum, SpotifyArtist, SpotifyPlaylist, SpotifyTrack
@@ -160,5 +160,5 @@ def ingest(settings: Settings, engine: Engine) -> Report:
                             retries=spotify.api.retries, token_refreshes=spotify.refreshes)
     finally:
         spotify.close()
-    logger.info("[spotify] %s", report.counts())
+    logger.info("[spotify] %s%s", report.counts(), message_tag())
     return report

@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report
+from ..entities.report import Report, message_tag
 from ..store.data_models import Document, DocumentLink, utcnow
 
 logger = logging.getLogger(__name__)
@@ -203,14 +203,14 @@ def reconcile(engine: Engine, root: Path, batch_size: int = 50) -> tuple[Report,
     gone = [(p, v[0]) for p, v in known.items() if p not in files and not v[2] and p not in errors]
     with report.timed("store"), Session(engine) as session, session.begin():
         for _, doc_id in gone:
-            doc = session.get(Document, doc_id)
-            if doc is not None:
-                doc.deleted, doc.updated_at = True, utcnow()
+            row = session.get(Document, doc_id)
+            if row is not None:
+                row.deleted, row.updated_at = True, utcnow()
                 changed.append(doc_id)
         report.deleted = len(gone)
         broken = resolve_links(session)
     report.extra.update(broken_links=len(broken), broken=[f"{s} -> [[{t}]]" for s, t in broken[:20]])
     if errors:
         report.extra["errors"] = dict(list(errors.items())[:20])
-    logger.info("[vault] %s: %s, %d broken links", root, report.counts(), len(broken))
+    logger.info("[vault] %s: %s, %d broken links%s", root, report.counts(), len(broken), message_tag())
     return report, changed

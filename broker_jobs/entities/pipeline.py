@@ -1,8 +1,13 @@
 """ETL of one entity: changed rows -> text -> embeddings -> upserts, then the watermark.
 
 Rows are read in ``(updated_at, id)`` order after the stored watermark, one
-batch at a time.  Each batch's vectors are written before the watermark moves
-past it, in its own transaction: a crash repeats at most the batch in flight,
+batch at a time.  Each run starts ``ETL_OVERLAP`` seconds before the watermark:
+a row whose transaction committed after a later one (its ``updated_at`` is
+older than rows already embedded) or written on a host whose clock lags is
+still picked up; rows seen before cost a lookup and count as ``skipped``.
+
+Each batch's vectors are written before the watermark moves past it, in its
+own transaction: a crash repeats at most the batch in flight,
 and repeating it changes nothing (deterministic point ids, and a point whose
 text and embedder are unchanged is skipped without re-embedding).
 """
@@ -12,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, or_, select
@@ -22,7 +27,7 @@ from ..store.data_models import Watermark, utcnow
 from ..vectors.embedders import Embedder
 from ..vectors.ids import point_id
 from .registry import Entity, render_text
-from .report import Report
+from .report import Report, message_tag
 from .tables import table_of
 
 if TYPE_CHECKING:
@@ -112,8 +117,12 @@ def _typed(column: Any, value: str | None) -> Any:
 
 
 def sync_entity(engine: Engine, store: VectorStore, entity: Entity, embedder: Embedder, *,
-                batch_size: int, on_batch: BatchHook | None = None) -> Report:
-    """Bring ``entity``'s collection up to date with its table, batch by batch."""
+                batch_size: int, on_batch: BatchHook | None = None, overlap: float = 0.0) -> Report:
+    """Bring ``entity``'s collection up to date with its table, batch by batch.
+
+    Parameters:
+      overlap: Seconds before the watermark to read again (late commits, clock skew).
+    """
     report = Report()
     table = table_of(engine, entity)
     id_col, updated_col = table.c[entity.id_column], table.c[entity.updated_column]
@@ -122,6 +131,8 @@ def sync_entity(engine: Engine, store: VectorStore, entity: Entity, embedder: Em
         mark = session.get(Watermark, entity.kind)
         after_ts = mark.updated_at if mark else None
         after_id = _typed(id_col, mark.last_id) if mark else None
+    if overlap and after_ts is not None:
+        after_ts, after_id = after_ts - timedelta(seconds=overlap), None
     batch_no = 0
     while True:
         query = select(table).order_by(updated_col, id_col).limit(batch_size)
@@ -146,5 +157,5 @@ def sync_entity(engine: Engine, store: VectorStore, entity: Entity, embedder: Em
             on_batch(batch_no)
         if len(rows) < batch_size:
             break
-    logger.info("[etl] %s: %s", entity.kind, report.counts())
+    logger.info("[etl] %s: %s%s", entity.kind, report.counts(), message_tag())
     return report

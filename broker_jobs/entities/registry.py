@@ -57,7 +57,7 @@ class Entity:
 
 
 _BUILTIN = (
-    Entity("documents", "documents", "{title}\n\n{body}", ("path", "title", "tags")),
+    Entity("vault_documents", "documents", "{title}\n\n{body}", ("path", "title", "tags")),
     Entity("github_repositories", "github_repositories", "{full_name}: {description}\nlanguage: {language}\n"
            "topics: {topics}", ("full_name", "owner", "language", "stars", "html_url")),
     Entity("spotify_tracks", "spotify_tracks", "{name} by {artists} on {album}",

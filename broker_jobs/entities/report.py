@@ -50,3 +50,11 @@ class Report:
         """The JSON-ready report: counts, ``duration_ms``, ``durations_ms`` and the extras."""
         total = round((time.perf_counter() - self.started) * 1000, 2)
         return {**self.counts(), "duration_ms": total, "durations_ms": dict(self.durations_ms), **self.extra}
+
+
+def message_tag() -> str:
+    """``" [job X message Y]"`` inside a job, ``""`` outside: for log lines about a job."""
+    from dramatiq.middleware import CurrentMessage
+
+    message = CurrentMessage.get_current_message()
+    return f" [job {message.actor_name} message {message.message_id}]" if message is not None else ""

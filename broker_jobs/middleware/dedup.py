@@ -4,6 +4,9 @@ The scheduler stamps each slot's message with ``fire_id = job_id@slot``.  If two
 messages with one fire id ever exist (a publish retried after a lost confirm,
 two schedulers during a lease hand-over), only the first message id to be
 claimed runs; a redelivery of that same message still runs (at-least-once).
+While the claims store (Redis or the database) is unreachable the message runs
+without the check, with one warning line: the scheduler cannot fire during
+such an outage (its lease lives in the same store), so duplicates cannot arise.
 """
 
 from __future__ import annotations
@@ -39,7 +42,12 @@ class FireDedup(dramatiq.Middleware):
         fire_id = message.options.get("fire_id")
         if not fire_id or message.failed:
             return
-        holder = self.claims.claim("fire:" + fire_id, message.message_id, self.ttl)
+        try:
+            holder = self.claims.claim("fire:" + fire_id, message.message_id, self.ttl)
+        except Exception as exc:  # noqa: BLE001 - Redis or the database down: run, say so in one line
+            logger.warning("[worker] job %s message %s runs without fire-id dedup (claims unavailable: %s)",
+                           message.actor_name, message.message_id, str(exc).splitlines()[0] if str(exc) else exc)
+            return
         if holder != message.message_id:
             reason = f"duplicate fire {fire_id} (already run as message {holder})"
             logger.info("[worker] job %s message %s dropped: %s", message.actor_name, message.message_id, reason)

@@ -40,6 +40,7 @@ def scheduler() -> None:
 
     from ..broker import get_broker
     from ..logging import configure_logging
+    from .control import declare_queues
     from .lease import build_lease
     from .publisher import Publisher
     from .scheduler import Scheduler
@@ -54,9 +55,7 @@ def scheduler() -> None:
     store = open_store(s.database_url)
 
     def declare(queues: set[str]) -> None:
-        broker = get_broker()
-        for queue in sorted(queues):
-            broker.declare_queue(queue, ensure=True)  # type: ignore[call-arg]
+        declare_queues(get_broker(), queues)
 
     instance = Scheduler(s, store=store, lease=build_lease(s, store.engine),
                          publisher=Publisher(s.rabbitmq_url, s.publish_timeout), declare_queues=declare)

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from .config import JobDef, load_config, parse_job
+from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
 from .publisher import iso
-from .scheduler import REFRESH, Planned, plan_flights
+from .scheduler import REFRESH
 from .state import SchedulerStore, now_utc, open_store, utc
 from .triggers import describe, fire_times, next_fire
 
@@ -119,15 +120,24 @@ def resume(settings: Any, job_id: str) -> dict[str, Any]:
     return {"id": job_id, "paused": False}
 
 
+def declare_queues(broker: Any, queues: set[str]) -> None:
+    """Declare ``queues`` on RabbitMQ through the broker (a conflict raises TopologyConflictError)."""
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    for queue in sorted(queues):
+        if isinstance(broker, RabbitmqBroker):
+            broker.declare_queue(queue, ensure=True)
+        else:
+            broker.declare_queue(queue)
+
+
 def _publish(settings: Any, store: SchedulerStore, plans: list[Planned]) -> None:
     from ..broker import get_broker
     from .publisher import Publisher
 
     batch = [p.out for p in plans if p.out is not None]
     if batch:
-        broker = get_broker()
-        for queue in {o.queue for o in batch}:
-            broker.declare_queue(queue, ensure=True)  # type: ignore[call-arg]
+        declare_queues(get_broker(), {o.queue for o in batch})
         publisher = Publisher(settings.rabbitmq_url, settings.publish_timeout)
         try:
             publisher.publish(batch, int(now_utc().timestamp() * 1000))

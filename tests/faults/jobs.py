@@ -15,27 +15,13 @@ import time
 from typing import Any
 
 from dramatiq.middleware import CurrentMessage
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
 from broker_jobs import job
 from broker_jobs.errors import TransientJobError
 
-QUEUE = "faults"
-
-EFFECTS_DDL = """
-CREATE TABLE IF NOT EXISTS fault_effects (
-    key text PRIMARY KEY,
-    runs integer NOT NULL DEFAULT 1,
-    first_at double precision NOT NULL,
-    last_at double precision NOT NULL
-)
-"""
-
-_UPSERT = text(
-    "INSERT INTO fault_effects (key, runs, first_at, last_at) VALUES (:key, 1, :now, :now) "
-    "ON CONFLICT (key) DO UPDATE SET runs = fault_effects.runs + 1, last_at = excluded.last_at"
-)
+from .effects import QUEUE, UPSERT
 
 _engine: Engine | None = None
 
@@ -55,7 +41,7 @@ def upsert_effect(key: str) -> None:
     """Record the effect of ``key``; a database outage becomes a retried :class:`TransientJobError`."""
     try:
         with effects_engine().begin() as conn:
-            conn.execute(_UPSERT, {"key": key, "now": time.time()})
+            conn.execute(UPSERT, {"key": key, "now": time.time()})
     except DBAPIError as exc:
         raise TransientJobError("effects database unavailable: " + str(exc).splitlines()[0]) from None
 
@@ -90,3 +76,10 @@ def fail_once_then_record(key: str) -> None:
     if _retries() == 0:
         raise TransientJobError("the first try fails on purpose")
     upsert_effect(key)
+
+
+@job(queue=QUEUE, max_retries=12, min_backoff=1.0)
+def record_fire() -> None:
+    """Upsert the effect of the schedule slot this message fires (its ``fire_id``)."""
+    message: Any = CurrentMessage.get_current_message()
+    upsert_effect(message.options.get("fire_id") or message.message_id)

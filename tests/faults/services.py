@@ -17,7 +17,10 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 RABBITMQ_BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 
@@ -233,3 +236,50 @@ class PrivateRedis:
         """Stop the server and remove its directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def private_vhost(rabbit: PrivateRabbit) -> Iterator[str]:
+    """An AMQP URL on a fresh vhost of the private node, deleted afterwards."""
+    vhost = f"fault-{uuid.uuid4().hex[:8]}"
+    rabbit.ctl("add_vhost", vhost)
+    rabbit.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:{rabbit.port}/{quote(vhost, safe='')}"
+    finally:
+        try:
+            rabbit.restore()
+            rabbit.ctl("delete_vhost", vhost)
+        except RuntimeError:
+            pass
+
+
+@contextmanager
+def private_database(admin_url: str, ddl: str = "") -> Iterator[str]:
+    """A fresh database on the PostgreSQL server of ``admin_url`` (``ddl`` run in it), dropped afterwards.
+
+    The caller may lock its tables or refuse connections to it; the server and
+    every other database stay untouched.
+    """
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"bj_fault_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+    if ddl:
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(ddl)
+        engine.dispose()
+    try:
+        yield url
+    finally:
+        from broker_jobs.store.db import reset_engines
+
+        reset_engines()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT
 
-from .jobs import QUEUE
+from .effects import QUEUE
 
 #: Where each test's figures go (one JSON line per test); the README table quotes them.
 FIGURES = Path(os.environ.get("FAULT_FIGURES", "/tmp/broker-jobs-fault-figures.jsonl"))
@@ -38,8 +38,63 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60, every
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-class Workers:
-    """``dramatiq broker_jobs.actors tests.faults.jobs`` as a user starts it, in its own process group.
+class Process:
+    """A command of ours (``python -m ...``) in its own process group, logging to a file.
+
+    Parameters:
+      args: The arguments after ``python``.
+      env: Extra environment.
+      log: File receiving its output.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = args
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        """Start the command."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, *self.args], env={**os.environ, **self.env},
+                                         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        """Whether the command still runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_for_log(self, pattern: str, timeout: float = 60, count: int = 1) -> None:
+        """Wait until ``pattern`` (a regex) occurs ``count`` times in the log."""
+        wait_for(lambda: len(re.findall(pattern, self.text())) >= count or not self.alive(),
+                 f"{pattern!r} in {self.log.name}", timeout=timeout)
+        assert len(re.findall(pattern, self.text())) >= count, f"{self.log.name} exited:\n{self.text()[-3000:]}"
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no cleanup, no acks, no lease release."""
+        if self.alive():
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """SIGTERM (graceful), then SIGKILL after 30 s."""
+        if not self.alive():
+            return
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def text(self) -> str:
+        """Everything the command logged so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Workers(Process):
+    """``dramatiq broker_jobs.actors tests.faults.jobs`` as a user starts it.
 
     Parameters:
       env: Extra environment (RABBITMQ_URL, DATABASE_URL, ...).
@@ -49,33 +104,22 @@ class Workers:
     """
 
     def __init__(self, env: dict[str, str], log: Path, processes: int = 1, threads: int = 4) -> None:
-        self.env = env
-        self.log = log
+        super().__init__(["-m", "dramatiq", "broker_jobs.actors", "tests.faults.jobs", "--processes",
+                          str(processes), "--threads", str(threads), "--queues", QUEUE], env, log)
         self.processes = processes
-        self.threads = threads
-        self.proc: subprocess.Popen[bytes] | None = None
         self._ready_before = 0
 
-    def start(self, wait: bool = True) -> Workers:
+    def start(self, wait: bool = True) -> Workers:  # type: ignore[override]
         """Start the master and its worker processes; wait until each is ready for action."""
         self._ready_before = self.text().count("Worker process is ready for action")
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "tests.faults.jobs",
-                 "--processes", str(self.processes), "--threads", str(self.threads), "--queues", QUEUE],
-                env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                start_new_session=True,
-            )
+        super().start()
         if wait:
             self.ready()
         return self
 
     def ready(self) -> Workers:
         """Wait until every worker process of the last start is ready for action."""
-        wanted = self._ready_before + self.processes
-        wait_for(lambda: self.text().count("Worker process is ready for action") >= wanted
-                 or self.proc.poll() is not None, "the workers to boot")  # type: ignore[union-attr]
-        assert self.proc is not None and self.proc.poll() is None, self.text()[-3000:]
+        self.wait_for_log("Worker process is ready for action", count=self._ready_before + self.processes)
         return self
 
     def children(self) -> list[int]:
@@ -90,30 +134,10 @@ class Workers:
         except psutil.NoSuchProcess:
             return []
 
-    def kill(self) -> None:
-        """SIGKILL the master and every worker process: no cleanup, no acks."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
-    def stop(self) -> None:
-        """SIGTERM (graceful), then SIGKILL after 30 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def text(self) -> str:
-        """Everything the workers logged so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def fault_message(actor: str, key: str, **kwargs: Any) -> Message[Any]:
+def fault_message(actor: str, key: str, options: dict[str, Any] | None = None, **kwargs: Any) -> Message[Any]:
     """A message for one of :mod:`tests.faults.jobs`, built as any other service would."""
-    return Message(queue_name=QUEUE, actor_name=actor, args=(key,), kwargs=kwargs, options={})
+    return Message(queue_name=QUEUE, actor_name=actor, args=(key,), kwargs=kwargs, options=dict(options or {}))
 
 
 @dataclass

@@ -53,7 +53,7 @@ def _environment(settings_env: pytest.MonkeyPatch, tmp_path: Path, database_url:
     values = {
         "DATABASE_URL": database_url, "QDRANT_PATH": str(env.qdrant), "VAULT_PATH": str(vault),
         "EXPORT_DIR": str(env.exports), "COMPANIES_FILE": str(env.companies),
-        "ENTITIES_CONFIG": str(tmp_path / "entities.yaml"), "ETL_BATCH_SIZE": "3",
+        "ENTITIES_CONFIG": str(tmp_path / "entities.yaml"), "ETL_BATCH_SIZE": "3", "ETL_OVERLAP": "0",
         "HTTP_BACKOFF": "0.01", "HTTP_MAX_RETRIES": "3", "HTTP_MAX_WAIT": "5", "SERVICE_SYNC_MAX_DELAY": "0",
         "BREAKER_FAIL_MAX": "5", "BREAKER_RESET_TIMEOUT": "60",
     }

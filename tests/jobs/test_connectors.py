@@ -259,3 +259,19 @@ def test_a_service_whose_api_is_down_fails_alone(jobs_env: JobsEnv, apis: FakeAp
     with pytest.raises(TransientJobError, match="404"):
         services.sync(get_settings(), get_engine(), down)
     assert services.sync(get_settings(), get_engine(), web).inserted == 7
+
+
+def test_spotify_and_csv_jobs_on_the_stub_broker_report_and_feed_etl(jobs_env: JobsEnv, apis: FakeApis,
+                                                                    jobs_broker, stub_worker):
+    from broker_jobs.actors import csv_import, spotify_ingest
+    from broker_jobs.vectors import open_store
+
+    spotify = run_job(jobs_broker, stub_worker, spotify_ingest, queues=("etl",))
+    assert spotify.status == "succeeded" and spotify.report["inserted"] == 13
+    assert set(spotify.report["etl_enqueued"]) == {"spotify_tracks", "spotify_artists", "spotify_playlists",
+                                                   "spotify_albums"}
+    imported = run_job(jobs_broker, stub_worker, csv_import, queues=("etl",))
+    assert imported.status == "succeeded" and imported.report["inserted"] == 11
+    with open_store() as store:
+        counts = {kind: store.count(kind) for kind in store.kinds()}
+    assert counts["spotify_tracks"] == 5 and counts["spotify_albums"] == 2 and counts["company_records"] == 11

@@ -49,9 +49,9 @@ def test_concept_hygiene_proposes_near_duplicates_and_drops_orphan_vectors(jobs_
         proposals = {(p.kind, p.source_id, p.duplicate_id) for p in session.scalars(select(MergeProposal))}
         docs = {d.path: str(d.id) for d in session.scalars(select(Document))}
     pair = tuple(sorted((docs["concepts/Vector search.md"], docs["concepts/Semantic search.md"])))
-    assert ("documents", *pair) in proposals
+    assert ("vault_documents", *pair) in proposals
     with open_store() as store:
-        assert str(gone_id) not in {str(p.payload["row_id"]) for p in store.scan("documents")}
+        assert str(gone_id) not in {str(p.payload["row_id"]) for p in store.scan("vault_documents")}
     again = run_job(jobs_broker, stub_worker, concept_hygiene)
     assert again.report["inserted"] == 0 and again.report["deleted"] == 0
     assert again.report["skipped"] == len(proposals)
@@ -65,10 +65,10 @@ def test_batch_reprocess_builds_a_new_generation_and_switches_the_alias(jobs_env
     fill()
     before = snapshot_vectors()
     run = run_job(jobs_broker, stub_worker, batch_reprocess)
-    assert run.status == "succeeded" and run.report["collections"]["documents"] == "documents__g2"
+    assert run.status == "succeeded" and run.report["collections"]["vault_documents"] == "vault_documents__g2"
     with open_store() as store:
-        assert store.physical("documents") == "documents__g2"
-        assert not store.client.collection_exists("documents__g1")
+        assert store.physical("vault_documents") == "vault_documents__g2"
+        assert not store.client.collection_exists("vault_documents__g1")
     assert snapshot_vectors() == before  # same points, same vectors, new collection
 
 
@@ -95,15 +95,15 @@ def test_batch_reprocess_crashed_midway_resumes_into_the_same_new_collection(job
         from broker_jobs.vectors.rebuild import rebuild
 
         with open_store() as store:
-            rebuild(engine(), store, get_entity("documents"), get_embedder(), 3)
+            rebuild(engine(), store, get_entity("vault_documents"), get_embedder(), 3)
     with open_store() as store:
-        assert store.physical("documents") == "documents__g1"  # search still sees the whole old index
-        assert store.client.count("documents__g2").count == 3
+        assert store.physical("vault_documents") == "vault_documents__g1"  # search still sees the whole old index
+        assert store.client.count("vault_documents__g2").count == 3
     monkeypatch.setattr("broker_jobs.vectors.rebuild.embed_rows", real)
-    report = run_batch_reprocess(["documents"])
+    report = run_batch_reprocess(["vault_documents"])
     assert report["skipped"] == 3 and report["inserted"] == 5
     with open_store() as store:
-        assert store.physical("documents") == "documents__g2" and store.count("documents") == 8
+        assert store.physical("vault_documents") == "vault_documents__g2" and store.count("vault_documents") == 8
 
 
 def test_system_maintenance_prunes_history_audit_and_dead_letters_and_vacuums(jobs_env_any_db: JobsEnv,
@@ -207,3 +207,14 @@ def test_every_maintenance_job_twice_leaves_the_same_stores(jobs_env: JobsEnv):
     assert marks  # watermarks moved back to the rebuild's start, nothing else changed
     assert {k: v for k, v in snapshot_db().items() if k != "etl_watermarks"} == \
         {k: v for k, v in db.items() if k != "etl_watermarks"}
+
+
+def test_prune_history_reports_what_it_deleted(jobs_env: JobsEnv, jobs_broker, stub_worker):
+    from broker_jobs.actors import prune_history
+    from broker_jobs.store.models import JobRun
+
+    with Session(engine()) as session, session.begin():
+        session.add(JobRun(message_id="ancient", actor="x", queue="default", status="failed", seq=1,
+                           finished_at=datetime.now(UTC) - timedelta(days=30)))
+    run = run_job(jobs_broker, stub_worker, prune_history)
+    assert run.status == "succeeded" and run.report["deleted"] >= 1 and "duration_ms" in run.report

@@ -41,11 +41,11 @@ def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: Jo
     listed = json.loads(cli.invoke(main, ["services", "list", "--json"]).output)
     assert [(s["name"], s["active"]) for s in listed] == [("web", True)]
     run_vault_sync()
-    run_etl(["documents"])
+    run_etl(["vault_documents"])
     found = cli.invoke(main, ["search", "dead letter queue replay", "--json"])
     assert found.exit_code == 0, found.output
     assert json.loads(found.output)[0]["text"].startswith(("Message broker", "Dead letters"))
     kinds = {e["kind"]: e["vectors"] for e in json.loads(cli.invoke(main, ["entities", "--json"]).output)}
-    assert kinds["documents"] == 8 and kinds["github_repositories"] == 0
+    assert kinds["vault_documents"] == 8 and kinds["github_repositories"] == 0
     missing = cli.invoke(main, ["search", "x", "--kind", "nothing"])
     assert missing.exit_code == 2 and "no collection 'nothing'" in missing.output

@@ -42,6 +42,7 @@ def round_of_jobs(broker: Any, worker: dramatiq.Worker, service_id: int) -> dict
     drain(broker, worker)
     sent["concept_hygiene"] = actors.concept_hygiene.send()
     sent["system_maintenance"] = actors.system_maintenance.send()
+    sent["prune_history"] = actors.prune_history.send()
     drain(broker, worker)
     sent["batch_reprocess"] = actors.batch_reprocess.send()
     drain(broker, worker)

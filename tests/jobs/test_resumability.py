@@ -39,9 +39,9 @@ def test_an_etl_worker_killed_mid_batch_is_finished_by_another_without_loss_or_d
     previous = bind_jobs(rabbit_broker)
     try:
         doomed = start_worker(crash_after=2)
-        message = etl_sync.send(["documents"])
+        message = etl_sync.send(["vault_documents"])
         assert doomed.wait(timeout=60) == -9  # killed by SIGKILL after committing two batches
-        assert len(snapshot_vectors()["documents"]) == 6
+        assert len(snapshot_vectors()["vault_documents"]) == 6
         survivor = start_worker()
         try:
             run = run_of(message.message_id, timeout=60)
@@ -53,7 +53,7 @@ def test_an_etl_worker_killed_mid_batch_is_finished_by_another_without_loss_or_d
             actor.broker = broker
     assert run.status == "succeeded"
     assert (run.report["fetched"], run.report["inserted"]) == (2, 2)  # only the batch never committed
-    points = snapshot_vectors()["documents"]
+    points = snapshot_vectors()["vault_documents"]
     assert len(points) == 8
     from sqlalchemy import select
     from sqlalchemy.orm import Session

@@ -21,7 +21,7 @@ def documents() -> dict[str, Document]:
         return {d.path: d for d in session.scalars(select(Document))}
 
 
-def vector_titles(kind: str = "documents") -> dict[str, str]:
+def vector_titles(kind: str = "vault_documents") -> dict[str, str]:
     from broker_jobs.vectors import open_store
 
     with open_store() as store:
@@ -81,7 +81,7 @@ def test_changed_new_and_deleted_notes_reach_the_vector_store(jobs_env_any_db: J
     report = run_vault_sync()
     assert (report["inserted"], report["updated"], report["deleted"], report["skipped"]) == (1, 1, 1, 6)
     assert report["broken_links"] == 2  # Reranking from Index; Dead letters from Message broker; Leases resolved
-    etl = run_etl(["documents"])
+    etl = run_etl(["vault_documents"])
     assert (etl["inserted"], etl["updated"], etl["deleted"]) == (1, 1, 1)
     docs = documents()
     assert docs["concepts/Dead letters.md"].deleted
@@ -127,10 +127,10 @@ def test_etl_crashed_mid_batch_resumes_without_loss_or_duplicates(jobs_env_any_d
 
     monkeypatch.setattr(etl, "batch_hook", crash)
     with pytest.raises(RuntimeError, match="killed"):
-        etl.run_etl(["documents"])
+        etl.run_etl(["vault_documents"])
     assert len(vector_titles()) == 6  # two batches of ETL_BATCH_SIZE=3 were committed
     monkeypatch.setattr(etl, "batch_hook", None)
-    report = etl.run_etl(["documents"])
+    report = etl.run_etl(["vault_documents"])
     assert report["fetched"] == 2 and report["inserted"] == 2
     assert sorted(vector_titles()) == sorted(str(d.id) for d in documents().values())
 
@@ -170,3 +170,44 @@ def test_an_entity_whose_table_is_missing_fails_without_stopping_the_others(jobs
     report = run_etl()
     assert report["failed"] == 1 and "no_such_table" in report["errors"]["ghosts"]
     assert report["inserted"] == 8
+
+
+@pytest.mark.parametrize(("overlap", "caught"), [("30", True), ("0", False)])
+def test_a_row_committed_late_with_an_older_timestamp_is_caught_by_the_overlap(jobs_env: JobsEnv, settings_env,
+                                                                                overlap: str, caught: bool):
+    from datetime import UTC, datetime, timedelta
+
+    from broker_jobs.actors.etl import run_etl
+    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.settings import get_settings
+    from broker_jobs.store.db import get_engine
+
+    settings_env.setenv("ETL_OVERLAP", overlap)
+    get_settings.cache_clear()
+    run_vault_sync()
+    run_etl(["vault_documents"])
+    # A transaction that stamped its row 5 s ago commits only now, after ETL moved past it.
+    with Session(get_engine()) as session, session.begin():
+        session.add(Document(path="late.md", title="Late", body="committed late", content_hash="x",
+                             updated_at=datetime.now(UTC) - timedelta(seconds=5)))
+    report = run_etl(["vault_documents"])
+    assert (report["inserted"] == 1) is caught
+    assert ("Late" in vector_titles().values()) is caught
+
+
+def test_an_unknown_entity_kind_fails_alone_and_only_unknown_kinds_dead_letter(jobs_env: JobsEnv, jobs_broker,
+                                                                               stub_worker):
+    from broker_jobs.actors import etl_sync
+    from broker_jobs.actors.vault import run_vault_sync
+
+    run_vault_sync()
+    run = run_job(jobs_broker, stub_worker, etl_sync, ["vault_documents", "nope"])
+    assert run.status == "succeeded" and run.report["inserted"] == 8 and run.report["failed"] == 1
+    assert run.report["errors"]["nope"].startswith("unknown entity 'nope'")
+    message = etl_sync.send(["nope"])
+    with pytest.raises(Exception, match="unknown entity 'nope'"):
+        jobs_broker.join("etl")
+    stub_worker.join()
+    from .conftest import run_of
+
+    assert run_of(message.message_id).attempt == 1  # permanent: no retries

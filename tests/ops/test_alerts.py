@@ -123,3 +123,28 @@ def test_a_failing_webhook_opens_the_circuit_and_is_left_alone(sender, webhook):
 def test_without_a_webhook_url_nothing_is_queued():
     sender = alerts.AlertSender(None)
     assert sender.notify("job_failed", "etl_sync", "boom") is False
+
+
+def test_the_cooldown_is_shared_between_processes(webhook):
+    from broker_jobs.coordination import MemoryClaims
+
+    shared = MemoryClaims()  # stands for Redis or the database, which every process reaches
+    first, second = (alerts.AlertSender(webhook.url, cooldown=3600, claims=shared) for _ in range(2))
+    first.notify("job_failed", "etl_sync", "boom")
+    assert first.drain()
+    second.notify("job_failed", "etl_sync", "boom again")
+    second.notify("job_failed", "vault_sync", "boom")
+    assert second.drain()
+    assert [a["job"] for a in webhook.received] == ["etl_sync", "vault_sync"]
+    assert second.suppressed == 1
+
+
+def test_the_shared_cooldown_lives_in_the_database_without_redis(webhook, tmp_path):
+    from broker_jobs.coordination import DatabaseClaims
+
+    claims = DatabaseClaims(f"sqlite:///{tmp_path}/claims.sqlite3")
+    senders = [alerts.AlertSender(webhook.url, cooldown=3600, claims=claims) for _ in range(3)]
+    for sender in senders:
+        sender.notify("slot_missed", "nightly", "missed")
+        assert sender.drain()
+    assert len(webhook.received) == 1

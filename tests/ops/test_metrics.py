@@ -109,3 +109,19 @@ def test_scheduler_metrics_show_up_in_this_process_export():
     assert value(found, "broker_jobs_schedule_fire_lag_seconds_count", job=job_id) == 1  # skips have no lag
     assert value(found, "broker_jobs_schedule_last_fire_timestamp", job=job_id) == slot.timestamp() + 0.25
     assert value(found, "broker_jobs_schedule_next_fire_timestamp", job=job_id) == slot.timestamp() + 300
+
+
+@pytest.mark.parametrize("setting,inherited,expected", [
+    ("/srv/metrics", "/tmp/other", "/srv/metrics"),   # METRICS_DIR wins
+    (None, "/tmp/other", "/tmp/other"),               # else what a parent process set up
+    (None, None, "broker-jobs-metrics-9393"),         # else one directory per exporter port
+])
+def test_the_multiprocess_directory_is_chosen_in_a_fixed_order(monkeypatch, setting, inherited, expected):
+    from broker_jobs.settings import Settings
+
+    if inherited:
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", inherited)
+    else:
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    chosen = prometheus_env.metrics_dir(Settings(metrics_dir=setting, metrics_port=9393))
+    assert str(chosen).endswith(expected)

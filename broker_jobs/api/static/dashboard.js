@@ -151,7 +151,8 @@ function renderRuns(data) {
   rows($("#runs tbody"), runs.map((r) => `<tr data-message-id="${esc(r.message_id)}" data-actor="${esc(r.actor)}"
       class="${fresh.has(r.message_id) ? "fresh" : ""}" title="${esc(r.error || r.message_id)}">
       <td>${badge(r.status)}</td><td><span class="job-name">${esc(r.actor)}</span>
-      ${r.fire_id ? `<span class="sub">${esc(String(r.fire_id).split("@")[0])}</span>` : ""}</td>
+      ${r.fire_id ? `<span class="sub">${esc(String(r.fire_id).split("@")[0])}</span>` : ""}
+      ${r.error && r.status !== "succeeded" ? `<span class="sub reason error">${esc(r.error)}</span>` : ""}</td>
       <td>${esc(r.queue)}</td><td>${when(r.started_at || r.enqueued_at)}</td><td class="num">${duration(r.duration_ms)}</td></tr>`).join(""),
   5, data.errors.runs || "no runs yet");
 }

@@ -30,8 +30,13 @@ PACKAGE = HERE.parent.parent
 _ADVISORY_LOCK = 0x62726F6B  # "brok"
 
 
+_imported: list[str] = []
+
+
 def import_models() -> list[str]:
-    """Import every module of the package that declares a table; returns their names."""
+    """Import every module of the package that declares a table; returns their names (once per process)."""
+    if _imported:
+        return list(_imported)
     names = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE.parent).with_suffix("")
@@ -50,6 +55,7 @@ def import_models() -> list[str]:
             logger.warning("[migrations] cannot import %s: %s", name, exc)
             continue
         names.append(name)
+    _imported[:] = names
     return names
 
 
@@ -77,6 +83,9 @@ def _upgrade_once(engine: Engine) -> None:
 
 def upgrade(engine: Engine, attempts: int = 3) -> None:
     """Bring the database to the head revision, then create tables no revision knows yet."""
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:  # its INFO lines would repeat in every process start
+        alembic_log.setLevel(logging.WARNING)
     import_models()
     for attempt in range(1, attempts + 1):
         try:

@@ -28,6 +28,9 @@ os.environ.setdefault("DATA_DIR", str(_TMP / "data"))
 os.environ.setdefault("QDRANT_PATH", str(_TMP / "qdrant"))
 os.environ.setdefault("EXPORT_DIR", str(_TMP / "exports"))
 os.environ.setdefault("RETRY_MIN_BACKOFF", "0.05")
+# Worker processes started by tests export metrics from a directory and port of their own.
+os.environ.setdefault("METRICS_DIR", str(_TMP / "metrics"))
+os.environ.setdefault("METRICS_PORT", str(19000 + os.getpid() % 1000))
 os.environ.pop("REDIS_URL", None)  # single-host mode unless a test asks for Redis
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")

@@ -14,6 +14,12 @@ try:
     from ..broker import get_broker
 
     broker = get_broker()
+    from ..settings import get_settings as _settings
+
+    if _settings().log_format == "json":  # the dramatiq CLI set up plain lines; JSON was asked for
+        from ..logging import configure_logging
+
+        configure_logging(_settings().log_level, "json")
 except ConfigError as exc:  # a user mistake: one line, exit 2, no traceback
     print(f"broker-jobs: {exc}", file=sys.stderr)
     raise SystemExit(2) from None

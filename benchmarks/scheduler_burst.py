@@ -143,9 +143,21 @@ _startup: dict[tuple[str, int], float] = {}
 
 
 def _lead(name: str, n: int) -> float:
-    # Start-up grows with the number of schedules (periodiq declares an actor per schedule).
-    seen = max((s * n / size for (who, size), s in _startup.items() if who == name), default=0.0)
-    return max(5.0 + n / 1000, seen * 1.5 + 3)
+    """Seconds from start to slot: the start-up expected for ``n`` schedules, with a margin.
+
+    Start-up is a fixed part plus a part per schedule (periodiq declares an
+    actor each, broker-jobs parses a YAML entry each): extrapolated linearly
+    from the two largest sizes seen, or 3 ms per schedule from one.
+    """
+    seen = sorted((size, s) for (who, size), s in _startup.items() if who == name)
+    expected = 0.0
+    if seen:
+        size, took = seen[-1]
+        slope = 0.003
+        if len(seen) > 1 and seen[-1][0] > seen[-2][0]:
+            slope = max(0.001, (took - seen[-2][1]) / (size - seen[-2][0]))
+        expected = took + max(0, n - size) * slope
+    return max(5.0 + n / 1000, expected * 1.3 + 3)
 
 
 def _wait_ready(proc: Any, log: Path, marker: str, until: float) -> float | None:

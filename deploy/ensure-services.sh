@@ -152,12 +152,13 @@ ensure_test_database() {
         say "would create the database test if missing"
         return 0
     fi
-    if runuser -u postgres -- psql -h "$HOST" -p "$POSTGRES_PORT" -tAc \
+    # Over the Unix socket (peer authentication as user postgres), whatever pg_hba says for TCP.
+    if runuser -u postgres -- psql -p "$POSTGRES_PORT" -tAc \
         "SELECT 1 FROM pg_database WHERE datname = 'test'" postgres 2>/dev/null | grep -q 1; then
         return 0
     fi
     say "creating the PostgreSQL database test"
-    run runuser -u postgres -- createdb -h "$HOST" -p "$POSTGRES_PORT" test
+    run runuser -u postgres -- createdb -p "$POSTGRES_PORT" test || say "could not create the database test" >&2
 }
 
 ensure_rabbitmq() {

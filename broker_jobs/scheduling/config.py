@@ -160,30 +160,46 @@ def dotted(path: Path_) -> str:
 
 
 class _Located:
-    """A YAML document as plain data plus the line of every key and item."""
+    """A YAML document as plain data, and the line of every key and item when an error needs one.
+
+    The data comes from libyaml when available; the node tree with line
+    numbers is only built to report an error (10,000 jobs would cost tens of MB).
+    """
 
     def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.lines: dict[Path_, int] = {}
-        loader = yaml.SafeLoader(text)
+        self.source, self.text = source, text
+        self._lines: dict[Path_, int] | None = None
         try:
-            node = loader.get_single_node()
-            self.data = self._walk(loader, node, ()) if node is not None else None
+            self.data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else 1
             problem = getattr(exc, "problem", None) or str(exc)
             raise ConfigError(f"{source}:{line}: invalid YAML: {problem}") from None
-        finally:
-            loader.dispose()
+
+    @property
+    def lines(self) -> dict[Path_, int]:
+        """The line of every key and item, by path."""
+        if self._lines is None:
+            self._lines = {}
+            loader = yaml.SafeLoader(self.text)
+            try:
+                node = loader.get_single_node()
+                if node is not None:
+                    self._walk(loader, node, ())
+            finally:
+                loader.dispose()
+        return self._lines
 
     def _walk(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path_) -> Any:
-        self.lines.setdefault(path, node.start_mark.line + 1)
+        lines = self._lines
+        assert lines is not None
+        lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = loader.construct_object(key_node, deep=True)
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                lines[(*path, key)] = key_node.start_mark.line + 1
                 out[key] = self._walk(loader, value_node, (*path, key))
             return out
         if isinstance(node, yaml.SequenceNode):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import queue
 import random
 import socket
 import threading
@@ -47,12 +48,40 @@ logger = logging.getLogger(__name__)
 RENEW, LEASE_TTL, REFRESH = 2.0, 7.0, 5.0
 
 
-def _metrics() -> Any:
-    try:
-        from .. import metrics
-    except ImportError:
-        return None
-    return metrics
+class _MetricsFeed:
+    """Feeds ``broker_jobs.metrics`` from a thread of its own, if that module exists.
+
+    A label's first sample costs about 2 ms in Prometheus' multiprocess mode:
+    10,000 jobs must not hold the loop for 20 s.
+    """
+
+    def __init__(self) -> None:
+        try:
+            from .. import metrics
+        except ImportError:
+            metrics = None
+        self.metrics: Any = metrics
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, name: str, *args: Any) -> None:
+        if self.metrics is None:
+            return
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="scheduler-metrics", daemon=True)
+            self._thread.start()
+        self._queue.put((name, args))
+
+    def _run(self) -> None:
+        while True:
+            name, args = self._queue.get()
+            try:
+                getattr(self.metrics, name)(*args)
+            except Exception:  # metrics never break the scheduler
+                logger.debug("[scheduler] metrics %s failed", name, exc_info=True)
+
+
+metric = _MetricsFeed()
 
 
 @dataclass
@@ -177,9 +206,7 @@ class Scheduler:
         if nxt is not None:
             self._seq += 1
             heapq.heappush(self._heap, (nxt, self._seq, job_id, self._versions.get(job_id, 0)))
-        metrics = _metrics()
-        if metrics is not None:
-            metrics.set_next_fire(job_id, None if job_id in self.paused else nxt)
+        metric("set_next_fire", job_id, None if job_id in self.paused else nxt)
 
     def next_run(self) -> datetime | None:
         """The earliest slot in the heap (leader only)."""
@@ -229,9 +256,7 @@ class Scheduler:
             self._save(states=fresh)
         logger.info("[scheduler] instance %s leads (fencing token %d, %d jobs)", self.instance_id, token,
                     len(self.jobs))
-        metrics = _metrics()
-        if metrics is not None:
-            metrics.set_leader(True)
+        metric("set_leader", True)
 
     def step_down(self, reason: str) -> None:
         """Stop acting as leader (the lease is lost or a newer leader wrote)."""
@@ -239,9 +264,7 @@ class Scheduler:
             return
         logger.warning("[scheduler] instance %s stops leading: %s", self.instance_id, reason)
         self.token, self._heap, self._pending = None, [], None
-        metrics = _metrics()
-        if metrics is not None:
-            metrics.set_leader(False)
+        metric("set_leader", False)
 
     def release(self) -> None:
         """Give the lease up at once (shutdown)."""
@@ -326,8 +349,6 @@ class Scheduler:
         confirmed = self.clock()
         states: dict[str, dict[str, Any]] = {}
         audit, fires, closed = [], [], []
-        observed: list[tuple[str, datetime, float, str]] = []
-        metrics = _metrics()
         for plan in plans:
             job, out = plan.job, plan.out
             lag = (confirmed - plan.slot).total_seconds() if out is not None and plan.slot else 0.0
@@ -346,16 +367,12 @@ class Scheduler:
             states[job.id] = self._state_row(job.id)
             log_outcome(plan, lag)
             if plan.slot is not None:
-                observed.append((job.id, plan.slot, lag, plan.outcome))
+                metric("observe_fire", job.id, plan.slot, lag, plan.outcome)
         for job_id in states:
             self._push(job_id)
         if closed:
             self.store.close_fires(closed)
         self._save(states=states, audit=audit, fires=fires)
-        if metrics is not None and observed:
-            # A label's first sample costs about 2 ms in multiprocess mode: not in the loop's time.
-            threading.Thread(target=lambda: [metrics.observe_fire(*o) for o in observed], daemon=True,
-                             name="scheduler-metrics").start()
 
     def _save(self, states: dict[str, dict[str, Any]] | None = None, audit: list[dict[str, Any]] | None = None,
               fires: list[dict[str, Any]] | None = None) -> None:

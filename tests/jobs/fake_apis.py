@@ -112,6 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None,
               raw: str | None = None) -> None:
         data = raw.encode() if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        # Recorded before answering: a test may count hits as soon as its client has the answer.
+        with self.state.lock:
+            self.state.hits.append((self.command, urlsplit(self.path).path, status))
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -120,9 +123,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if status != 304:
             self.wfile.write(data)
-        path = urlsplit(self.path).path
-        with self.state.lock:
-            self.state.hits.append((self.command, path, status))
 
     def _scripted(self, path: str) -> bool:
         with self.state.lock:

@@ -118,6 +118,10 @@ class QueueDepth:
             self.channel = self.connection.channel()
             return 0
 
+    def keepalive(self) -> None:
+        """Serve heartbeats (a blocking connection does it only inside pika calls)."""
+        self.connection.process_data_events(0)
+
     def close(self) -> None:
         """Close the connection."""
         if self.connection.is_open:
@@ -180,6 +184,7 @@ def _watch(depth: QueueDepth, n: int, slot: float, deadline: float,
         if now < slot - 0.5:
             if proc is not None and proc.poll() is not None:
                 raise BenchError(f"scheduler exited with code {proc.returncode} before the slot")
+            depth.keepalive()
             time.sleep(0.05)
             continue
         count = depth()
@@ -217,7 +222,7 @@ def _burst_once(run: Run, name: str, n: int, timeout: float, result: BurstResult
     env = run.env(BENCH_SCHED_N=str(n), BENCH_SCHED_SLOT=str(slot), BENCH_SCHED_QUEUE=queue,
                   **_own_files(name, workdir))
     log = workdir / "scheduler.log"
-    depth = QueueDepth(run.amqp_url, queue)
+    depth: QueueDepth | None = None
     proc = None
     try:
         if name == "broker_jobs":
@@ -233,6 +238,7 @@ def _burst_once(run: Run, name: str, n: int, timeout: float, result: BurstResult
             result.error = f"not ready before the slot (start-up {took or timeout:.0f} s)"
             return attempt == 0 and took is not None
         _startup[(name, n)] = took
+        depth = QueueDepth(run.amqp_url, queue)
         if depth():
             raise BenchError(f"queue {queue} not empty before the slot")
         first, last = _watch(depth, n, slot, slot + timeout, proc)
@@ -247,7 +253,8 @@ def _burst_once(run: Run, name: str, n: int, timeout: float, result: BurstResult
     finally:
         if proc is not None:
             stop(proc)
-        depth.close()
+        if depth is not None:
+            depth.close()
         _purge(run, queue)
     return False
 

@@ -82,8 +82,11 @@ def _connect(settings: Settings) -> pika.BlockingConnection:
 
 def _fetch_all(channel: Any, queue: str) -> list[_Delivery]:
     deliveries: list[_Delivery] = []
+    # A missing queue closes the channel it was asked on: ask on a channel of its own.
+    probe = channel.connection.channel()
     try:
-        declared = channel.queue_declare(queue=xq_name(queue), passive=True)
+        declared = probe.queue_declare(queue=xq_name(queue), passive=True)
+        probe.close()
     except pika.exceptions.ChannelClosedByBroker:
         return deliveries
     for _ in range(declared.method.message_count):

@@ -50,6 +50,8 @@ class FireDedup(dramatiq.Middleware):
             return
         if holder != message.message_id:
             reason = f"duplicate fire {fire_id} (already run as message {holder})"
+            if holder.startswith("superseded by "):  # the scheduler's overlap policy "replace"
+                reason = f"fire {fire_id} {holder}"
             logger.info("[worker] job %s message %s dropped: %s", message.actor_name, message.message_id, reason)
             message.options["bj_error"] = reason
             raise SkipJob(reason)

@@ -108,7 +108,7 @@ class JobDef:
     Parameters:
       id: The schedule id (the ``job_id`` part of every fire id).
       origin: ``config`` (the jobs file) or ``runtime`` (``jobs add``).
-      spec: The entry as written (runtime jobs are stored this way).
+      spec: A runtime job's entry as written (how it is stored).
     """
 
     id: str
@@ -301,7 +301,8 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
         elif job.date is not None:
             trigger = DateTrigger(_when(job.date), timezone=tz)
         else:
-            interval = job.interval if isinstance(job.interval, IntervalSpec) else IntervalSpec(seconds=job.interval)
+            interval = (job.interval if isinstance(job.interval, IntervalSpec)
+                        else IntervalSpec(seconds=float(job.interval or 0)))
             if interval.total <= 0:
                 raise TriggerError("the interval must be longer than 0 seconds")
             trigger = IntervalTrigger(
@@ -316,7 +317,7 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
         priority=parse_priority(job.priority) if job.priority is not None else spec.priority,
         queue=job.queue or spec.queue, timezone=tz, jitter=job.jitter, misfire=job.misfire,
         misfire_grace=job.misfire_grace, overlap=job.overlap, enabled=job.enabled,
-        description=job.description or spec.description, origin=origin, spec=dict(raw),
+        description=job.description or spec.description, origin=origin, spec=dict(raw) if origin == "runtime" else {},
     )
 
 

@@ -102,7 +102,8 @@ class RedisLease:
         self.key, self.counter = prefix + "lease", prefix + "token"
 
     def acquire(self, owner: str, ttl: float, min_token: int = 0) -> int | None:
-        token = int(self.client.eval(_ACQUIRE, 2, self.key, self.counter, owner, int(ttl * 1000), min_token))
+        token = int(self.client.eval(_ACQUIRE, 2, self.key, self.counter, owner, int(ttl * 1000),  # type: ignore[arg-type]
+                                     min_token))
         return token if token >= 0 else None
 
     def release(self, owner: str) -> None:

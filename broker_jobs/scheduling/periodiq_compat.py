@@ -104,7 +104,7 @@ def register(broker: Any, settings: Any) -> list[str]:
         """Sends the real job when periodiq sends the trigger."""
 
         def send_with_options(self, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-                              delay: int | None = None, **options: Any) -> Any:
+                              delay: Any = None, **options: Any) -> Any:
             job = jobs[self.actor_name]
             at = options.get("scheduled_at")
             slot = datetime.fromisoformat(str(at)) if at else datetime.now(UTC)
@@ -132,7 +132,7 @@ def register(broker: Any, settings: Any) -> list[str]:
             continue
         name = PREFIX + job.id.replace("-", "_").replace(".", "_").replace(":", "_")
         jobs[name] = job
-        dramatiq.actor(noop, actor_class=TriggerActor, actor_name=name, queue_name=job.queue, broker=broker,
-                       periodic=cron(expr))
+        dramatiq.actor(noop, actor_class=TriggerActor, actor_name=name,  # type: ignore[call-overload]
+                       queue_name=job.queue, broker=broker, periodic=cron(expr))
         names.append(name)
     return names

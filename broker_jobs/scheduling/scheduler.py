@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import BrokerJobsError, ConfigError
 from .config import JobDef, load_config, parse_job
@@ -59,7 +59,7 @@ class _MetricsFeed:
         try:
             from .. import metrics
         except ImportError:
-            metrics = None
+            metrics = None  # type: ignore[assignment]
         self.metrics: Any = metrics
         self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -122,7 +122,7 @@ class Scheduler:
         self.paused: dict[str, str | None] = {}
         self.token: int | None = None
         self.lease_until = 0.0
-        self.errors, self.last_error = 0, None
+        self.errors, self.last_error = 0, cast(str | None, None)
         self._heap: list[tuple[datetime, int, str, int]] = []
         self._following: dict[str, datetime | None] = {}  # next slot, computed while planning
         self._versions: dict[str, int] = {}
@@ -130,6 +130,7 @@ class Scheduler:
         self._pending: list[Planned] | None = None
         self._unsaved = _Unsaved()
         self._config_mtime: float | None = None
+        self._specs_seen: dict[str, dict[str, Any]] | None = None
         self._declared: set[str] = set()
         self._next_renew = self._next_refresh = 0.0
 
@@ -147,16 +148,20 @@ class Scheduler:
         except OSError:
             return None
 
-    def _reload_shared(self) -> None:
+    def _reload_shared(self, config_changed: bool = True) -> None:
+        self.paused = {c.job_id: c.note for c in self.store.controls().values() if c.paused}
+        specs = self.store.runtime_specs()
+        if not config_changed and specs == self._specs_seen:
+            return  # comparing 10,000 jobs every 5 s would be most of the idle CPU
+        self._specs_seen = specs
         jobs = dict(self.config_jobs)
-        for job_id, spec in self.store.runtime_specs().items():
+        for job_id, spec in specs.items():
             if job_id in jobs:
                 continue
             try:
                 jobs[job_id] = parse_job(spec, self.settings, path=(f"runtime job {job_id}",), origin="runtime")
             except BrokerJobsError as exc:
                 self._error(f"runtime job {job_id} ignored: {exc}")
-        self.paused = {c.job_id: c.note for c in self.store.controls().values() if c.paused}
         self._set_jobs({j.id: j for j in jobs.values() if j.enabled})
 
     def _set_jobs(self, jobs: dict[str, JobDef]) -> None:
@@ -201,8 +206,11 @@ class Scheduler:
         job = self.jobs.get(job_id)
         if job is None:
             return
-        known = self._following.pop(job_id, False)
-        nxt = known if known is not False else next_fire(job.trigger, self.last_slot.get(job_id) or self.clock())
+        nxt: datetime | None
+        if job_id in self._following:
+            nxt = self._following.pop(job_id)
+        else:
+            nxt = next_fire(job.trigger, self.last_slot.get(job_id) or self.clock())
         if nxt is not None:
             self._seq += 1
             heapq.heappush(self._heap, (nxt, self._seq, job_id, self._versions.get(job_id, 0)))
@@ -397,7 +405,8 @@ class Scheduler:
     def refresh(self) -> None:
         """Re-read pauses, runtime jobs and a changed jobs file; write a heartbeat."""
         mtime = self._mtime()
-        if mtime != self._config_mtime:
+        changed = mtime != self._config_mtime
+        if changed:
             self._config_mtime = mtime
             try:
                 config = load_config(self.config_path, self.settings)
@@ -405,7 +414,8 @@ class Scheduler:
                 logger.info("[scheduler] reloaded %s: %d jobs", self.config_path, len(config.jobs))
             except ConfigError as exc:
                 self._error(f"jobs file not reloaded, keeping the previous one: {exc}")
-        self._reload_shared()
+                changed = False
+        self._reload_shared(changed)
         if self._unsaved.states or self._unsaved.audit:
             self._save()
         self.store.heartbeat(self.instance_id, started_at=self.started_at, leader=self.token is not None,

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     case,
     delete,
+    insert,
     select,
 )
 from sqlalchemy import update as sql_update
@@ -224,14 +225,14 @@ class SchedulerStore:
                 stmt = stmt.where(OpenFire.job_id.in_(wanted))
             fires = list(conn.execute(stmt))
             ids = [f.fire_id for f in fires]
-            statuses: dict[str, set[str]] = {}
+            statuses: dict[str | None, set[str]] = {}
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 rows = conn.execute(select(JobRun.fire_id, JobRun.status).where(JobRun.fire_id.in_(chunk)))
                 for fire_id, status in rows:
                     statuses.setdefault(fire_id, set()).add(status)
             running = conn.execute(select(JobRun.fire_id).where(JobRun.status.in_(ACTIVE), JobRun.fire_id.is_not(None)))
-            running_ids = {r[0] for r in running}
+            running_ids: set[str] = {r[0] for r in running if r[0]}
         flights: dict[str, list[Flight]] = {}
         closed: list[str] = []
         for fire in fires:
@@ -292,7 +293,7 @@ class SchedulerStore:
             if states:
                 _upsert(self.engine, JobState.__table__, states, "job_id", conn)
             if audit:
-                conn.execute(SlotAudit.__table__.insert(), audit)
+                conn.execute(insert(SlotAudit), audit)
             if fires:
                 _upsert(self.engine, OpenFire.__table__, fires, "fire_id", conn)
 

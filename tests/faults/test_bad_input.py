@@ -156,6 +156,14 @@ def test_rabbitmq_itself_refuses_a_message_over_its_max_message_size(private_rab
         connection.close()
 
 
+@pytest.mark.rabbitmq
+def test_listing_dead_letters_before_any_queue_exists_answers_an_empty_list(vhost_url, fault_db):
+    """Found by fuzzing the API: a missing .XQ queue closed the channel the next one was asked on."""
+    result = run_cli("dlq", "list", "--json", env={"RABBITMQ_URL": vhost_url, "DATABASE_URL": fault_db})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
 # -- configuration -------------------------------------------------------------------------------
 
 #: Strings with rules of their own; any other plain string is a valid value.

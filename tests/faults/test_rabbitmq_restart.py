@@ -12,7 +12,7 @@ from .support import Producer, dead_keys, effects, fault_message, tally, wait_fo
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 
-@pytest.mark.parametrize("count", [2_000, pytest.param(10_000, marks=pytest.mark.soak)])
+@pytest.mark.parametrize("count", [2_000, pytest.param(10_000, marks=[pytest.mark.soak, pytest.mark.timeout(1800)])])
 def test_a_rabbitmq_restart_under_load_loses_nothing_and_everybody_reconnects_alone(
         count, rabbit, workers, producer_broker, fault_db, vhost_url):
     group = workers(processes=2, threads=4)

@@ -106,6 +106,26 @@ def bind_jobs(broker: Any) -> dict[Any, Any]:
     return previous
 
 
+@pytest.fixture(autouse=True)
+def jobs_never_reach_a_shared_broker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Bind the jobs to a private stub broker unless the test brings its own.
+
+    A job that enqueues another (vault_sync -> etl_sync) would otherwise publish
+    to the process's default broker: the real RabbitMQ vhost everyone shares.
+    """
+    if {"jobs_broker", "rabbit_broker", "stub_broker"} & set(request.fixturenames):
+        yield
+        return
+    from dramatiq.brokers.stub import StubBroker
+
+    sink = StubBroker()
+    previous = bind_jobs(sink)
+    yield
+    for actor, broker in previous.items():
+        actor.broker = broker
+    sink.close()
+
+
 @pytest.fixture
 def jobs_broker(stub_broker: Any) -> Iterator[Any]:
     """The stub broker with the built-in jobs declared on it."""

@@ -84,3 +84,13 @@ def test_network_errors_are_retried_then_reported(jobs_env):
         with pytest.raises(TransientJobError, match="nowhere"):
             api.request("GET", "/")
         assert api.retries == 3
+
+
+def test_an_exhausted_rate_limit_on_a_success_delays_the_next_request_until_the_reset(jobs_env, apis: FakeApis):
+    reset = time.time() + 1
+    apis.state.script("/users/", Answer(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+                                        body=[]))
+    with github(apis) as api:
+        assert api.request("GET", "/users/octo-org/repos").json() == []
+        api.request("GET", "/users/octo-org/repos")
+    assert time.time() >= reset  # the second request waited for the window to reset

@@ -33,11 +33,11 @@ def test_an_etl_worker_killed_mid_batch_is_finished_by_another_without_loss_or_d
 
     from .conftest import bind_jobs
 
-    report = run_vault_sync()  # 8 notes; ETL_BATCH_SIZE=3 makes three batches
-    assert report["inserted"] == 8
-    rabbit_broker.flush_all()  # the ETL the vault sync enqueued: this test sends its own
     previous = bind_jobs(rabbit_broker)
     try:
+        report = run_vault_sync()  # 8 notes; ETL_BATCH_SIZE=3 makes three batches
+        assert report["inserted"] == 8
+        rabbit_broker.flush_all()  # the ETL the vault sync enqueued: this test sends its own
         doomed = start_worker(crash_after=2)
         message = etl_sync.send(["vault_documents"])
         assert doomed.wait(timeout=60) == -9  # killed by SIGKILL after committing two batches

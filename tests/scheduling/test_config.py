@@ -90,7 +90,8 @@ def test_an_unknown_actor_names_the_known_ones(tmp_path, probe_actor):
 
 def test_a_duplicate_id_points_at_the_second_one(tmp_path, probe_actor):
     path = write(tmp_path, "jobs:\n" + BASE + "    cron: '@daily'\n" + BASE + "    cron: '@hourly'\n")
-    with pytest.raises(ConfigError, match=rf"^{path}:5: jobs\[1\].id: duplicate id 'probe' \(first used by jobs\[0\]\)"):
+    with pytest.raises(ConfigError,
+                       match=rf"^{path}:5: jobs\[1\].id: duplicate id 'probe' \(first used by jobs\[0\]\)"):
         load_config(path, fake_settings(path))
 
 
@@ -142,10 +143,15 @@ def test_configured_modules_reads_the_list(tmp_path):
     assert configured_modules(write(tmp_path, "modules: [a.b, c]\n")) == ["a.b", "c"]
 
 
-def test_the_shipped_jobs_file_is_valid():
-    result = run_cli("check-config", str(ROOT / "config" / "jobs.yaml"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("jobs OK")
+@pytest.mark.parametrize("app_env", ["development", "production"])
+def test_the_shipped_jobs_file_is_valid(app_env):
+    from broker_jobs.settings import get_settings
+
+    path = ROOT / "config" / "jobs.yaml"
+    jobs = {job.id: job for job in load_config(path, fake_settings(path, app_env=app_env)).jobs}
+    assert jobs["etl-high"].trigger.seconds == (300 if app_env == "production" else 900)  # type: ignore[union-attr]
+    assert jobs["etl-high"].priority.label == "high" and jobs["etl-high"].queue == "etl"
+    assert get_settings() is not None
 
 
 def test_check_config_exits_2_with_one_line(tmp_path):

@@ -126,3 +126,20 @@ def test_backfill_publishes_every_slot_in_the_range(settings, rabbitmq_url, rabb
 def test_scheduler_status_reports_no_leader_when_none_runs(settings):
     status = control.scheduler_status(settings)
     assert status["leader"] is None and status["alive"] == 0
+
+
+def test_the_jobs_commands_print_json_and_one_line_errors(tmp_path, settings_env):
+    from click.testing import CliRunner
+
+    from broker_jobs.cli import main
+
+    path = jobs_file(tmp_path, "jobs:\n  - {id: d, actor: diagnostics, interval: 60}\n")
+    settings_env.setenv("JOBS_CONFIG", str(path))
+    settings_env.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/cli.sqlite3")
+    listed = CliRunner().invoke(main, ["jobs", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.output)
+    assert (row["id"], row["trigger"], row["priority"], row["paused"]) == ("d", "every minute", "high", False)
+    missing = CliRunner().invoke(main, ["jobs", "pause", "nope", "--note", "x"])
+    assert missing.exit_code == 2
+    assert missing.output == "broker-jobs: unknown job 'nope' (known: d)\n"

@@ -104,7 +104,7 @@ def test_two_schedulers_publish_one_message_per_slot_and_survive_a_killed_leader
     try:
         for instance in (a, b):
             instance.wait_for(r"\[scheduler\] instance \S+ started")
-        time.sleep(6)
+        time.sleep(4)
         leader, follower = (a, b) if "leads" in a.text() else (b, a)
         leader.kill()  # kill -9: no lease release
         killed_at = time.monotonic()
@@ -118,7 +118,7 @@ def test_two_schedulers_publish_one_message_per_slot_and_survive_a_killed_leader
             if instance.process.poll() is None:
                 instance.kill()
     published = slots(drain(rabbitmq_url, "sched_it_ha"), "beat")
-    assert len(published) >= 10
+    assert len(published) >= 8
     assert contiguous(set(published))  # no slot lost across the hand-over
     doubled = [f for f, n in published.items() if n > 1]
     # Only the slot the leader published but had not recorded when killed may exist twice,

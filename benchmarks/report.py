@@ -126,6 +126,7 @@ def markdown(results: dict[str, Any]) -> str:
                 "The floor is raw pika publishing N durable messages in one transaction at the slot.", "",
                 "| scheduler | confirms | " + " | ".join(f"{s:,} due" for s in sizes) + " | RSS |",
                 "|---|---|" + "---:|" * len(sizes) + "---:|"]
+        failures: list[str] = []
         labels = {"pika_tx": ("raw pika, one transaction (floor)", "transaction")}
         labels.update({k: (v.label, v.confirms) for k, v in SCHEDULERS.items()})
         for name, (label, confirms) in labels.items():
@@ -135,9 +136,14 @@ def markdown(results: dict[str, Any]) -> str:
             cells = []
             for s in sizes:
                 r = by.get(s)
-                cells.append("–" if r is None else r["error"] if r.get("error") else _f(r["last_ms"]))
+                if r is not None and r.get("error"):
+                    failures.append(f"{label}, {s:,} due: {r['error']}")
+                cells.append("–" if r is None else f"failed ({len(failures)})" if r.get("error")
+                             else _f(r["last_ms"]))
             rss = max((r.get("rss_mib") or 0 for r in by.values()), default=0)
             out.append(f"| {label} | {confirms} | " + " | ".join(cells) + f" | {_f(rss or None, '{:.0f} MiB')} |")
+        out.append("")
+        out += [f"({i}) {text}  " for i, text in enumerate(failures, 1)]
         out.append("")
     if results.get("idle"):
         out += ["## Idle scheduler", "",

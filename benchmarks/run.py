@@ -42,6 +42,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=None, help="scheduler burst sizes (default 100,1000,10000)")
     parser.add_argument("--timeout", type=float, default=None, help="hard limit per peer measurement, s")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where RESULTS.md and chart.png go")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the rows measured now in the existing results.json (re-run a row)")
     return parser.parse_args(argv)
 
 
@@ -52,6 +54,23 @@ def _bj_scheduler_ready() -> bool:
         return bj_sched.available()
     except ImportError:
         return False
+
+
+_KEYS = {"throughput": ("peer", "processes"), "scaling": ("peer", "processes"), "bursts": ("scheduler", "n"),
+         "idle": ("scheduler", "n")}
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the rows ``new`` measured again replaced (same peer and size); notes of both."""
+    merged = dict(old)
+    for section, fields in _KEYS.items():
+        rows = {tuple(r[f] for f in fields): r for r in old.get(section, [])}
+        rows.update({tuple(r[f] for f in fields): r for r in new.get(section, [])})
+        if rows:
+            merged[section] = list(rows.values())
+    merged["notes"] = [*old.get("notes", []), *(n for n in new.get("notes", []) if n not in old.get("notes", [])),
+                       f"rows re-measured {new['meta']['started']} UTC: `{new['meta']['command']}`"]
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     meta["duration_s"] = time.monotonic() - began
     results["machine"]["load"] += f"; {os.getloadavg()[0]:.2f} at the end"
+    if args.merge and (args.out / "results.json").exists():
+        results = merge(json.loads((args.out / "results.json").read_text()), results)
     page = report.markdown(results)
     print(page)
     args.out.mkdir(parents=True, exist_ok=True)

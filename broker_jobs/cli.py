@@ -175,7 +175,7 @@ def history(actor: str | None, status: str | None, limit: int, as_json: bool) ->
     if as_json:
         dump(rows)
     else:
-        click.echo(table(rows, ["message_id", "actor", "queue", "priority", "status", "attempt",
+        click.echo(table(rows, ["message_id", "actor", "fire_id", "priority", "status", "attempt",
                                 "started_at", "duration_ms", "error"]))
 
 

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     history_completed_ttl: int = Field(3600, ge=0, description="seconds")
     history_failed_ttl: int = Field(86400, ge=0, description="seconds")
     dead_letter_ttl: int = Field(7 * 86400, ge=0, description="seconds")
+    slot_audit_ttl: int = Field(30 * 86400, ge=0, description="seconds")
     publish_timeout: float = Field(10.0, gt=0, description="seconds")
     max_message_bytes: int = Field(1_048_576, ge=1024, le=134_217_728, description="bytes")
     # The jobs (issue 4): stores, embedder, sources, connectors.

@@ -91,6 +91,7 @@ def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
     missing = sorted(set(document_ids) - {r["id"] for r in rows})
     with open_store(settings) as store:
         collection = store.ensure(entity.kind, embedder.dim)
+        store.check_embedder(entity.kind, embedder.name, embedder.version)
         for start in range(0, len(rows), settings.etl_batch_size):
             embed_rows(store, collection, entity, rows[start:start + settings.etl_batch_size], embedder,
                        report, force=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, Table, delete, inspect
+from sqlalchemy.exc import OperationalError
 
 from ..entities import all_entities
 from ..entities.report import Report
@@ -48,7 +49,7 @@ def prune_slot_audit(engine: Engine, settings: Settings, now: datetime) -> int |
     columns += [c for c in table.c if isinstance(c.type, DateTime)]
     if not columns:
         return None
-    ttl = float(getattr(settings, "slot_audit_ttl", None) or 30 * 86400)
+    ttl = settings.slot_audit_ttl
     with engine.begin() as conn:
         return conn.execute(delete(table).where(columns[0] < now - timedelta(seconds=ttl))).rowcount
 
@@ -87,12 +88,16 @@ def run_system_maintenance() -> dict[str, Any]:
         dead = prune_dead_letters(engine, settings, now)
     report.deleted = history + (audit or 0) + dead
     with report.timed("vacuum"):
-        vacuum(engine)
+        try:
+            vacuumed = vacuum(engine)
+        except OperationalError as exc:  # SQLite: another process held a write lock for busy_timeout
+            vacuumed = f"skipped: {str(exc.orig).splitlines()[0]}"
+            logger.warning("[maintenance] VACUUM %s", vacuumed)
     with report.timed("health"):
         checks = [c.asdict() for c in check_all(settings)]
     with report.timed("vectors"), open_store(settings) as store:
         vectors = {kind: store.count(kind) for kind in store.kinds()}
-    report.extra.update(pruned={"history": history, "slot_audit": audit, "dead_letters": dead},
+    report.extra.update(pruned={"history": history, "slot_audit": audit, "dead_letters": dead}, vacuum=vacuumed,
                         healthy=all(c["ok"] for c in checks), checks=checks, vectors=vectors)
     return report.asdict()
 

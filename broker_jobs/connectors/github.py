@@ -16,13 +16,17 @@ from sqlalchemy import Engine, func
 from sqlalchemy.orm import Session
 
 from ..entities.report import Report, message_tag
-from ..errors import SkipJob, TransientJobError
+from ..errors import PermanentJobError, SkipJob, TransientJobError
 from ..settings import Settings
 from ..store.data_models import GithubRepository, HttpCache, utcnow
 from .http import ApiClient
 from .upsert import soft_delete_missing, upsert_rows
 
 logger = logging.getLogger(__name__)
+
+
+class OwnerNotFound(Exception):
+    """``GET /users/{owner}/repos`` answered 404."""
 
 
 def repository_fields(item: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +75,11 @@ def _page(api: ApiClient, engine: Engine, url: str, report: Report) -> tuple[lis
         report.skipped += len(ids)
         report.extra["not_modified_pages"] = report.extra.get("not_modified_pages", 0) + 1
         return ids, cached.next_url
-    if response.status_code >= 400:
+    if response.status_code == 401:
+        raise PermanentJobError("github: GITHUB_TOKEN rejected (HTTP 401 Bad credentials)")
+    if response.status_code == 404:
+        raise OwnerNotFound(url)
+    if response.status_code >= 400 or response.status_code == 304:  # a 304 we did not ask for
         raise TransientJobError(f"github: HTTP {response.status_code} from GET {response.request.url.path}")
     items = response.json()
     report.fetched += len(items)
@@ -93,9 +101,15 @@ def ingest(settings: Settings, engine: Engine) -> Report:
         for owner in owners(settings):
             url: str | None = f"/users/{owner}/repos?per_page=100&sort=full_name"
             seen: set[int] = set()
-            while url:
-                ids, url = _page(api, engine, url, report)
-                seen.update(ids)
+            try:
+                while url:
+                    ids, url = _page(api, engine, url, report)
+                    seen.update(ids)
+            except OwnerNotFound:  # a misspelt owner fails alone; its rows are left as they are
+                report.failed += 1
+                report.extra.setdefault("errors", {})[owner] = "no such user or organization (HTTP 404)"
+                logger.warning("[github] owner %r not found%s", owner, message_tag())
+                continue
             with Session(engine) as session, session.begin():
                 report.deleted += soft_delete_missing(session, GithubRepository, seen,
                                                       func.lower(GithubRepository.owner) == owner.lower())

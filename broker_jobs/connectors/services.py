@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ..entities.report import Report, message_tag
-from ..errors import PermanentJobError
+from ..errors import PermanentJobError, SkipJob
 from ..settings import Settings
 from ..store.data_models import Service, ServiceLog, utcnow
 from .http import ApiClient
@@ -54,6 +54,8 @@ def sync(settings: Settings, engine: Engine, service_id: int) -> Report:
         service = session.get(Service, service_id)
         if service is None:
             raise PermanentJobError(f"service {service_id} does not exist")
+        if not service.active:  # deactivated after the fan-out was sent
+            raise SkipJob(f"service {service.name!r} is inactive")
         name, url, cursor = service.name, service.status_url, service.cursor
     status = None
     with ApiClient(f"service:{name}", settings) as api:

@@ -127,6 +127,7 @@ def sync_entity(engine: Engine, store: VectorStore, entity: Entity, embedder: Em
     table = table_of(engine, entity)
     id_col, updated_col = table.c[entity.id_column], table.c[entity.updated_column]
     collection = store.ensure(entity.kind, embedder.dim)
+    store.check_embedder(entity.kind, embedder.name, embedder.version)
     with Session(engine) as session:
         mark = session.get(Watermark, entity.kind)
         after_ts = mark.updated_at if mark else None

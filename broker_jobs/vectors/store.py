@@ -75,6 +75,21 @@ class VectorStore:
             )
         return name
 
+    def check_embedder(self, kind: str, name: str, version: str) -> None:
+        """Refuse to mix embedders in one collection.
+
+        Raises:
+          PermanentJobError: when ``kind``'s vectors come from another embedder (run ``batch_reprocess``).
+        """
+        records, _ = self.client.scroll(kind, limit=1, with_payload=["embedder", "embedder_version"])
+        if not records:
+            return
+        payload = records[0].payload or {}
+        found = f"{payload.get('embedder')}/{payload.get('embedder_version')}"
+        if found != f"{name}/{version}":
+            raise PermanentJobError(f"collection {kind!r} holds vectors of embedder {found}, EMBEDDER gives "
+                                    f"{name}/{version}: run batch_reprocess to re-embed")
+
     def size(self, collection: str) -> int:
         """The vector size of ``collection``."""
         params = self.client.get_collection(collection).config.params.vectors

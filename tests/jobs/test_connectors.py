@@ -259,6 +259,11 @@ def test_a_service_whose_api_is_down_fails_alone(jobs_env: JobsEnv, apis: FakeAp
     with pytest.raises(TransientJobError, match="404"):
         services.sync(get_settings(), get_engine(), down)
     assert services.sync(get_settings(), get_engine(), web).inserted == 7
+    services.add_service(get_engine(), "web", f"{apis.url}/status/web", active=False)
+    from broker_jobs.errors import SkipJob
+
+    with pytest.raises(SkipJob, match="inactive"):
+        services.sync(get_settings(), get_engine(), web)
 
 
 def test_spotify_and_csv_jobs_on_the_stub_broker_report_and_feed_etl(jobs_env: JobsEnv, apis: FakeApis,
@@ -275,3 +280,41 @@ def test_spotify_and_csv_jobs_on_the_stub_broker_report_and_feed_etl(jobs_env: J
     with open_store() as store:
         counts = {kind: store.count(kind) for kind in store.kinds()}
     assert counts["spotify_tracks"] == 5 and counts["spotify_albums"] == 2 and counts["company_records"] == 11
+
+
+def test_every_connector_twice_on_sqlite_and_postgresql_leaves_the_same_rows(jobs_env_any_db: JobsEnv,
+                                                                            apis: FakeApis):
+    from broker_jobs.connectors import csv_import, github, services, spotify
+    from broker_jobs.store.db import get_engine
+
+    engine, settings = get_engine(), get_settings()
+    web = services.add_service(engine, "web", f"{apis.url}/status/web")
+
+    def ingest_all() -> list[dict]:
+        return [github.ingest(settings, engine).counts(), spotify.ingest(settings, engine).counts(),
+                csv_import.import_all(settings, engine).counts(), services.sync(settings, engine, web).counts()]
+
+    first = ingest_all()
+    assert [c["inserted"] for c in first] == [5, 13, 11, 7]
+    before = snapshot_db()
+    second = ingest_all()
+    assert [c["inserted"] + c["updated"] + c["deleted"] for c in second] == [0, 0, 0, 0]
+    assert snapshot_db() == before
+
+
+def test_an_unknown_github_owner_fails_alone_and_a_rejected_token_is_permanent(jobs_env: JobsEnv, apis: FakeApis,
+                                                                              settings_env):
+    import pytest
+
+    from broker_jobs.connectors import github
+    from broker_jobs.errors import PermanentJobError
+    from broker_jobs.store.db import get_engine
+
+    settings_env.setenv("GITHUB_OWNERS", "no-such-owner, octo-org")
+    get_settings.cache_clear()
+    report = github.ingest(get_settings(), get_engine()).asdict()
+    assert report["failed"] == 1 and "no-such-owner" in report["errors"] and report["inserted"] == 5
+    settings_env.setenv("GITHUB_TOKEN", "revoked")
+    get_settings.cache_clear()
+    with pytest.raises(PermanentJobError, match="GITHUB_TOKEN rejected"):
+        github.ingest(get_settings(), get_engine())

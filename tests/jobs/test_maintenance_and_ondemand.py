@@ -16,13 +16,14 @@ from .conftest import JobsEnv, run_job, snapshot_db, snapshot_vectors
 
 
 def fill() -> None:
+    """The sample vault and CSVs in the database and the vector store (nothing enqueued)."""
     from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
     from broker_jobs.connectors.csv_import import import_all
+    from broker_jobs.connectors.vault import reconcile
     from broker_jobs.settings import get_settings
     from broker_jobs.store.db import get_engine
 
-    run_vault_sync()
+    reconcile(get_engine(), get_settings().vault_path)
     import_all(get_settings(), get_engine())
     run_etl()
 

@@ -198,9 +198,10 @@ def test_a_row_committed_late_with_an_older_timestamp_is_caught_by_the_overlap(j
 def test_an_unknown_entity_kind_fails_alone_and_only_unknown_kinds_dead_letter(jobs_env: JobsEnv, jobs_broker,
                                                                                stub_worker):
     from broker_jobs.actors import etl_sync
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.connectors.vault import reconcile
+    from broker_jobs.store.db import get_engine
 
-    run_vault_sync()
+    reconcile(get_engine(), jobs_env.vault)  # the notes, without vault_sync's own ETL message
     run = run_job(jobs_broker, stub_worker, etl_sync, ["vault_documents", "nope"])
     assert run.status == "succeeded" and run.report["inserted"] == 8 and run.report["failed"] == 1
     assert run.report["errors"]["nope"].startswith("unknown entity 'nope'")
@@ -211,3 +212,45 @@ def test_an_unknown_entity_kind_fails_alone_and_only_unknown_kinds_dead_letter(j
     from .conftest import run_of
 
     assert run_of(message.message_id).attempt == 1  # permanent: no retries
+
+
+def test_etl_refuses_to_mix_embedders_until_batch_reprocess_rebuilds_the_collection(jobs_env: JobsEnv,
+                                                                                  settings_env):
+    from broker_jobs.actors.etl import run_etl
+    from broker_jobs.actors.maintenance import run_batch_reprocess
+    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.settings import get_settings
+    from broker_jobs.vectors import embedders, open_store
+
+    run_vault_sync()
+    run_etl(["vault_documents"])
+    settings_env.setenv("EMBEDDING_DIM", "128")  # another embedder: stale vectors everywhere
+    get_settings.cache_clear()
+    embedders.get_embedder.cache_clear()
+    (jobs_env.vault / "New.md").write_text("# New\nA note written after the change.\n")
+    run_vault_sync()
+    refused = run_etl(["vault_documents"])
+    assert refused["failed"] == 1 and "batch_reprocess" in refused["errors"]["vault_documents"]
+    rebuilt = run_batch_reprocess(["vault_documents"])
+    assert rebuilt["inserted"] == 9
+    with open_store() as store:
+        assert store.size(store.physical("vault_documents")) == 128
+        assert {p.payload["embedder_version"] for p in store.scan("vault_documents")} == {"mmh3-uni-bi-log-128"}
+    assert run_etl(["vault_documents"])["failed"] == 0
+
+
+def test_a_same_size_embedder_of_another_kind_is_refused_too(jobs_env: JobsEnv):
+    from broker_jobs.actors.etl import run_etl
+    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.entities import get_entity
+    from broker_jobs.entities.pipeline import sync_entity
+    from broker_jobs.errors import PermanentJobError
+    from broker_jobs.store.db import get_engine
+    from broker_jobs.vectors import HashingEmbedder, open_store
+
+    run_vault_sync()
+    run_etl(["vault_documents"])
+    other = HashingEmbedder(384)
+    other.name = "other-model"
+    with open_store() as store, pytest.raises(PermanentJobError, match=r"other-model.*batch_reprocess"):
+        sync_entity(get_engine(), store, get_entity("vault_documents"), other, batch_size=3)

@@ -13,6 +13,10 @@ import argparse
 from .common import private_run
 from .throughput import measure
 
+#: broker_jobs' own middleware (the rest of the stack is Dramatiq's defaults).
+OURS = ("JobsPrometheus", "CurrentMessage", "PriorityTagging", "JobRetries", "FireDedup", "RateLimit",
+        "JobMetrics", "History", "TopologyGuard")
+
 #: (label, extra environment of the broker_jobs producer and workers)
 VARIANTS: list[tuple[str, dict[str, str]]] = [
     ("full stack", {}),
@@ -22,6 +26,9 @@ VARIANTS: list[tuple[str, dict[str, str]]] = [
     ("without FireDedup, RateLimit, PriorityTagging", {"BENCH_DROP_MIDDLEWARE": "FireDedup,RateLimit,PriorityTagging"}),
     ("without History, metrics, log line", {"BENCH_DROP_MIDDLEWARE": "History,JobMetrics,JobsPrometheus",
                                             "BENCH_JOB_LOG_LEVEL": "WARNING"}),
+    # What is left is the @job wrapper (argument validation), the priority queue, consuming every queue.
+    ("with Dramatiq's own middleware only", {"BENCH_DROP_MIDDLEWARE": ",".join(OURS),
+                                             "BENCH_JOB_LOG_LEVEL": "WARNING"}),
 ]
 
 
@@ -30,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="benchmarks.ablation")
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", default="", help="comma list of variant numbers (0 = full stack)")
     args = parser.parse_args()
     rows: list[tuple[str, float | None]] = []
     with private_run() as run:
@@ -41,7 +49,10 @@ def main() -> None:
         base = best("dramatiq", {}, "base")
         rows.append(("bare Dramatiq", base))
         print(f"bare Dramatiq: {base or 0:.0f}/s", flush=True)
+        wanted = {int(i) for i in args.only.split(",") if i} or set(range(len(VARIANTS)))
         for i, (label, env) in enumerate(VARIANTS):
+            if i not in wanted:
+                continue
             rate = best("broker_jobs", env, f"v{i}")
             rows.append((f"broker_jobs {label}", rate))
             print(f"broker_jobs {label}: {rate or 0:.0f}/s", flush=True)

@@ -4,7 +4,7 @@
 publishes N no-op jobs, starts one worker process (8 threads), records it
 with ``py-spy record --format raw`` until the burst is done, and prints the
 share of samples spent under each middleware hook and library call.  The raw
-collapsed stacks go to ``benchmarks/results/profile-<peer>.txt`` (load them in
+collapsed stacks go to ``--out`` (default ``$TMPDIR/profile-<peer>.txt``; load them in
 speedscope.app or flamegraph.pl).
 """
 
@@ -15,6 +15,7 @@ import collections
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,8 +23,6 @@ import psutil
 
 from .common import BIN, PYTHON, BenchError, private_run, redis_client, run_json, start, stop, wait_until
 from .peers import PEERS
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Frames worth naming in the summary: (label, regex on "function (file:line)").
 BUCKETS = [
@@ -40,7 +39,7 @@ BUCKETS = [
     ("AgeLimit", r"middleware/age_limit\.py"),
     ("CurrentMessage", r"middleware/current_message\.py"),
     ("the job (Redis INCR)", r"benchmarks/peers/noop\.py"),
-    ("pika (consume, ack)", r"/pika/"),
+    ("pika (consume, ack)", r"\(pika/"),
     ("message decoding", r"dramatiq/message\.py|json"),
 ]
 
@@ -74,11 +73,11 @@ def main() -> None:
     parser.add_argument("--peer", default="broker_jobs", choices=["dramatiq", "broker_jobs"])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--out", type=Path, default=None, help="where the raw stacks go")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(BIN / "py-spy")
     peer = PEERS[args.peer]
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"profile-{peer.name}.txt"
+    out = args.out or Path(tempfile.gettempdir()) / f"profile-{peer.name}.txt"
     with private_run() as run:
         env, key = run.env(), run.key(peer.name, "profile")
         run_json([PYTHON, "-m", "benchmarks.producer", peer.name, "--key", key, "--n", str(args.n)],

@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, one private vhost, one results page.
 
-    .venv/bin/python benchmarks/run.py            # the full run (about 20 min)
+    .venv/bin/python benchmarks/run.py            # the full run (about 25–30 min)
     .venv/bin/python benchmarks/run.py --quick    # tiny N, seconds-granularity schedulers only
     BENCH_N=2000 .venv/bin/python benchmarks/run.py --only throughput,scaling
 

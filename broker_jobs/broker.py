@@ -217,7 +217,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         FireDedup(),
         RateLimit(rate_backend),
         JobMetrics(),
-        History(history_writer),
+        History(history_writer, settings.log_runs),
         TopologyGuard(),
         *periodiq_middleware(),  # only under `periodiq`: must exist before actors are declared
     ]

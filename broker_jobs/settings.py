@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["plain", "json"] = "plain"
+    log_runs: Literal["all", "slow", "failures"] = "slow"
     history_keep_completed: int = Field(100, ge=0)
     history_completed_ttl: int = Field(3600, ge=0, description="seconds")
     history_failed_ttl: int = Field(86400, ge=0, description="seconds")

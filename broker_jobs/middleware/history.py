@@ -13,6 +13,7 @@ the history says what really happened:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -37,10 +38,6 @@ def _seq(message: Any, phase: int) -> int:
     return int(options.get("retries", 0)) * 1_000_000 + int(options.get("deferrals", 0)) * 10 + phase
 
 
-def _ts(millis: float | None) -> datetime | None:
-    return datetime.fromtimestamp(millis / 1000, UTC) if millis else None
-
-
 def _attempt(message: Any) -> int:
     return int(message.options.get("retries", 0)) + 1
 
@@ -62,10 +59,13 @@ class History(dramatiq.Middleware):
 
     Parameters:
       writer: The writer (one per process).
+      log_runs: ``all`` logs every success at INFO, ``slow`` (default) those of a second
+        or more and those after a retry, ``failures`` none.
     """
 
-    def __init__(self, writer: HistoryWriter) -> None:
+    def __init__(self, writer: HistoryWriter, log_runs: str = "slow") -> None:
         self.writer = writer
+        self.log_runs = log_runs
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self._started: dict[str, float] = {}
 
@@ -73,21 +73,24 @@ class History(dramatiq.Middleware):
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        self._started[message.message_id] = time.time()
+        self._started[message.message_id] = started = time.time()
+        self.writer.running(message.message_id, functools.partial(self._running_row, message, started))
+
+    def _running_row(self, message: Any, started: float) -> dict[str, Any]:
         options = message.options
-        self.writer.record(
-            message.message_id,
-            actor=message.actor_name,
-            queue=message.queue_name,
-            priority=options.get("priority") or from_amqp(options.get("broker_priority")).label,
-            status="running",
-            attempt=options.get("retries", 0) + 1,
-            seq=_seq(message, _RUNNING),
-            enqueued_at=_ts(message.message_timestamp),
-            started_at=datetime.now(UTC),
-            worker=self.worker_name,
-            fire_id=options.get("fire_id"),
-        )
+        return {
+            "actor": message.actor_name,
+            "queue": message.queue_name,
+            "priority": options.get("priority") or from_amqp(options.get("broker_priority")).label,
+            "status": "running",
+            "attempt": options.get("retries", 0) + 1,
+            "seq": _seq(message, _RUNNING),
+            "enqueued_at": message.message_timestamp / 1000 if message.message_timestamp else None,
+            "started_at": started,
+            "worker": self.worker_name,
+            "fire_id": options.get("fire_id"),
+            "error": None,
+        }
 
     def _finish(self, message: Any, status: str, error: str | None, attempt: int) -> float | None:
         started = self._started.pop(message.message_id, None)
@@ -95,22 +98,24 @@ class History(dramatiq.Middleware):
         duration = (now - started) * 1000 if started else None
         options = message.options
         fields: dict[str, Any] = {
-            "actor": message.actor_name,
-            "queue": message.queue_name,
-            "priority": options.get("priority") or from_amqp(options.get("broker_priority")).label,
             "status": status,
             "attempt": attempt,
             "seq": _seq(message, _DONE) - (1_000_000 if status == "retrying" else 0),
-            "finished_at": datetime.fromtimestamp(now, UTC),
+            "finished_at": now,
             "duration_ms": duration,
             "error": error,
-            "worker": self.worker_name,
-            "fire_id": options.get("fire_id"),
         }
+        if started is None:  # no running row to merge: say who and where
+            fields.update(
+                actor=message.actor_name, queue=message.queue_name, worker=self.worker_name,
+                priority=options.get("priority") or from_amqp(options.get("broker_priority")).label,
+                fire_id=options.get("fire_id"),
+                enqueued_at=message.message_timestamp / 1000 if message.message_timestamp else None,
+            )
         report = options.get("bj_report")
         if report is not None:
             fields["report"] = report
-        self.writer.record(message.message_id, **fields)
+        self.writer.finished(message.message_id, **fields)
         return duration
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
@@ -125,9 +130,18 @@ class History(dramatiq.Middleware):
             return
         error = _error_text(message)
         if error is None:
-            duration = self._finish(message, "succeeded", None, _attempt(message))
-            logger.info("[worker] job %s message %s succeeded in %d ms",
-                        message.actor_name, message.message_id, duration or 0)
+            attempt = _attempt(message)
+            duration = self._finish(message, "succeeded", None, attempt)
+            # One line per success costs ~10% of a no-op job's time: LOG_RUNS=slow (the default)
+            # keeps it for runs of a second or more and for successes after a retry.
+            if self.log_runs == "all" or (
+                self.log_runs == "slow" and ((duration or 0) >= 1000 or attempt > 1)
+            ):
+                logger.info("[worker] job %s message %s succeeded in %d ms",
+                            message.actor_name, message.message_id, duration or 0)
+            elif logger.isEnabledFor(logging.DEBUG):
+                logger.debug("[worker] job %s message %s succeeded in %d ms",
+                             message.actor_name, message.message_id, duration or 0)
         else:
             # Retries already counted this failure in the "retries" option.
             self._finish(message, "retrying", error, max(1, message.options.get("retries", 1)))

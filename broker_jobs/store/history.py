@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,12 +59,15 @@ class HistoryWriter:
     """
 
     def __init__(
-        self, database_url: str | None = None, flush_interval: float = 0.25, max_buffer: int = 200_000
+        self, database_url: str | None = None, flush_interval: float = 0.5, max_buffer: int = 200_000
     ) -> None:
         self.database_url = database_url
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
         self._runs: dict[str, dict[str, Any]] = {}
+        # Runs in progress: the row is only built if a flush finds them still running,
+        # so a job that finishes between two flushes costs one row, built once.
+        self._inflight: dict[str, Callable[[], dict[str, Any]]] = {}
         self._dead: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -91,6 +95,18 @@ class HistoryWriter:
         if len(self._runs) >= 500:
             self._wake.set()
 
+    def running(self, message_id: str, row: Callable[[], dict[str, Any]]) -> None:
+        """Note that ``message_id`` started; ``row()`` builds its row if a flush sees it running."""
+        self._ensure_thread()
+        self._inflight[message_id] = row
+
+    def finished(self, message_id: str, **fields: Any) -> None:
+        """Record the outcome of a run noted with :meth:`running` (or not)."""
+        start = self._inflight.pop(message_id, None)
+        if start is not None:
+            fields = {**start(), **fields}
+        self.record(message_id, **fields)
+
     def dead_letter(self, **fields: Any) -> None:
         """Archive a dead-lettered message (reason, traceback, body)."""
         self._ensure_thread()
@@ -103,6 +119,12 @@ class HistoryWriter:
         with self._lock:
             runs, self._runs = self._runs, {}
             dead, self._dead = list(self._dead), deque()
+        for mid, row in list(self._inflight.items()):
+            if mid not in runs:
+                try:
+                    runs[mid] = row()
+                except Exception:  # the run ended meanwhile; its outcome comes next flush
+                    continue
         if not runs and not dead:
             return True
         try:
@@ -132,6 +154,11 @@ class HistoryWriter:
     @staticmethod
     def _complete(row: dict[str, Any]) -> dict[str, Any]:
         row = dict(row)
+        # The hot path records epoch seconds; dates are made here, off the worker threads.
+        for name in ("enqueued_at", "started_at", "finished_at"):
+            value = row.get(name)
+            if isinstance(value, int | float):
+                row[name] = datetime.fromtimestamp(value, UTC)
         for name in _UPDATABLE:
             row.setdefault(name, None)
         row["seq"] = row["seq"] or 0

@@ -165,9 +165,22 @@ def job_succeeded(job_id: str, ts: float) -> None:
     _safely("success", lambda: _get().last_success.labels(job_id).set(ts))
 
 
+_run_counters: dict[tuple[str, str, str], Any] = {}
+
+
+def _run_counter(queue: str, actor: str, status: str) -> Any:
+    # Looking a labelled child up costs more than incrementing it: keep them (one per
+    # queue, actor and status, a small set).
+    key = (queue, actor, status)
+    child = _run_counters.get(key)
+    if child is None:
+        child = _run_counters[key] = _get().runs.labels(queue, actor, status)
+    return child
+
+
 def run_finished(queue: str, actor: str, status: str) -> None:
     """Count one finished run (succeeded, retrying, dead, skipped)."""
-    _safely("run", lambda: _get().runs.labels(queue, actor, status).inc())
+    _safely("run", lambda: _run_counter(queue, actor, status).inc())
 
 
 def rate_limited(queue: str, actor: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
 from .db import get_engine
 from .models import DeadLetter, JobRun
@@ -122,7 +123,7 @@ class HistoryWriter:
         for mid, row in list(self._inflight.items()):
             if mid not in runs:
                 try:
-                    runs[mid] = row()
+                    runs[mid] = {"message_id": mid, **row()}
                 except Exception:  # the run ended meanwhile; its outcome comes next flush
                     continue
         if not runs and not dead:
@@ -134,26 +135,59 @@ class HistoryWriter:
             if dead:
                 with engine.begin() as conn:
                     conn.execute(insert(DeadLetter), dead)
+        except (OperationalError, InterfaceError) as exc:  # the database is down or locked
+            return self._keep(runs, dead, exc)
+        except StatementError as exc:
+            # Not an outage: a bad row. Write row by row and drop only the bad ones,
+            # so one bad event never holds the rest of the history back.
+            return self._write_one_by_one(runs, dead, exc)
         except Exception as exc:
-            if self.healthy:
-                logger.warning("[history] database unavailable, keeping %d events: %s",
-                               len(runs) + len(dead), str(exc).splitlines()[0])
-            self.healthy = False
-            with self._lock:
-                for mid, row in runs.items():
-                    newer = self._runs.get(mid)
-                    if newer is None or (row.get("seq") or 0) > (newer.get("seq") or 0):
-                        self._runs[mid] = row
-                self._dead.extendleft(reversed(dead))
-            return False
+            return self._keep(runs, dead, exc)
         if not self.healthy:
             logger.info("[history] database back, history caught up")
         self.healthy = True
         return True
 
+    def _write_one_by_one(self, runs: dict[str, dict[str, Any]], dead: list[dict[str, Any]],
+                          first: Exception) -> bool:
+        engine = get_engine(self.database_url)
+        dropped = 0
+        for row in runs.values():
+            try:
+                _upsert(engine, [self._complete(row)])
+            except (OperationalError, InterfaceError) as exc:
+                return self._keep(runs, dead, exc)
+            except Exception:
+                dropped += 1
+        for letter in dead:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(insert(DeadLetter), [letter])
+            except Exception:
+                dropped += 1
+        self.dropped += dropped
+        logger.error("[history] dropped %d malformed events: %s", dropped, str(first).splitlines()[0])
+        return True
+
+    def _keep(self, runs: dict[str, dict[str, Any]], dead: list[dict[str, Any]], exc: Exception) -> bool:
+        """Keep the events of a failed write for the next flush (the database is down)."""
+        if self.healthy:
+            logger.warning("[history] database unavailable, keeping %d events: %s",
+                           len(runs) + len(dead), str(exc).splitlines()[0])
+        self.healthy = False
+        with self._lock:
+            for mid, row in runs.items():
+                newer = self._runs.get(mid)
+                if newer is None or (row.get("seq") or 0) > (newer.get("seq") or 0):
+                    self._runs[mid] = row
+            self._dead.extendleft(reversed(dead))
+        return False
+
     @staticmethod
     def _complete(row: dict[str, Any]) -> dict[str, Any]:
         row = dict(row)
+        for name in ("started_at", "enqueued_at", "report"):
+            row.setdefault(name, None)
         # The hot path records epoch seconds; dates are made here, off the worker threads.
         for name in ("enqueued_at", "started_at", "finished_at"):
             value = row.get(name)

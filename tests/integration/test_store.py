@@ -132,3 +132,12 @@ def test_concurrent_claims_have_one_winner(claims):
     for t in threads:
         t.join()
     assert len(winners) == 1
+
+
+def test_a_malformed_event_is_dropped_without_holding_back_the_others(tmp_path):
+    writer = HistoryWriter(f"sqlite:///{tmp_path}/h.sqlite3")
+    writer.record("good", **event("succeeded", 2, finished_at=NOW))
+    writer.record("bad", **{**event("succeeded", 2), "actor": None})  # actor is required
+    assert writer.flush() is True
+    assert [r.message_id for r in query_runs(get_engine(writer.database_url))] == ["good"]
+    assert writer.dropped == 1

@@ -60,7 +60,7 @@ class HistoryWriter:
     """
 
     def __init__(
-        self, database_url: str | None = None, flush_interval: float = 0.5, max_buffer: int = 200_000
+        self, database_url: str | None = None, flush_interval: float = 1.0, max_buffer: int = 200_000
     ) -> None:
         self.database_url = database_url
         self.flush_interval = flush_interval

@@ -43,7 +43,7 @@ def test_a_leader_stopped_with_sigterm_releases_its_lease_and_the_standby_takes_
         stopped_at = time.monotonic()
         os.kill(leader_pid, signal.SIGTERM)
         assert procs[leader_pid].wait(timeout=30) == 0
-        wait_for(lambda: (s := status(env))["leader"] not in (None, old_leader), 30, "a new leader")
+        wait_for(lambda: status(env)["leader"] not in (None, old_leader), 30, "a new leader")
         handover = time.monotonic() - stopped_at
         # Without the release the standby would wait for the old lease to expire.
         assert handover < expires_in, (handover, expires_in)

@@ -33,12 +33,18 @@ def runs_of(actor: str, expected: int = 1) -> list:
 
 
 def dead_letters_of(actor: str) -> list[DeadLetter]:
+    """The actor's archived dead letters, waiting briefly for the worker to archive them."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    writer.flush()
-    with Session(get_engine()) as session:
-        return list(session.scalars(select(DeadLetter).where(DeadLetter.actor == actor)))
+    deadline = time.monotonic() + 5
+    while True:
+        writer.flush()
+        with Session(get_engine()) as session:
+            found = list(session.scalars(select(DeadLetter).where(DeadLetter.actor == actor)))
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def test_a_job_runs_and_its_report_is_kept_on_the_history_entry(stub_broker, stub_worker):
@@ -125,15 +131,17 @@ def test_a_message_for_an_unknown_actor_is_dead_lettered_and_the_worker_keeps_ru
     def work() -> None:
         seen.append(1)
 
-    ghost = dramatiq.Message(queue_name="default", actor_name="no_such_actor", args=(), kwargs={}, options={})
+    ghost_actor = unique("no_such_actor")
+    ghost = dramatiq.Message(queue_name="default", actor_name=ghost_actor, args=(), kwargs={}, options={})
     stub_broker.enqueue(ghost)
     work.send()
     stub_broker.join("default", fail_fast=False)
     stub_worker.join()
     assert seen == [1]
-    assert [m.actor_name for m in stub_broker.dead_letters] == ["no_such_actor"]
-    ghost_run = next(r for r in runs_of("no_such_actor") if r.message_id == ghost.message_id)
-    assert ghost_run.status == "dead" and "unknown actor 'no_such_actor'" in ghost_run.error
+    assert [m.actor_name for m in stub_broker.dead_letters] == [ghost_actor]
+    [ghost_run] = runs_of(ghost_actor)
+    assert ghost_run.message_id == ghost.message_id
+    assert ghost_run.status == "dead" and f"unknown actor {ghost_actor!r}" in ghost_run.error
 
 
 def test_transient_errors_are_retried_with_backoff_until_success(stub_broker, stub_worker):

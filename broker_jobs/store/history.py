@@ -8,6 +8,7 @@ kept and written when it returns, so the history catches up after an outage.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections import deque
@@ -220,6 +221,9 @@ class HistoryWriter:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
             self._thread.start()
+            # A process stopped without a clean worker shutdown (a second SIGTERM, as when
+            # a whole process group is signalled) still writes what it buffered.
+            atexit.register(self.flush)
 
     def _run(self) -> None:
         backoff = self.flush_interval

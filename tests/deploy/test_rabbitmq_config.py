@@ -134,9 +134,15 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 def test_the_conf_and_plugins_boot_with_management_and_prometheus(node: Node):
     errors = [line for line in node.log.read_text(errors="replace").splitlines() if "[error]" in line]
     assert errors == []
-    metrics = httpx.get(f"http://127.0.0.1:{node.prometheus}/metrics", timeout=5)  # per-object: the conf says so
+    wanted = 'rabbitmq_queue_messages_ready{vhost="broker_jobs",queue="etl"}'
+    deadline = time.monotonic() + 30
+    while True:  # per-object metrics (the conf says so) appear once the queue stats are collected
+        metrics = httpx.get(f"http://127.0.0.1:{node.prometheus}/metrics", timeout=5)
+        if (metrics.status_code == 200 and wanted in metrics.text) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert metrics.status_code == 200
-    assert 'rabbitmq_queue_messages_ready{vhost="broker_jobs",queue="etl"}' in metrics.text
+    assert wanted in metrics.text
 
 
 def test_the_boot_imports_the_app_user_vhost_queues_and_policy(node: Node):

@@ -176,8 +176,7 @@ def job(
         )
         actor.fn_unwrapped = func  # type: ignore[attr-defined]
         actor.args_model = model  # type: ignore[attr-defined]
-        doc = (description or (func.__doc__ or "").strip().splitlines() or [""])
-        text = description or (doc[0] if isinstance(doc, list) else doc)
+        text = description or next(iter((func.__doc__ or "").strip().splitlines()), "")
         registry.register(
             registry.JobSpec(
                 name=actor.actor_name, queue=queue, priority=level, description=text,

@@ -76,19 +76,25 @@ class History(dramatiq.Middleware):
         self._started[message.message_id] = started = time.time()
         self.writer.running(message.message_id, functools.partial(self._running_row, message, started))
 
-    def _running_row(self, message: Any, started: float) -> dict[str, Any]:
+    def _identity(self, message: Any) -> dict[str, Any]:
+        """Who the run is and where it ran: the fields every row of a message carries."""
         options = message.options
         return {
             "actor": message.actor_name,
             "queue": message.queue_name,
             "priority": options.get("priority") or from_amqp(options.get("broker_priority")).label,
-            "status": "running",
-            "attempt": options.get("retries", 0) + 1,
-            "seq": _seq(message, _RUNNING),
             "enqueued_at": message.message_timestamp / 1000 if message.message_timestamp else None,
-            "started_at": started,
             "worker": self.worker_name,
             "fire_id": options.get("fire_id"),
+        }
+
+    def _running_row(self, message: Any, started: float) -> dict[str, Any]:
+        return {
+            **self._identity(message),
+            "status": "running",
+            "attempt": message.options.get("retries", 0) + 1,
+            "seq": _seq(message, _RUNNING),
+            "started_at": started,
             "error": None,
         }
 
@@ -106,12 +112,7 @@ class History(dramatiq.Middleware):
             "error": error,
         }
         if started is None:  # no running row to merge: say who and where
-            fields.update(
-                actor=message.actor_name, queue=message.queue_name, worker=self.worker_name,
-                priority=options.get("priority") or from_amqp(options.get("broker_priority")).label,
-                fire_id=options.get("fire_id"),
-                enqueued_at=message.message_timestamp / 1000 if message.message_timestamp else None,
-            )
+            fields.update(self._identity(message))
         report = options.get("bj_report")
         if report is not None:
             fields["report"] = report

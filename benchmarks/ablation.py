@@ -49,6 +49,11 @@ def main() -> None:
         base = best("dramatiq", {}, "base")
         rows.append(("bare Dramatiq", base))
         print(f"bare Dramatiq: {base or 0:.0f}/s", flush=True)
+        if not args.only:
+            # RabbitMQ's priority queues (x-max-priority 10), which broker_jobs' queues are.
+            prio = best("dramatiq", {"BENCH_MAX_PRIORITY": "10"}, "prio")
+            rows.append(("bare Dramatiq on a priority queue", prio))
+            print(f"bare Dramatiq on a priority queue: {prio or 0:.0f}/s", flush=True)
         wanted = {int(i) for i in args.only.split(",") if i} or set(range(len(VARIANTS)))
         for i, (label, env) in enumerate(VARIANTS):
             if i not in wanted:

@@ -33,7 +33,7 @@ BUCKETS = [
     ("RateLimit", r"middleware/rate_limit\.py"),
     ("JobRetries", r"middleware/retries\.py|dramatiq/middleware/retries\.py"),
     ("PriorityTagging", r"middleware/priority\.py"),
-    ("argument validation (pydantic)", r"^validate_arguments \("),
+    ("argument validation (pydantic)", r"^(validate_arguments|validated_call) \("),
     ("logging (a line per job, piped to the master)", r"logging/__init__\.py"),
     ("TimeLimit", r"middleware/time_limit\.py"),
     ("AgeLimit", r"middleware/age_limit\.py"),

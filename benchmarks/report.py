@@ -91,17 +91,26 @@ def markdown(results: dict[str, Any]) -> str:
             "Consumer: from the first to the last counter increment (start-up excluded). "
             f"Latency: send → start at a steady {meta['latency_rate']:g}/s for {meta['latency_seconds']:g} s.",
             "",
-            "| worker | processes | producer /s | consumer /s | latency p50 | latency p99 "
+            f"Consumer rates: the median of {meta.get('rounds', 1)} interleaved rounds (every round in "
+            "brackets).",
+            "",
+            "| worker | processes | producer /s | consumer /s | rounds | latency p50 | latency p99 "
             "| RSS per process | RSS total |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---|---:|---:|---:|---:|",
         ]
         for r in results["throughput"]:
+            each = ", ".join(_f(rate) for rate in r.get("consumer_rates") or [r["consumer_rate"]])
             out.append(
                 f"| {PEERS[r['peer']].label}{_status(r)} | {r['processes']} | {_f(r['producer_rate'])} "
-                f"| {_f(r['consumer_rate'])} | {_f(r['latency_p50_ms'], '{:.1f} ms')} "
+                f"| {_f(r['consumer_rate'])} | [{each}] | {_f(r['latency_p50_ms'], '{:.1f} ms')} "
                 f"| {_f(r['latency_p99_ms'], '{:.1f} ms')} | {_f(r['rss_max_mib'], '{:.0f} MiB')} "
                 f"| {_f(r['rss_total_mib'], '{:.0f} MiB')} |")
         bj = next((r for r in results["throughput"] if r["peer"] == "broker_jobs"), None)
+        prio = next((r for r in results["throughput"] if r["peer"] == "dramatiq_prio"), None)
+        if bj and prio and bj.get("consumer_rate") and prio.get("consumer_rate"):
+            out += ["", f"broker_jobs ÷ bare Dramatiq on the same kind of queue (x-max-priority 10): "
+                        f"{bj['consumer_rate'] / prio['consumer_rate']:.2f} × (no target; the targets compare "
+                        "with bare Dramatiq on a plain queue)."]
         if bj and bj.get("history_rows") is not None:
             out += ["", f"broker_jobs wrote {bj['history_rows']:,} run-history rows (history on)."]
         out += ["", "Threads: Dramatiq and broker_jobs 8 per process; Celery prefork (1 task per process); "

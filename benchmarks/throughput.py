@@ -45,6 +45,18 @@ class WorkerResult:
         return asdict(self)
 
 
+def median_round(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median consumer rate, carrying every round's rate and the first
+    round's latency (only the first round measures it)."""
+    rated = sorted((r for r in rows if r.get("consumer_rate")), key=lambda r: r["consumer_rate"])
+    chosen = dict(rated[len(rated) // 2] if rated else rows[0])
+    chosen["consumer_rates"] = [r.get("consumer_rate") for r in rows]
+    first = rows[0]
+    for name in ("latency_p50_ms", "latency_p99_ms", "latency_samples"):
+        chosen[name] = first.get(name)
+    return chosen
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) of ``values``, nearest rank."""
     ordered = sorted(values)
@@ -94,7 +106,7 @@ def measure(run: Run, peer: Peer | str, n: int, processes: int = 2, *, latency_r
     deadline = time.monotonic() + timeout
     redis = redis_client(run.redis_url)
     key = run.key(peer.name, f"p{processes}{tag}")
-    env = run.env(**(env or {}))
+    env = run.env(**{**dict(peer.env), **(env or {})})
     logs = run.workdir
     worker: subprocess.Popen[bytes] | None = None
     try:

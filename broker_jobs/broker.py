@@ -40,12 +40,14 @@ from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
     CurrentMessage,
+    MiddlewareError,
     Pipelines,
     ShutdownNotifications,
     TimeLimit,
 )
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
+from . import compat
 from .errors import PublishBlocked, TopologyConflictError
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
 from .priorities import MAX_PRIORITY
@@ -53,6 +55,8 @@ from .settings import Settings, get_settings
 from .store.history import writer as history_writer
 
 logger = logging.getLogger(__name__)
+
+compat.install()
 
 #: The built-in queues; each also has ``Q.DQ`` (delays) and ``Q.XQ`` (dead letters).
 QUEUES = ("etl", "sync", "maintenance", "default")
@@ -110,8 +114,29 @@ class JobsBroker(RabbitmqBroker):
     """
 
     def __init__(self, *args: Any, max_hold_ms: int = 900_000, **kwargs: Any) -> None:
+        self._hooks: dict[str, tuple[int, list[Any]]] = {}
         super().__init__(*args, **kwargs)
         self.max_hold_ms = max_hold_ms
+
+    def add_middleware(self, middleware: dramatiq.Middleware, **kwargs: Any) -> None:
+        self._hooks.clear()
+        super().add_middleware(middleware, **kwargs)
+
+    def _hook(self, name: str) -> list[Any]:
+        """The bound ``name`` hooks of the middleware that implement it, in stack order.
+
+        Dramatiq calls every hook of every middleware for every signal, most of them
+        the base class's no-ops: about ten signals per message times our 17 middleware.
+        The list is rebuilt when the stack changes (``add_middleware`` or a change in
+        its length).
+        """
+        cached = self._hooks.get(name)
+        if cached is None or cached[0] != len(self.middleware):
+            noop = getattr(dramatiq.Middleware, name, None)
+            hooks = [getattr(m, name) for m in self.middleware
+                     if noop is None or getattr(type(m), name, None) is not noop]
+            cached = self._hooks[name] = (len(self.middleware), hooks)
+        return cached[1]
 
     @property
     def connection(self) -> Any:
@@ -138,7 +163,23 @@ class JobsBroker(RabbitmqBroker):
             )
         if signal == "delay_message":
             self._hold_at_most_max(args[0])
-        super().emit_before(signal, *args, **kwargs)
+        # Dramatiq's own loop, over the middleware that implement the hook only.
+        for hook in self._hook("before_" + signal):
+            try:
+                hook(self, *args, **kwargs)
+            except MiddlewareError:
+                raise
+            except Exception:
+                self.logger.critical("Unexpected failure in before_%s of %r.", signal, hook.__self__,
+                                     exc_info=True)
+
+    def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        for hook in reversed(self._hook("after_" + signal)):
+            try:
+                hook(self, *args, **kwargs)
+            except Exception:
+                self.logger.critical("Unexpected failure in after_%s of %r.", signal, hook.__self__,
+                                     exc_info=True)
 
     def _hold_at_most_max(self, message: Any) -> None:
         # The delay consumer holds the message until options["eta"]; past our limit,

@@ -49,6 +49,45 @@ def _describe(exc: ValidationError) -> str:
 _signature = functools.lru_cache(maxsize=1024)(inspect.signature)
 
 
+@functools.lru_cache(maxsize=1024)
+def _plain_parameters(fn: Callable[..., Any]) -> tuple[tuple[str, ...], frozenset[str]] | None:
+    """(names, required names) when every parameter may be passed by position or keyword."""
+    parameters = _signature(fn).parameters.values()
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
+        return None
+    names = tuple(p.name for p in parameters)
+    return names, frozenset(p.name for p in parameters if p.default is inspect.Parameter.empty)
+
+
+def validated_call(
+    fn: Callable[..., Any], model: type[BaseModel], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``args``/``kwargs`` validated against ``fn``'s signature and ``model``, ready to call ``fn``.
+
+    Raises:
+      ArgumentsInvalid: naming the first bad argument.
+    """
+    plain = _plain_parameters(fn)
+    if plain is not None:
+        # The common case without building inspect.BoundArguments (a few µs per run);
+        # anything unusual goes through bind() below for its exact error message.
+        names, required = plain
+        if len(args) <= len(names):
+            given = dict(zip(names, args, strict=False))
+            if given.keys().isdisjoint(kwargs) and kwargs.keys() <= set(names):
+                given.update(kwargs)
+                if required <= given.keys():
+                    try:
+                        validated = model.model_validate(given)
+                    except ValidationError as exc:
+                        raise ArgumentsInvalid(_describe(exc)) from None
+                    fields = type(validated).model_fields
+                    return (), {name: getattr(validated, name) if name in fields else value
+                                for name, value in given.items()}
+    bound = validate_arguments(fn, model, args, kwargs)
+    return bound.args, bound.kwargs
+
+
 def validate_arguments(
     fn: Callable[..., Any], model: type[BaseModel], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> inspect.BoundArguments:
@@ -141,10 +180,10 @@ def job(
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> None:
-            bound = validate_arguments(func, model, args, kwargs)
+            call_args, call_kwargs = validated_call(func, model, args, kwargs)
             message = CurrentMessage.get_current_message()
             try:
-                result = func(*bound.args, **bound.kwargs)
+                result = func(*call_args, **call_kwargs)
             except SkipJob as skip:
                 if message is not None:
                     message.options["bj_error"] = str(skip) or "skipped"

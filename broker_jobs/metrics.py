@@ -113,7 +113,8 @@ def multiprocess_enabled() -> bool:
     return values.ValueClass is not values.MutexValue
 
 
-def _safely(what: str, fn: Any, *args: Any) -> None:
+def safely(what: str, fn: Any, *args: Any) -> None:
+    """``fn(*args)``; a failure is logged at DEBUG, never raised: metrics never break the caller."""
     try:
         fn(*args)
     except Exception as exc:  # metrics never break the caller
@@ -143,7 +144,7 @@ def observe_fire(job_id: str, slot: datetime, lag_seconds: float, outcome: str) 
             m.last_fire.labels(job_id).set(_epoch(slot) + max(0.0, lag_seconds))  # type: ignore[operator]
             m.fire_lag.labels(job_id).observe(max(0.0, lag_seconds))
 
-    _safely("fire", record)
+    safely("fire", record)
     if outcome == "missed":
         from . import alerts
 
@@ -152,17 +153,17 @@ def observe_fire(job_id: str, slot: datetime, lag_seconds: float, outcome: str) 
 
 def set_next_fire(job_id: str, ts: datetime | float | None) -> None:
     """Record when ``job_id`` fires next (``None``: paused or no next slot)."""
-    _safely("next fire", lambda: _get().next_fire.labels(job_id).set(_epoch(ts) or 0))
+    safely("next fire", lambda: _get().next_fire.labels(job_id).set(_epoch(ts) or 0))
 
 
 def set_leader(is_leader: bool) -> None:
     """Record whether this process's scheduler holds the lease."""
-    _safely("leader", lambda: _get().leader.set(1 if is_leader else 0))
+    safely("leader", lambda: _get().leader.set(1 if is_leader else 0))
 
 
 def job_succeeded(job_id: str, ts: float) -> None:
     """Record a successful run of scheduled job ``job_id`` at ``ts`` (unix seconds)."""
-    _safely("success", lambda: _get().last_success.labels(job_id).set(ts))
+    safely("success", lambda: _get().last_success.labels(job_id).set(ts))
 
 
 _run_counters: dict[tuple[str, str, str], Any] = {}
@@ -178,19 +179,30 @@ def _run_counter(queue: str, actor: str, status: str) -> Any:
     return child
 
 
+def run_counter(queue: str, actor: str, status: str) -> Any | None:
+    """The labelled child of ``broker_jobs_job_runs_total`` (None if metrics are unavailable)."""
+    try:
+        return _run_counter(queue, actor, status)
+    except Exception as exc:  # metrics never break the caller
+        logger.debug("[metrics] run not recorded: %s", exc)
+        return None
+
+
 def run_finished(queue: str, actor: str, status: str) -> None:
     """Count one finished run (succeeded, retrying, dead, skipped)."""
-    _safely("run", lambda: _run_counter(queue, actor, status).inc())
+    child = run_counter(queue, actor, status)
+    if child is not None:
+        safely("run", child.inc)
 
 
 def rate_limited(queue: str, actor: str) -> None:
     """Count one run delayed by its rate limit."""
-    _safely("rate limit", lambda: _get().rate_limited.labels(queue, actor).inc())
+    safely("rate limit", lambda: _get().rate_limited.labels(queue, actor).inc())
 
 
 def dead_lettered(queue: str, actor: str) -> None:
     """Count one dead-lettered message."""
-    _safely("dead letter", lambda: _get().dead_lettered.labels(queue, actor).inc())
+    safely("dead letter", lambda: _get().dead_lettered.labels(queue, actor).inc())
 
 
 def render() -> tuple[bytes, str]:

@@ -11,14 +11,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import RABBITMQ_URL, ROOT, database, vhost
+
 _TMP = Path(tempfile.mkdtemp(prefix="broker-jobs-tests-"))
 
 # Before broker_jobs reads its settings: a private SQLite file, the repo's jobs file.
@@ -33,7 +33,6 @@ os.environ.setdefault("METRICS_DIR", str(_TMP / "metrics"))
 os.environ.setdefault("METRICS_PORT", str(19000 + os.getpid() % 1000))
 os.environ.pop("REDIS_URL", None)  # single-host mode unless a test asks for Redis
 
-RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = bool(os.environ.get("CI"))
@@ -57,42 +56,13 @@ def port_open(url: str, default_port: int) -> bool:
         return False
 
 
-def _management(method: str, path: str, **kwargs: object) -> int:
-    import httpx
-
-    parts = urlsplit(RABBITMQ_URL)
-    try:
-        response = httpx.request(method, f"http://{parts.hostname}:15672/api{path}",
-                                 auth=(parts.username or "guest", parts.password or "guest"), timeout=5,
-                                 **kwargs)  # type: ignore[arg-type]
-        return response.status_code
-    except httpx.HTTPError:
-        return 0
-
-
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> Iterator[str]:
     """A RabbitMQ URL on a vhost of its own, deleted after the session."""
     if not port_open(RABBITMQ_URL, 5672):
         unavailable(f"RabbitMQ at {RABBITMQ_URL}")
-    vhost = f"bj-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    user = urlsplit(RABBITMQ_URL).username or "guest"
-    created = _management("PUT", f"/vhosts/{quote(vhost, safe='')}") in (201, 204)
-    if created:
-        _management("PUT", f"/permissions/{quote(vhost, safe='')}/{user}",
-                    json={"configure": ".*", "write": ".*", "read": ".*"})
-    else:
-        created = subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True).returncode == 0
-        if created:
-            subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
-                           capture_output=True)
-    if not created:
-        yield RABBITMQ_URL
-        return
-    parts = urlsplit(RABBITMQ_URL)
-    yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
-    if _management("DELETE", f"/vhosts/{quote(vhost, safe='')}") not in (204, 200):
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+    with vhost("bj-test") as url:
+        yield url or RABBITMQ_URL
 
 
 @pytest.fixture
@@ -175,20 +145,8 @@ def postgres_url() -> Iterator[str]:
     """A PostgreSQL database of its own, dropped after the session."""
     if not port_open(TEST_POSTGRES_URL, 5432):
         unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}")
-    import sqlalchemy
-
-    admin = sqlalchemy.create_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"bj_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(TEST_POSTGRES_URL)
-    yield urlunsplit(parts._replace(path="/" + name))
-    from broker_jobs.store.db import reset_engines
-
-    reset_engines()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with database(TEST_POSTGRES_URL, "bj_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -22,18 +22,20 @@ class Peer:
       label: What the table shows.
       module: The peer module (its ``sender()`` publishes).
       queue: The RabbitMQ queue its jobs go to.
+      env: Environment of its producer and workers.
     """
 
     name: str
     label: str
     module: str
     queue: str
+    env: tuple[tuple[str, str], ...] = ()
 
     def worker_command(self, processes: int) -> list[str]:
         """The command line of this peer's worker with ``processes`` processes."""
         if self.name == "pika":
             return [PYTHON, "-m", self.module, "consume", "--processes", str(processes)]
-        if self.name == "dramatiq":
+        if self.module == "benchmarks.peers.dramatiq_bare":
             return [str(BIN / "dramatiq"), self.module, "-p", str(processes), "-t", str(THREADS)]
         if self.name == "broker_jobs":
             return [str(BIN / "dramatiq"), "broker_jobs.actors", self.module, "-p", str(processes),
@@ -48,6 +50,10 @@ class Peer:
 PEERS: dict[str, Peer] = {
     "pika": Peer("pika", "raw pika", "benchmarks.peers.raw_pika", "bench_pika"),
     "dramatiq": Peer("dramatiq", "bare Dramatiq", "benchmarks.peers.dramatiq_bare", "bench_dramatiq"),
+    # The same, on a queue declared as broker_jobs declares its own (x-max-priority 10): what
+    # RabbitMQ's priority queues cost, apart from broker_jobs' middleware.
+    "dramatiq_prio": Peer("dramatiq_prio", "bare Dramatiq, priority queue", "benchmarks.peers.dramatiq_bare",
+                          "bench_dramatiq_prio", (("BENCH_MAX_PRIORITY", "10"),)),
     "broker_jobs": Peer("broker_jobs", "broker_jobs", "benchmarks.peers.bj_jobs", "default"),
     "celery": Peer("celery", "Celery", "benchmarks.peers.celery_app", "bench_celery"),
 }

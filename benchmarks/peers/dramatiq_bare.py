@@ -13,11 +13,14 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from . import noop
 
-broker = RabbitmqBroker(url=os.environ["BENCH_AMQP_URL"])
+# BENCH_MAX_PRIORITY=10 declares its queue as broker_jobs does (x-max-priority), to see
+# what RabbitMQ's priority queues cost on their own (python -m benchmarks.ablation).
+_max_priority = int(os.environ.get("BENCH_MAX_PRIORITY") or 0) or None
+broker = RabbitmqBroker(url=os.environ["BENCH_AMQP_URL"], max_priority=_max_priority)
 dramatiq.set_broker(broker)
 
 
-@dramatiq.actor(queue_name="bench_dramatiq")
+@dramatiq.actor(queue_name="bench_dramatiq_prio" if _max_priority else "bench_dramatiq")
 def bench_noop(key: str, total: int, sent_at: float = 0.0) -> None:
     """Bump the run's counter."""
     noop.bump(key, total, sent_at)

@@ -13,7 +13,6 @@ the history says what really happened:
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -67,64 +66,60 @@ class History(dramatiq.Middleware):
         self.writer = writer
         self.log_runs = log_runs
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
-        self._started: dict[str, float] = {}
+        # Runs in progress: message and start time. A row is built for one only if a
+        # flush finds it still running, so a short job costs one row, built once.
+        self._running: dict[str, tuple[Any, float]] = {}
+        writer.watch(self._running_rows)
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        self._started[message.message_id] = started = time.time()
-        self.writer.running(message.message_id, functools.partial(self._running_row, message, started))
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.writer.open()
 
-    def _identity(self, message: Any) -> dict[str, Any]:
-        """Who the run is and where it ran: the fields every row of a message carries."""
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._running[message.message_id] = (message, time.time())
+
+    def _running_rows(self) -> list[dict[str, Any]]:
+        return [self._row(message, "running", None, _attempt(message), _seq(message, _RUNNING), started, None)
+                for message, started in list(self._running.values())]
+
+    def _row(self, message: Any, status: str, error: str | None, attempt: int, seq: int,
+             started: float | None, finished: float | None) -> dict[str, Any]:
+        """A complete ``job_runs`` row (times in epoch seconds; the writer makes dates)."""
         options = message.options
+        timestamp = message.message_timestamp
         return {
+            "message_id": message.message_id,
             "actor": message.actor_name,
             "queue": message.queue_name,
             "priority": options.get("priority") or from_amqp(options.get("broker_priority")).label,
-            "enqueued_at": message.message_timestamp / 1000 if message.message_timestamp else None,
+            "status": status,
+            "attempt": attempt,
+            "seq": seq,
+            "enqueued_at": timestamp / 1000 if timestamp else None,
+            "started_at": started,
+            "finished_at": finished,
+            "duration_ms": (finished - started) * 1000 if started and finished else None,
+            "error": error,
             "worker": self.worker_name,
             "fire_id": options.get("fire_id"),
-        }
-
-    def _running_row(self, message: Any, started: float) -> dict[str, Any]:
-        return {
-            **self._identity(message),
-            "status": "running",
-            "attempt": message.options.get("retries", 0) + 1,
-            "seq": _seq(message, _RUNNING),
-            "started_at": started,
-            "error": None,
+            "report": options.get("bj_report"),
         }
 
     def _finish(self, message: Any, status: str, error: str | None, attempt: int) -> float | None:
-        started = self._started.pop(message.message_id, None)
-        now = time.time()
-        duration = (now - started) * 1000 if started else None
-        options = message.options
-        fields: dict[str, Any] = {
-            "status": status,
-            "attempt": attempt,
-            "seq": _seq(message, _DONE) - (1_000_000 if status == "retrying" else 0),
-            "finished_at": now,
-            "duration_ms": duration,
-            "error": error,
-        }
-        if started is None:  # no running row to merge: say who and where
-            fields.update(self._identity(message))
-        report = options.get("bj_report")
-        if report is not None:
-            fields["report"] = report
-        self.writer.finished(message.message_id, **fields)
-        return duration
+        running = self._running.pop(message.message_id, None)
+        seq = _seq(message, _DONE) - (1_000_000 if status == "retrying" else 0)
+        row = self._row(message, status, error, attempt, seq, running[1] if running else None, time.time())
+        self.writer.put(row)
+        return row["duration_ms"]
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
             return
         outcome = message.options.get("bj_outcome")
         if outcome == "deferred":
-            self._started.pop(message.message_id, None)
+            self._running.pop(message.message_id, None)
             return
         if outcome == "skipped":
             self._finish(message, "skipped", message.options.get("bj_error"), _attempt(message))

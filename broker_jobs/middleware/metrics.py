@@ -15,8 +15,10 @@ import time
 from typing import Any
 
 import dramatiq
+from dramatiq.common import current_millis
 
 from .. import alerts, metrics, prometheus_env
+from .metric_batch import batch
 
 
 def prometheus_middleware() -> dramatiq.Middleware:
@@ -30,10 +32,45 @@ def prometheus_middleware() -> dramatiq.Middleware:
         def forks(self) -> list[Any]:
             return [prometheus_env.serve_worker_metrics]
 
+        def __init__(self) -> None:
+            super().__init__()
+            # Dramatiq looks the labelled children up four times per message; looking one up
+            # costs more than updating it. One entry per (queue, actor): a small set.
+            self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
+
         def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
             # Producers (CLI, scheduler, web app) never boot a worker: the counters do not exist there.
             if hasattr(self, "total_retried_messages"):
                 super().after_enqueue(broker, message, delay)
+
+        def _labelled(self, message: Any) -> tuple[Any, Any, Any, Any]:
+            key = (message.queue_name, message.actor_name)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    self.inprogress_messages.labels(*key), self.message_durations.labels(*key),
+                    self.total_messages.labels(*key), self.total_errored_messages.labels(*key),
+                )
+            return children
+
+        def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+            if self.delayed_messages and message.message_id in self.delayed_messages:
+                self.delayed_messages.remove(message.message_id)
+                self.inprogress_delayed_messages.labels(message.queue_name, message.actor_name).dec()
+            batch.inc(self._labelled(message)[0], 1)
+            self.message_start_times[message.message_id] = current_millis()
+
+        def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None,
+                                  exception: BaseException | None = None) -> None:
+            inprogress, durations, total, errored = self._labelled(message)
+            started = self.message_start_times.pop(message.message_id, None)
+            batch.observe(durations, current_millis() - started if started is not None else 0)
+            batch.inc(inprogress, -1)
+            batch.inc(total, 1)
+            if exception is not None:
+                batch.inc(errored, 1)
+
+        after_skip_message = after_process_message
 
     return JobsPrometheus()
 
@@ -45,23 +82,36 @@ def job_id_of(message: Any) -> str | None:
 
 
 class JobMetrics(dramatiq.Middleware):
-    """Counts outcomes, records schedule successes, alerts on dead jobs."""
+    """Counts outcomes, records schedule successes, alerts on dead jobs.
+
+    It also runs the process's :data:`~.metric_batch.batch` (Dramatiq's counters and
+    ours, applied once a second) from worker boot to worker shutdown.
+    """
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        batch.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        batch.stop()  # before Prometheus marks this process dead
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
-        if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
+        queue = message.queue_name
+        if queue.endswith(".DQ"):  # a delay ended: the run comes later
             return
-        outcome = message.options.get("bj_outcome")
+        options = message.options
+        outcome = options.get("bj_outcome")
         if outcome == "deferred":
-            metrics.rate_limited(message.queue_name, message.actor_name)
+            metrics.rate_limited(queue, message.actor_name)
             return
         if outcome == "skipped":
-            metrics.run_finished(message.queue_name, message.actor_name, "skipped")
+            metrics.run_finished(queue, message.actor_name, "skipped")
             return
-        failed = getattr(message, "_exception", None) is not None or message.options.get("bj_error")
-        metrics.run_finished(message.queue_name, message.actor_name, "retrying" if failed else "succeeded")
-        job_id = job_id_of(message)
-        if job_id and not failed:
-            metrics.job_succeeded(job_id, time.time())
+        failed = getattr(message, "_exception", None) is not None or options.get("bj_error")
+        runs = metrics.run_counter(queue, message.actor_name, "retrying" if failed else "succeeded")
+        if runs is not None:
+            batch.inc(runs, 1)
+        if not failed and options.get("fire_id"):
+            metrics.job_succeeded(str(options["fire_id"]).split("@", 1)[0], time.time())
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         queue = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")

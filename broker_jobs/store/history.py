@@ -9,8 +9,13 @@ kept and written when it returns, so the history catches up after an outage.
 from __future__ import annotations
 
 import atexit
+import functools
+import json
 import logging
+import os
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,8 +39,10 @@ _UPDATABLE = (
 )
 
 
-def _upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+@functools.cache
+def _upsert_statement(dialect_name: str) -> Any:
+    """The upsert of a batch of runs, built once per dialect (SQLAlchemy caches its compiled form)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     table: Table = JobRun.__table__  # type: ignore[assignment]
     stmt = dialect.insert(table)
     excluded = stmt.excluded
@@ -44,11 +51,105 @@ def _upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     set_["started_at"] = func.coalesce(excluded.started_at, table.c.started_at)
     set_["enqueued_at"] = func.coalesce(table.c.enqueued_at, excluded.enqueued_at)
     set_["report"] = func.coalesce(excluded.report, table.c.report)
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["message_id"], set_=set_, where=table.c.seq <= excluded.seq
     )
+
+
+def _upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` (as the writer buffers them: epoch seconds, missing columns) in one transaction."""
+    if engine.dialect.name == "sqlite":
+        # SQLAlchemy's per-row parameter processing cost more than SQLite's own insert
+        # (benchmarks/README.md): on SQLite the rows go to the driver as tuples.
+        sql, columns = _sqlite_upsert()
+        params = [_sqlite_params(row, columns) for row in rows]
+        with engine.begin() as conn:
+            conn.exec_driver_sql(sql, params)
+        return
     with engine.begin() as conn:
-        conn.execute(stmt, rows)
+        conn.execute(_upsert_statement(engine.dialect.name), [_complete(row) for row in rows])
+
+
+#: The columns a run row writes (every one but the surrogate key).
+_COLUMNS = ("message_id", "enqueued_at", "started_at", *_UPDATABLE)
+_TIMES = frozenset({"enqueued_at", "started_at", "finished_at"})
+
+
+@functools.cache
+def _sqlite_upsert() -> tuple[str, tuple[str, ...]]:
+    """The upsert's SQL for the sqlite3 driver (qmark parameters) and the columns in their order."""
+    compiled = _upsert_statement("sqlite").compile(dialect=sqlite.dialect(), column_keys=list(_COLUMNS))
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+_seconds: dict[int, str] = {}
+
+
+def _sqlite_time(value: Any) -> str | None:
+    """A time as SQLAlchemy stores a ``DateTime`` in SQLite: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    if value.__class__ is float:  # the hot path's epoch seconds; a batch shares a few seconds
+        second = int(value)
+        prefix = _seconds.get(second)
+        if prefix is None:
+            if len(_seconds) > 4096:
+                _seconds.clear()
+            prefix = _seconds[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        return f"{prefix}.{min(999_999, int((value - second) * 1e6 + 0.5)):06d}"
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return _sqlite_time(float(value))
+
+
+def _sqlite_params(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    values = list(map(row.get, columns))
+    for i, name in _sqlite_conversions(columns):
+        value = values[i]
+        if name == "report":
+            values[i] = None if value is None else json.dumps(value)
+        elif name == "seq":
+            values[i] = value or 0
+        elif name == "attempt":
+            values[i] = value or 1
+        else:
+            values[i] = _sqlite_time(value)
+    return tuple(values)
+
+
+@functools.cache
+def _sqlite_conversions(columns: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """(position, column) of the values the driver cannot take as they are buffered."""
+    return tuple((i, name) for i, name in enumerate(columns) if name in _TIMES | {"report", "seq", "attempt"})
+
+
+def _complete(row: dict[str, Any]) -> dict[str, Any]:
+    """A buffered row as SQLAlchemy binds it: every column, dates as datetimes."""
+    row = dict(row)
+    # The hot path records epoch seconds; dates are made here, off the worker threads.
+    for name in _TIMES:
+        value = row.get(name)
+        if isinstance(value, int | float):
+            row[name] = datetime.fromtimestamp(value, UTC)
+    for name in _COLUMNS:
+        row.setdefault(name, None)
+    row["seq"] = row["seq"] or 0
+    row["attempt"] = row["attempt"] or 1
+    return row
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Two events of one message, as the upsert merges them: ``new`` wins, except that it
+    never erases a start time or a report, and the first enqueue time stays."""
+    merged = {**old, **new}
+    for name in ("started_at", "report"):
+        if new.get(name) is None:
+            merged[name] = old.get(name)
+    if old.get("enqueued_at") is not None:
+        merged["enqueued_at"] = old["enqueued_at"]
+    return merged
 
 
 class HistoryWriter:
@@ -67,47 +168,60 @@ class HistoryWriter:
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
         self._runs: dict[str, dict[str, Any]] = {}
-        # Runs in progress: the row is only built if a flush finds them still running,
-        # so a job that finishes between two flushes costs one row, built once.
-        self._inflight: dict[str, Callable[[], dict[str, Any]]] = {}
+        # What worker threads hand in: appended without a lock, merged into _runs by the flush.
+        self._incoming: deque[dict[str, Any]] = deque()
+        # Rows of the runs still in progress, asked for at each flush (see :meth:`watch`).
+        self._inflight: list[weakref.WeakMethod[Callable[[], list[dict[str, Any]]]]] = []
         self._dead: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self.dropped = 0
         self.healthy = True
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        # The writer thread does not exist in a forked child: the next event starts one.
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def watch(self, running_rows: Callable[[], list[dict[str, Any]]]) -> None:
+        """Let each flush also write the rows ``running_rows()`` (a bound method) returns:
+        the runs in progress.  Held weakly: a middleware thrown away stops being asked."""
+        self._inflight = [ref for ref in self._inflight if ref() is not None]
+        self._inflight.append(weakref.WeakMethod(running_rows))  # type: ignore[arg-type]
 
     def record(self, message_id: str, **fields: Any) -> None:
-        """Merge ``fields`` into the pending row of ``message_id``."""
-        self._ensure_thread()
-        with self._lock:
-            row = self._runs.get(message_id)
-            if row is None:
-                if len(self._runs) >= self.max_buffer:
-                    self.dropped += 1
-                    return
-                self._runs[message_id] = row = {"message_id": message_id, "started_at": None,
-                                                "enqueued_at": None, "report": None}
-                for name in _UPDATABLE:
-                    row.setdefault(name, None)
-            if (fields.get("seq") or 0) >= (row.get("seq") or 0):
-                row.update(fields)
-        if len(self._runs) >= 500:
+        """Merge ``fields`` (an event of ``message_id``) into its pending row."""
+        self.put({"message_id": message_id, **fields})
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Queue ``row`` for writing; rows of one message merge by ``seq`` when flushed."""
+        if self._thread is None:
+            self._ensure_thread()
+        incoming = self._incoming
+        if len(incoming) + len(self._runs) >= self.max_buffer:
+            self.dropped += 1
+            return
+        incoming.append(row)
+        if len(incoming) >= 500 and not self._wake.is_set():
             self._wake.set()
 
-    def running(self, message_id: str, row: Callable[[], dict[str, Any]]) -> None:
-        """Note that ``message_id`` started; ``row()`` builds its row if a flush sees it running."""
-        self._ensure_thread()
-        self._inflight[message_id] = row
-
-    def finished(self, message_id: str, **fields: Any) -> None:
-        """Record the outcome of a run noted with :meth:`running` (or not)."""
-        start = self._inflight.pop(message_id, None)
-        if start is not None:
-            fields = {**start(), **fields}
-        self.record(message_id, **fields)
+    def _merge_incoming(self) -> None:
+        """Fold what worker threads handed in into ``_runs`` (under ``_lock``)."""
+        runs, pop = self._runs, self._incoming.popleft
+        while True:
+            try:
+                row = pop()
+            except IndexError:
+                return
+            message_id = row["message_id"]
+            old = runs.get(message_id)
+            if old is None:
+                runs[message_id] = row
+            elif (row.get("seq") or 0) >= (old.get("seq") or 0):
+                runs[message_id] = _merge(old, row)
 
     def dead_letter(self, **fields: Any) -> None:
         """Archive a dead-lettered message (reason, traceback, body)."""
@@ -119,20 +233,25 @@ class HistoryWriter:
     def flush(self) -> bool:
         """Write everything pending now; False if the database refused."""
         with self._lock:
+            self._merge_incoming()
             runs, self._runs = self._runs, {}
             dead, self._dead = list(self._dead), deque()
-        for mid, row in list(self._inflight.items()):
-            if mid not in runs:
-                try:
-                    runs[mid] = {"message_id": mid, **row()}
-                except Exception:  # the run ended meanwhile; its outcome comes next flush
-                    continue
+        for ref in self._inflight:
+            running_rows = ref()
+            if running_rows is None:
+                continue
+            try:
+                rows = running_rows()
+            except Exception:  # a run ended meanwhile; the next flush sees it
+                continue
+            for row in rows:
+                runs.setdefault(row["message_id"], row)
         if not runs and not dead:
             return True
         try:
             engine = get_engine(self.database_url)
             if runs:
-                _upsert(engine, [self._complete(r) for r in runs.values()])
+                _upsert(engine, list(runs.values()))
             if dead:
                 with engine.begin() as conn:
                     conn.execute(insert(DeadLetter), dead)
@@ -155,7 +274,7 @@ class HistoryWriter:
         dropped = 0
         for row in runs.values():
             try:
-                _upsert(engine, [self._complete(row)])
+                _upsert(engine, [row])
             except (OperationalError, InterfaceError) as exc:
                 return self._keep(runs, dead, exc)
             except Exception:
@@ -184,45 +303,40 @@ class HistoryWriter:
             self._dead.extendleft(reversed(dead))
         return False
 
-    @staticmethod
-    def _complete(row: dict[str, Any]) -> dict[str, Any]:
-        row = dict(row)
-        for name in ("started_at", "enqueued_at", "report"):
-            row.setdefault(name, None)
-        # The hot path records epoch seconds; dates are made here, off the worker threads.
-        for name in ("enqueued_at", "started_at", "finished_at"):
-            value = row.get(name)
-            if isinstance(value, int | float):
-                row[name] = datetime.fromtimestamp(value, UTC)
-        for name in _UPDATABLE:
-            row.setdefault(name, None)
-        row["seq"] = row["seq"] or 0
-        row["attempt"] = row["attempt"] or 1
-        return row
-
     def close(self) -> None:
         """Stop the writer thread after a last flush."""
         self._stop.set()
         self._wake.set()
-        thread = self._thread
+        thread, self._thread = self._thread, None  # the next event starts a new one
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout=10)
         self.flush()
 
-    def _ensure_thread(self) -> None:
-        import os
+    def open(self) -> None:
+        """Start the writer and open (and migrate) its database now, at worker boot.
 
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+        Otherwise the first flush pays for it while the first jobs run.  Never
+        raises: with the database down, the events wait in memory as usual.
+        """
+        self._ensure_thread()
+        try:
+            get_engine(self.database_url)
+        except Exception as exc:
+            logger.warning("[history] database unavailable at start, history will catch up: %s",
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
             return
-        with self._lock:
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+        with self._lock:  # a fork resets _thread (_forked)
+            if self._thread is not None and self._thread.is_alive():
                 return
-            self._pid = os.getpid()
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
             self._thread.start()
             # A process stopped without a clean worker shutdown (a second SIGTERM, as when
             # a whole process group is signalled) still writes what it buffered.
+            atexit.unregister(self.flush)
             atexit.register(self.flush)
 
     def _run(self) -> None:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
-from tests.conftest import RABBITMQ_URL, ROOT, port_open, unavailable
+from tests.conftest import RABBITMQ_URL, port_open, unavailable
+from tests.support import free_port, start, stop, vhost, wait_for, wait_for_log
 
 SECRET = "test-secret-" + "x" * 40
 
@@ -31,20 +23,8 @@ jobs:
 """
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _management(method: str, path: str, **kwargs: Any) -> int:
-    parts = urlsplit(RABBITMQ_URL)
-    try:
-        return httpx.request(method, f"http://{parts.hostname}:15672/api{path}", timeout=5,
-                             auth=(parts.username or "guest", parts.password or "guest"), **kwargs).status_code
-    except httpx.HTTPError:
-        return 0
+#: What polling a process that may still be starting can raise: "not yet", not a failure.
+UNREACHABLE = (httpx.HTTPError, OSError)
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +32,10 @@ def vhost_url() -> Iterator[str]:
     """A RabbitMQ vhost of this module's own (queue depths are asserted exactly)."""
     if not port_open(RABBITMQ_URL, 5672):
         unavailable(f"RabbitMQ at {RABBITMQ_URL}")
-    vhost = f"bj-api-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    user = urlsplit(RABBITMQ_URL).username or "guest"
-    if _management("PUT", f"/vhosts/{quote(vhost, safe='')}") not in (201, 204):
-        unavailable("the RabbitMQ management API")
-    _management("PUT", f"/permissions/{quote(vhost, safe='')}/{user}",
-                json={"configure": ".*", "write": ".*", "read": ".*"})
-    yield urlunsplit(urlsplit(RABBITMQ_URL)._replace(path="/" + quote(vhost, safe="")))
-    _management("DELETE", f"/vhosts/{quote(vhost, safe='')}")
+    with vhost("bj-api") as url:
+        if url is None:
+            unavailable(f"a vhost of its own on RabbitMQ at {RABBITMQ_URL} (management API or rabbitmqctl)")
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -81,42 +57,6 @@ def service_env(vhost_url: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     }
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a process in its own session, output to ``log``."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir",
-                                                                "dramatiq_prom_db", "dramatiq_prom_port",
-                                                                "dramatiq_prom_host")}
-    with open(log, "wb") as out:
-        return subprocess.Popen(args, env={**clean, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process started by :func:`spawn` (its whole group)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (httpx.HTTPError, OSError) as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s (last: {last!r})")
-
-
 def server_log(service_env: dict[str, str]) -> Path:
     """Where the ``server`` fixture's process writes its output."""
     return Path(service_env["METRICS_DIR"]).parent / "serve.log"
@@ -126,29 +66,26 @@ def server_log(service_env: dict[str, str]) -> Path:
 def server(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``broker-jobs serve`` on a free port; yields its base URL (its output goes to :func:`server_log`)."""
     log = server_log(service_env)
-    proc = spawn([sys.executable, "-m", "broker_jobs", "serve", "--port", service_env["API_PORT"]],
-                 service_env, log)
+    proc = start(["-m", "broker_jobs", "serve", "--port", service_env["API_PORT"]], service_env, log)
     base = f"http://127.0.0.1:{service_env['API_PORT']}"
     try:
-        wait_until(lambda: proc.poll() is None and httpx.get(base + "/health/live", timeout=1).status_code == 200,
-                   what=f"serve answering (log: {log})")
+        wait_for(lambda: proc.poll() is None and httpx.get(base + "/health/live", timeout=1).status_code == 200,
+                 f"serve answering (log: {log})", timeout=30, every=0.1, ignore=UNREACHABLE)
         yield base
     finally:
-        stop(proc)
+        stop(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")
 def worker(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``dramatiq broker_jobs.actors`` (1 process, 2 threads); yields its log file."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = spawn([sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "2"],
-                 service_env, log)
+    proc = start(["-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "2"], service_env, log)
     try:
-        wait_until(lambda: proc.poll() is None and "ready for action" in log.read_text(errors="replace"),
-                   what=f"worker ready (log: {log})")
+        wait_for_log(log, "ready for action", proc, timeout=30)
         yield log
     finally:
-        stop(proc)
+        stop(proc, timeout=20)
 
 
 def token(scope: str, ttl: float = 600, secret: str = SECRET) -> str:

@@ -5,23 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import bearer
+from tests.api.conftest import UNREACHABLE, bearer
+from tests.support import queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbitmq
-
-
-def ready_in(service_env: dict[str, str], queue: str) -> int:
-    """Messages ready in ``queue``, exactly and now (a passive declare, not the lagging management API)."""
-    import pika
-
-    conn = pika.BlockingConnection(pika.URLParameters(service_env["RABBITMQ_URL"]))
-    try:
-        return conn.channel().queue_declare(queue=queue, passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0
-    finally:
-        if conn.is_open:
-            conn.close()
 
 
 def test_health_reports_status_schedules_and_each_dependency(server):
@@ -49,12 +36,12 @@ def test_an_unauthenticated_sync_is_refused_and_enqueues_nothing_while_an_operat
     assert refused.status_code == 401
     refused = httpx.post(server + "/api/v1/sync/service/7", headers=bearer("read"), timeout=10)
     assert refused.status_code == 403
-    assert ready_in(service_env, "sync") == 0
+    assert queue_depth(service_env["RABBITMQ_URL"], "sync") == 0
 
     accepted = httpx.post(server + "/api/v1/sync/service/7", headers=bearer("operate"), timeout=10)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["actor"] == "sync_service" and accepted.json()["queue"] == "sync"
-    assert ready_in(service_env, "sync") == 1
+    assert queue_depth(service_env["RABBITMQ_URL"], "sync") == 1
 
 
 def test_queues_lists_waiting_active_delayed_failed_and_completed(server):
@@ -66,12 +53,10 @@ def test_queues_lists_waiting_active_delayed_failed_and_completed(server):
 
 
 def test_the_web_metrics_export_queue_depths_and_history_counts(server):
-    from tests.api.conftest import wait_until
-
     httpx.post(server + "/api/v1/sync/service/8", headers=bearer("operate"), timeout=10).raise_for_status()
-    text = wait_until(lambda: (t := httpx.get(server + "/metrics", timeout=10).text)
-                      and 'broker_jobs_queue_messages{queue="sync",state="ready"} 0.0' not in t and t,
-                      timeout=10, what="the sync queue's depth in /metrics")
+    text = wait_for(lambda: (t := httpx.get(server + "/metrics", timeout=10).text)
+                    and 'broker_jobs_queue_messages{queue="sync",state="ready"} 0.0' not in t and t,
+                    "the sync queue's depth in /metrics", timeout=10, every=0.1, ignore=UNREACHABLE)
     assert 'broker_jobs_collector_up{source="rabbitmq"} 1.0' in text
     assert 'broker_jobs_collector_up{source="database"} 1.0' in text
     assert 'broker_jobs_history_runs{status="succeeded"}' in text

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import bearer, token, wait_until
+from tests.api.conftest import UNREACHABLE, bearer, token
 from tests.conftest import unavailable
+from tests.support import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -56,8 +57,8 @@ def test_the_dashboard_shows_a_job_that_just_ran_and_run_now_adds_a_new_run(serv
     started = httpx.post(f"{server}/api/v1/jobs/{JOB}/run", headers=bearer("operate"), json={}, timeout=20)
     assert started.status_code == 200, started.text
     first = started.json()["message_id"]
-    wait_until(lambda: any(r["message_id"] == first and r["status"] == "succeeded" for r in runs(server)),
-               what="the first run to succeed")
+    wait_for(lambda: any(r["message_id"] == first and r["status"] == "succeeded" for r in runs(server)),
+             "the first run to succeed", timeout=30, every=0.1, ignore=UNREACHABLE)
 
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     page.goto(f"{server}/?token={token('operate')}")
@@ -130,7 +131,7 @@ def test_a_dead_letter_is_listed_with_its_reason_and_replayed_with_fixed_argumen
         response.raise_for_status()
         return [d for d in response.json() if d["id"] == dead_id]
 
-    [letter] = wait_until(listed, what="the dead letter listed")
+    [letter] = wait_for(listed, "the dead letter listed", timeout=30, every=0.1, ignore=UNREACHABLE)
     assert letter["actor"] == "diagnostics" and "ArgumentsInvalid" in letter["reason"]
 
     replayed = httpx.post(server + "/api/v1/dlq/replay", headers=bearer("operate"),
@@ -138,8 +139,8 @@ def test_a_dead_letter_is_listed_with_its_reason_and_replayed_with_fixed_argumen
     assert replayed.status_code == 200, replayed.text
     [done] = replayed.json()
     new_id = done["replayed_as"]
-    wait_until(lambda: any(r["message_id"] == new_id and r["status"] == "succeeded" for r in runs(server)),
-               what="the replay to succeed")
+    wait_for(lambda: any(r["message_id"] == new_id and r["status"] == "succeeded" for r in runs(server)),
+             "the replay to succeed", timeout=30, every=0.1, ignore=UNREACHABLE)
     assert listed() == []
     missing = httpx.post(server + "/api/v1/dlq/replay", headers=bearer("operate"), json={"id": dead_id}, timeout=20)
     assert missing.status_code == 404
@@ -161,5 +162,5 @@ def test_the_replay_button_sends_a_dead_letter_back(server, worker, service_env,
     page.locator(".toast.ok").wait_for(timeout=10_000)
     row.wait_for(state="detached", timeout=20_000)  # replayed: no longer listed as dead
     # The copy ran under a new message id (and, with the same wrong argument, died again).
-    wait_until(lambda: dead_runs() - before, what="the replayed copy to run")
+    wait_for(lambda: dead_runs() - before, "the replayed copy to run", timeout=30, every=0.1, ignore=UNREACHABLE)
     page.close()

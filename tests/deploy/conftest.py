@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import RABBITMQ_URL, ROOT, port_open, unavailable
+from tests.support import free_port
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -94,9 +94,7 @@ def scratch(management: Management) -> Iterator[Callable[[str], str]]:
 @pytest.fixture
 def worker_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a worker or CLI subprocess: a private SQLite history and metrics port, no Redis."""
-    with socket.socket() as sock:  # a metrics port of its own: other tests' workers use the default
-        sock.bind(("127.0.0.1", 0))
-        metrics_port = sock.getsockname()[1]
+    # A metrics port of its own: other tests' workers use the default.
     return {"DATABASE_URL": f"sqlite:///{tmp_path}/jobs.sqlite3", "PYTHONUNBUFFERED": "1",
-            "JOBS_CONFIG": str(ROOT / "config" / "jobs.yaml"), "METRICS_PORT": str(metrics_port),
+            "JOBS_CONFIG": str(ROOT / "config" / "jobs.yaml"), "METRICS_PORT": str(free_port()),
             "METRICS_DIR": str(tmp_path / "metrics")}

@@ -124,7 +124,8 @@ def test_the_procfile_has_release_worker_scheduler_and_web():
     entries = procfile()
     assert entries == {
         "release": "broker-jobs setup",
-        "worker": "dramatiq broker_jobs.actors --processes ${WEB_CONCURRENCY:-2} --threads ${ETL_CONCURRENCY:-2}",
+        "worker": "dramatiq broker_jobs.actors --processes ${WEB_CONCURRENCY:-2} --threads ${ETL_CONCURRENCY:-2}"
+                  " --worker-shutdown-timeout ${WORKER_SHUTDOWN_TIMEOUT:-25000}",
         "scheduler": "broker-jobs scheduler",
         "web": "broker-jobs serve --port ${PORT:-8000}",
     }
@@ -145,11 +146,14 @@ def test_each_broker_jobs_command_of_the_procfile_exists(kind):
 
 
 def test_the_worker_command_of_the_procfile_parses():
-    words = procfile()["worker"].replace("${WEB_CONCURRENCY:-2}", "2").replace("${ETL_CONCURRENCY:-2}", "2")
+    words = (procfile()["worker"].replace("${WEB_CONCURRENCY:-2}", "2").replace("${ETL_CONCURRENCY:-2}", "2")
+             .replace("${WORKER_SHUTDOWN_TIMEOUT:-25000}", "25000"))
     from dramatiq.cli import make_argument_parser
 
     args = make_argument_parser().parse_args(words.split()[1:])
     assert (args.broker, args.processes, args.threads) == ("broker_jobs.actors", 2, 2)
+    # Heroku kills a dyno 30 s after SIGTERM: running jobs get 25 s of it.
+    assert args.worker_shutdown_timeout == 25000
     assert shutil.which("dramatiq", path=str(Path(sys.executable).parent)) is not None
 
 

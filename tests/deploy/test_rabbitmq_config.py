@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,21 +17,11 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, unavailable
+from tests.support import free_ports, stop, wait_for
 
 # Debian's rabbitmq-server package; the scripts in /usr/sbin would switch to the rabbitmq user.
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class Node:
@@ -82,18 +70,16 @@ class Node:
         return httpx.get(f"http://127.0.0.1:{self.management}/api{path}", auth=auth, timeout=5)
 
     def wait_until_up(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the node exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if self.api("/overview", ("broker_jobs", "change-me")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"the node did not come up in {timeout}s:\n{self.tail()}")
+        proc = self.proc
+        assert proc is not None
+        try:
+            wait_for(lambda: proc.poll() is not None
+                     or self.api("/overview", ("broker_jobs", "change-me")).status_code == 200,
+                     "the node to come up", timeout, every=0.5, ignore=(httpx.HTTPError,))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{self.tail()}") from None
+        if proc.poll() is not None:
+            raise AssertionError(f"the node exited with {proc.returncode}:\n{self.tail()}")
 
     def eval(self, expression: str) -> str:
         """Evaluate an Erlang expression on the node (rabbitmqctl eval)."""
@@ -106,14 +92,8 @@ class Node:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc is not None:
+            stop(self.proc)
 
 
 @pytest.fixture(scope="module")

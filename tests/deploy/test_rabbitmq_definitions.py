@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +16,7 @@ from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs
 from tests.conftest import ROOT, run_cli
 from tests.deploy.conftest import Management
+from tests.support import start, stop, wait_for, wait_for_log
 
 RABBITMQ_DIR = ROOT / "rabbitmq"
 DEFINITIONS = json.loads((RABBITMQ_DIR / "definitions.json").read_text())
@@ -97,34 +94,6 @@ def renamed_definitions(vhost: str, user: str) -> dict[str, Any]:
     return data
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"],
-        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-    )
-
-
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 45) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.rabbitmq
 def test_a_worker_runs_cleanly_on_the_imported_definitions(management: Management, scratch, worker_env,
                                                           tmp_path):
@@ -133,10 +102,9 @@ def test_a_worker_runs_cleanly_on_the_imported_definitions(management: Managemen
     env = {**worker_env, "RABBITMQ_URL": management.amqp_url(vhost, user, SHIPPED_PASSWORD)}
     log_path = tmp_path / "worker.log"
 
-    worker = start_worker(env, log_path)
+    worker = start(["-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"], env, log_path)
     try:
-        wait_for(lambda: "ready for action" in log_path.read_text() or worker.poll() is not None,
-                 "the worker to boot")
+        wait_for_log(log_path, "ready for action", worker, timeout=45)
         assert worker.poll() is None, log_path.read_text()
         sent = run_cli("send", "diagnostics", env=env)
         assert sent.returncode == 0, sent.stderr
@@ -147,9 +115,9 @@ def test_a_worker_runs_cleanly_on_the_imported_definitions(management: Managemen
             runs = query_runs(get_engine(env["DATABASE_URL"]), actor="diagnostics")
             return any(r.message_id == message_id and r.status == "succeeded" for r in runs)
 
-        wait_for(succeeded, f"diagnostics {message_id} to succeed")
+        wait_for(succeeded, f"diagnostics {message_id} to succeed", timeout=45)
     finally:
-        stop_worker(worker)
+        stop(worker)
     log = log_path.read_text()
     assert "PRECONDITION_FAILED" not in log
     assert "CRITICAL" not in log

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
+from tests.support import database, free_port
 
 from .effects import EFFECTS_DDL
-from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, free_port, private_database, private_vhost
+from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, booted_rabbit, private_vhost
 from .support import Workers
 
 
@@ -37,15 +38,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def private_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbit]:
     """A RabbitMQ node of the fault tests' own (booted once: about 7 s here)."""
-    root = tmp_path_factory.mktemp("bjfault-rabbit")
-    root.chmod(0o755)
-    node = PrivateRabbit(root)
-    try:
-        node.start()
-    except ServiceUnavailable as exc:
-        unavailable(f"a private RabbitMQ node ({exc})")
-    yield node
-    node.stop()
+    with booted_rabbit(tmp_path_factory.mktemp("bjfault-rabbit")) as node:
+        yield node
 
 
 @pytest.fixture
@@ -79,7 +73,7 @@ def fault_db() -> Iterator[str]:
     """A PostgreSQL database of the test's own (history and effects), dropped after it."""
     if not port_open(TEST_POSTGRES_URL, 5432):
         unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}")
-    with private_database(TEST_POSTGRES_URL, EFFECTS_DDL) as url:
+    with database(TEST_POSTGRES_URL, "bj_fault", EFFECTS_DDL) as url:
         yield url
 
 

@@ -1,4 +1,5 @@
-"""Private RabbitMQ, Redis and PostgreSQL for the fault tests, which they may break.
+"""Private RabbitMQ and Redis for the fault tests, which they may break (their PostgreSQL
+databases come from :func:`tests.support.database`).
 
 The shared services on 5672, 6379 and 5432 belong to every engineer testing at
 the same time; a fault test stops, blocks and reconfigures only what it started
@@ -18,28 +19,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
+
+from tests.support import free_port, kill, stop, wait_for
 
 RABBITMQ_BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate, timeout: float, every: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 def listening(port: int) -> bool:
@@ -60,10 +46,13 @@ class PrivateRabbit:
 
     Parameters:
       root: A directory for its database, logs, cookie and configuration.
+      listen: The addresses its AMQP listener binds, all on one port; keep
+        127.0.0.1 among them (``url`` and ``start`` use it).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, listen: tuple[str, ...] = ("127.0.0.1",)) -> None:
         self.root = root
+        self.listen = listen
         self.node = f"bjfault-{uuid.uuid4().hex[:8]}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
@@ -106,9 +95,12 @@ class PrivateRabbit:
         cookie.chmod(0o400)
         (self.root / "rabbitmq-env.conf").write_text("")  # ignore /etc/rabbitmq/rabbitmq-env.conf
         (self.root / "enabled_plugins").write_text("[].\n")
+        names = ["default", *(str(i) for i in range(2, len(self.listen) + 1))]
+        listeners = [f"listeners.tcp.{name} = {address}:{self.port}\n"
+                     for name, address in zip(names, self.listen, strict=True)]
         (self.root / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
-            "loopback_users.guest = false\n"
+            "".join(listeners)
+            + "loopback_users.guest = false\n"
             "max_message_size = 4194304\n"
         )
         started = time.monotonic()
@@ -116,9 +108,12 @@ class PrivateRabbit:
             [str(server)], env=self._env(), cwd=self.root, stdout=(self.log / "stdout.log").open("wb"),
             stderr=subprocess.STDOUT, start_new_session=True,
         )
-        if not wait_until(lambda: listening(self.port) or self.process.poll() is not None, timeout):
+        try:
+            wait_for(lambda: listening(self.port) or self.process.poll() is not None, "private RabbitMQ to listen",
+                     timeout, every=0.2)
+        except AssertionError:
             self.stop()
-            raise ServiceUnavailable(f"private RabbitMQ did not listen within {timeout} s")
+            raise ServiceUnavailable(f"private RabbitMQ did not listen within {timeout} s") from None
         if self.process.poll() is not None:
             raise ServiceUnavailable("private RabbitMQ exited: " + self.tail())
         self.boot_seconds = time.monotonic() - started
@@ -148,7 +143,8 @@ class PrivateRabbit:
     def start_app(self) -> None:
         """Start the RabbitMQ application again and wait for its listener."""
         self.ctl("start_app")
-        wait_until(lambda: listening(self.port), 30)
+        with suppress(AssertionError):  # a node slow to listen shows in the test that needs it
+            wait_for(lambda: listening(self.port), "private RabbitMQ to listen again", 30, every=0.2)
         self._changed.discard("app")
 
     def set_memory_watermark(self, fraction: float) -> None:
@@ -186,14 +182,31 @@ class PrivateRabbit:
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                kill(self.process)
         if self.process is not None:
             try:  # the Erlang runtime may outlive the launcher script: end its whole group
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def booted_rabbit(root: Path, listen: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[PrivateRabbit]:
+    """A private RabbitMQ node in ``root``, listening on ``listen``, stopped afterwards;
+    the test is skipped (failed under CI) when it cannot boot."""
+    from tests.conftest import unavailable
+
+    root.chmod(0o755)
+    node = PrivateRabbit(root, listen=listen)
+    try:
+        node.start()
+    except ServiceUnavailable as exc:
+        unavailable(f"a private RabbitMQ node ({exc})")
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 class PrivateRedis:
@@ -219,18 +232,15 @@ class PrivateRedis:
              "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        if not wait_until(lambda: listening(self.port), 10):
-            raise ServiceUnavailable("private redis-server did not start")
+        try:
+            wait_for(lambda: listening(self.port), "private redis-server to listen", 10, every=0.2)
+        except AssertionError:
+            raise ServiceUnavailable("private redis-server did not start") from None
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process, timeout=10)
 
     def close(self) -> None:
         """Stop the server and remove its directory."""
@@ -252,34 +262,3 @@ def private_vhost(rabbit: PrivateRabbit) -> Iterator[str]:
             rabbit.ctl("delete_vhost", vhost)
         except RuntimeError:
             pass
-
-
-@contextmanager
-def private_database(admin_url: str, ddl: str = "") -> Iterator[str]:
-    """A fresh database on the PostgreSQL server of ``admin_url`` (``ddl`` run in it), dropped afterwards.
-
-    The caller may lock its tables or refuse connections to it; the server and
-    every other database stay untouched.
-    """
-    import sqlalchemy
-
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"bj_fault_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
-    if ddl:
-        engine = sqlalchemy.create_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(ddl)
-        engine.dispose()
-    try:
-        yield url
-    finally:
-        from broker_jobs.store.db import reset_engines
-
-        reset_engines()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,78 +16,12 @@ import pika
 from dramatiq.message import Message
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT
+from tests.support import Process
 
 from .effects import QUEUE
 
 #: Where each test's figures go (one JSON line per test); the README table quotes them.
 FIGURES = Path(os.environ.get("FAULT_FIGURES", "/tmp/broker-jobs-fault-figures.jsonl"))
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60, every: float = 0.3) -> Any:
-    """Poll ``predicate`` until it returns something true; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Process:
-    """A command of ours (``python -m ...``) in its own process group, logging to a file.
-
-    Parameters:
-      args: The arguments after ``python``.
-      env: Extra environment.
-      log: File receiving its output.
-    """
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args = args
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Process:
-        """Start the command."""
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, *self.args], env={**os.environ, **self.env},
-                                         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        return self
-
-    def alive(self) -> bool:
-        """Whether the command still runs."""
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_for_log(self, pattern: str, timeout: float = 60, count: int = 1) -> None:
-        """Wait until ``pattern`` (a regex) occurs ``count`` times in the log."""
-        wait_for(lambda: len(re.findall(pattern, self.text())) >= count or not self.alive(),
-                 f"{pattern!r} in {self.log.name}", timeout=timeout)
-        assert len(re.findall(pattern, self.text())) >= count, f"{self.log.name} exited:\n{self.text()[-3000:]}"
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no cleanup, no acks, no lease release."""
-        if self.alive():
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        """SIGTERM (graceful), then SIGKILL after 30 s."""
-        if not self.alive():
-            return
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def text(self) -> str:
-        """Everything the command logged so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 class Workers(Process):
@@ -207,18 +138,6 @@ def dead_letters(amqp_url: str, queue: str = QUEUE) -> list[Message[Any] | bytes
             except Exception:
                 found.append(body)
         return found  # closing the connection puts them back
-    finally:
-        connection.close()
-
-
-def queue_depth(amqp_url: str, queue: str) -> int:
-    """Messages ready in ``queue`` (0 when it does not exist)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        try:
-            return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
-        except pika.exceptions.ChannelClosedByBroker:
-            return 0
     finally:
         connection.close()
 

@@ -22,9 +22,9 @@ import jwt
 import pytest
 
 from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
+from tests.support import Process, database, free_port, wait_for
 
-from .services import PrivateRabbit, free_port, private_database, private_vhost
-from .support import Process, wait_for
+from .services import PrivateRabbit, private_vhost
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 
@@ -65,7 +65,7 @@ def api(private_rabbit: PrivateRabbit, tmp_path_factory: pytest.TempPathFactory)
         unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}")
     tmp = tmp_path_factory.mktemp("api-fuzz")
     (tmp / "jobs.yaml").write_text(JOBS_YAML)
-    with private_vhost(private_rabbit) as amqp_url, private_database(TEST_POSTGRES_URL) as db:
+    with private_vhost(private_rabbit) as amqp_url, database(TEST_POSTGRES_URL, "bj_fault") as db:
         port = free_port()
         env = {"RABBITMQ_URL": amqp_url, "DATABASE_URL": db, "API_JWT_SECRET": SECRET, "REDIS_URL": "",
                "JOBS_CONFIG": str(tmp / "jobs.yaml"), "METRICS_PORT": str(free_port()),

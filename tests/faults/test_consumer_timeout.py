@@ -14,7 +14,9 @@ import time
 import pytest
 import sqlalchemy
 
-from .support import Producer, dead_keys, effect_times, fault_message, tally, wait_for
+from tests.support import wait_for
+
+from .support import Producer, dead_keys, effect_times, fault_message, tally
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

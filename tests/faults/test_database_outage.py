@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy
 
 from tests.conftest import TEST_POSTGRES_URL
+from tests.support import wait_for
 
-from .support import Producer, dead_keys, effects, fault_message, tally, wait_for
+from .support import Producer, dead_keys, effects, fault_message, tally
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

@@ -7,8 +7,7 @@ import time
 import pytest
 
 from tests.conftest import run_cli
-
-from .support import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -26,10 +26,11 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
+from tests.support import Process, database, free_port, queue_depth, wait_for
 
 from .effects import EFFECTS_DDL
-from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, free_port, private_database, private_vhost
-from .support import Process, Workers, dead_keys, effects, queue_depth, tally, wait_for
+from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, private_vhost
+from .support import Workers, dead_keys, effects, tally
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -95,7 +96,7 @@ def run(private_rabbit: PrivateRabbit, tmp_path_factory: pytest.TempPathFactory)
     tmp = tmp_path_factory.mktemp("scheduler-faults")
     processes: dict[str, Process] = {}
     try:
-        with private_vhost(private_rabbit) as amqp_url, private_database(TEST_POSTGRES_URL, EFFECTS_DDL) as db:
+        with private_vhost(private_rabbit) as amqp_url, database(TEST_POSTGRES_URL, "bj_fault", EFFECTS_DDL) as db:
             (tmp / "jobs.yaml").write_text(JOBS_YAML)
             api_port = free_port()
             env = {"RABBITMQ_URL": amqp_url, "DATABASE_URL": db, "FAULT_EFFECTS_URL": db,

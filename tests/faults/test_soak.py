@@ -16,7 +16,9 @@ import psutil
 import pytest
 import sqlalchemy
 
-from .support import Producer, dead_keys, fault_message, queue_depth, tally, wait_for
+from tests.support import queue_depth, wait_for
+
+from .support import Producer, dead_keys, fault_message, tally
 
 pytestmark = [pytest.mark.soak, pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.timeout(3600)]
 

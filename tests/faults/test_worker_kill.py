@@ -7,7 +7,9 @@ import signal
 
 import pytest
 
-from .support import Producer, dead_keys, effects, fault_message, tally, wait_for
+from tests.support import wait_for
+
+from .support import Producer, dead_keys, effects, fault_message, tally
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, run_cli
+from tests.support import start, stop, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -25,22 +24,11 @@ def env(rabbitmq_url: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def worker(env: dict[str, str], tmp_path: Path):
-    log = open(tmp_path / "worker.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "2"],
-        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-    )
+    log = tmp_path / "worker.log"
+    proc = start(["-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "2"], env, log)
     yield proc
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    log.seek(0)
-    text = log.read()
-    assert "PRECONDITION_FAILED" not in text
-    log.close()
+    stop(proc, timeout=20)
+    assert "PRECONDITION_FAILED" not in log.read_text()
 
 
 def history(env: dict[str, str]) -> list[dict]:
@@ -50,13 +38,14 @@ def history(env: dict[str, str]) -> list[dict]:
 
 
 def wait_for_status(env: dict[str, str], message_id: str, statuses: set[str], timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run in history(env):
-            if run["message_id"] == message_id and run["status"] in statuses:
-                return run
-        time.sleep(0.3)
-    raise AssertionError(f"message {message_id} never reached {statuses}: {history(env)}")
+    def reached() -> dict | None:
+        return next((run for run in history(env) if run["message_id"] == message_id and run["status"] in statuses),
+                    None)
+
+    try:
+        return wait_for(reached, f"message {message_id} to reach {statuses}", timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {history(env)}") from None
 
 
 def test_a_send_from_another_process_is_executed_by_the_dramatiq_worker(env, worker):

@@ -14,22 +14,13 @@ from broker_jobs import dead_letters, job
 from broker_jobs.settings import get_settings
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs, writer
+from tests.support import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
 
 def unique(name: str) -> str:
     return f"{name}_{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(predicate, timeout: float = 20.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def finished_runs(actor: str, count: int = 1):
@@ -39,7 +30,7 @@ def finished_runs(actor: str, count: int = 1):
                 if r.status not in ("running", "retrying")]
         return runs if len(runs) >= count else None
 
-    return wait_for(ready)
+    return wait_for(ready, f"{count} finished run(s) of {actor}", timeout=20, every=0.05)
 
 
 def test_a_high_priority_message_overtakes_a_backlog_of_low_ones(rabbit_broker):
@@ -58,7 +49,7 @@ def test_a_high_priority_message_overtakes_a_backlog_of_low_ones(rabbit_broker):
     prefetch = 2  # Dramatiq prefetches 2 x threads
     worker.start()
     try:
-        wait_for(lambda: len(order) == 101, timeout=60)
+        wait_for(lambda: len(order) == 101, "all 101 messages run", timeout=60, every=0.05)
     finally:
         worker.stop()
     assert order.index("high") <= prefetch + 1
@@ -131,7 +122,8 @@ def test_purging_removes_only_the_selected_dead_letters(rabbit_broker):
     finally:
         worker.stop()
     settings = get_settings()
-    wait_for(lambda: len(dead_letters.list_dead(settings, queue=queue)) == 3)
+    wait_for(lambda: len(dead_letters.list_dead(settings, queue=queue)) == 3, "three dead letters listed", timeout=20,
+             every=0.05)
     [purged] = dead_letters.purge(settings, queue=queue, id=messages[0].message_id)
     assert purged.id == messages[0].message_id
     left = {d.id for d in dead_letters.list_dead(settings, queue=queue)}
@@ -157,7 +149,8 @@ def test_an_undecodable_body_is_dead_lettered_and_can_be_purged(rabbit_broker):
         conn.channel().basic_publish("", "default", b"\xff not json", pika.BasicProperties(delivery_mode=2))
         conn.close()
         letters = wait_for(lambda: [d for d in dead_letters.list_dead(settings, queue="default")
-                                    if d.reason.startswith("undecodable")])
+                                    if d.reason.startswith("undecodable")],
+                           "the undecodable body listed as a dead letter", timeout=20, every=0.05)
     finally:
         worker.stop()
     assert letters[0].id.startswith("raw-")

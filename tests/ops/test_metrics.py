@@ -14,8 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker_jobs import metrics, prometheus_env
-from tests.api.conftest import wait_until
+from tests.api.conftest import UNREACHABLE
 from tests.conftest import ROOT
+from tests.support import wait_for
 
 NEXT_FIRE = 1_900_000_000.0
 
@@ -54,9 +55,9 @@ def test_a_worker_host_exports_dramatiq_and_our_metrics_with_real_values(service
         metrics.set_next_fire("nightly-diagnostics", NEXT_FIRE)
     """.replace("NEXT_FIRE", repr(NEXT_FIRE)), env)
     port = env["METRICS_PORT"]
-    found = wait_until(lambda: (s := samples(port)) and (value(
+    found = wait_for(lambda: (s := samples(port)) and (value(
         s, "dramatiq_messages_total", queue_name="default", actor_name="diagnostics") or 0) >= 4 and s,
-        what="four processed messages in the worker's metrics")
+        "four processed messages in the worker's metrics", timeout=30, every=0.1, ignore=UNREACHABLE)
     default = {"queue": "default", "actor": "diagnostics"}
     assert value(found, "dramatiq_message_rejects_total", queue_name="default", actor_name="diagnostics") == 1
     assert value(found, "dramatiq_message_duration_milliseconds_count", queue_name="default",

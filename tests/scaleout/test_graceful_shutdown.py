@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-
-from .test_scale_out import start, stop, wait_for
+from tests.support import start, stop, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -36,14 +35,14 @@ def test_a_leader_stopped_with_sigterm_releases_its_lease_and_the_standby_takes_
                      tmp_path / f"scheduler{i}.log")
         procs[proc.pid] = proc
     try:
-        first = wait_for(lambda: (s := status(env))["leader"] and s["alive"] == 2 and s, 60, "a leader")
+        first = wait_for(lambda: (s := status(env))["leader"] and s["alive"] == 2 and s, "a leader", 60)
         old_leader, expires_in = first["leader"], float(first["lease_expires_in"])
         leader_pid = int(old_leader.split(":")[1])
         assert leader_pid in procs
         stopped_at = time.monotonic()
         os.kill(leader_pid, signal.SIGTERM)
         assert procs[leader_pid].wait(timeout=30) == 0
-        wait_for(lambda: status(env)["leader"] not in (None, old_leader), 30, "a new leader")
+        wait_for(lambda: status(env)["leader"] not in (None, old_leader), "a new leader", 30)
         handover = time.monotonic() - stopped_at
         # Without the release the standby would wait for the old lease to expire.
         assert handover < expires_in, (handover, expires_in)

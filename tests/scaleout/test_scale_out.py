@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,35 +13,11 @@ import pytest
 import redis
 
 from tests.conftest import ROOT
+from tests.support import start, stop, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.slow]
 
 MESSAGES = int(os.environ.get("SCALEOUT_MESSAGES", "10000"))
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], env={**os.environ, **env}, cwd=ROOT,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 @pytest.fixture
@@ -95,7 +70,7 @@ def test_every_message_runs_exactly_once_spread_over_the_workers_and_the_rate_li
         noop = r.hlen(f"{run}:noop:ids")
         return noop >= MESSAGES and r.hlen(f"{run}:limited:ids") >= 12
 
-    wait_for(done, timeout=300, what="every message executed")
+    wait_for(done, "every message executed", timeout=300)
     time.sleep(2)  # a duplicate would show up now
 
     counts = {k.decode(): int(v) for k, v in r.hgetall(f"{run}:noop:ids").items()}

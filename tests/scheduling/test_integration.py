@@ -7,12 +7,6 @@ worker runs, so what the schedulers published is exactly what is there.
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime
@@ -22,54 +16,23 @@ import pika
 import pytest
 
 from broker_jobs.scheduling.state import open_store
+from tests.support import Process, free_port
 
-from ..conftest import ROOT, run_cli
+from ..conftest import run_cli
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 
 def environment(rabbitmq_url: str, tmp_path: Path, jobs: str) -> dict[str, str]:
     (tmp_path / "jobs.yaml").write_text(jobs)
-    return {**os.environ, "RABBITMQ_URL": rabbitmq_url, "JOBS_CONFIG": str(tmp_path / "jobs.yaml"),
+    return {"RABBITMQ_URL": rabbitmq_url, "JOBS_CONFIG": str(tmp_path / "jobs.yaml"),
             "DATABASE_URL": f"sqlite:///{tmp_path}/shared.sqlite3", "LOG_LEVEL": "INFO", "REDIS_URL": "",
             "METRICS_DIR": str(tmp_path / "metrics"), "METRICS_PORT": str(free_port())}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Instance:
-    """One ``broker-jobs scheduler`` subprocess and its log."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self.process = subprocess.Popen([sys.executable, "-m", "broker_jobs", "scheduler"], env=env, cwd=ROOT,
-                                        stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, pattern: str, timeout: float = 40) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(pattern, self.text())
-            if found:
-                return found
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"{pattern!r} not in the log of {self.log.name}:\n{self.text()[-3000:]}")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=20)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
+def scheduler(env: dict[str, str], log: Path) -> Process:
+    """One ``broker-jobs scheduler`` subprocess, started, and its log."""
+    return Process(["-m", "broker_jobs", "scheduler"], env, log).start()
 
 
 def drain(rabbitmq_url: str, queue: str) -> list[dict]:
@@ -100,23 +63,22 @@ def contiguous(fire_ids: set[str]) -> bool:
 def test_two_schedulers_publish_one_message_per_slot_and_survive_a_killed_leader(rabbitmq_url, tmp_path):
     env = environment(rabbitmq_url, tmp_path, "jobs:\n  - {id: beat, actor: diagnostics, queue: sched_it_ha,"
                                              " interval: 1, misfire: run_all, overlap: allow}\n")
-    a, b = Instance(env, tmp_path / "a.log"), Instance(env, tmp_path / "b.log")
+    a, b = scheduler(env, tmp_path / "a.log"), scheduler(env, tmp_path / "b.log")
     try:
         for instance in (a, b):
-            instance.wait_for(r"\[scheduler\] instance \S+ started")
+            instance.wait_for_log(r"\[scheduler\] instance \S+ started", timeout=40)
         time.sleep(4)
         leader, follower = (a, b) if "leads" in a.text() else (b, a)
         leader.kill()  # kill -9: no lease release
         killed_at = time.monotonic()
-        follower.wait_for(r"leads \(fencing token", timeout=15)
+        follower.wait_for_log(r"leads \(fencing token", timeout=15)
         assert time.monotonic() - killed_at < 10  # hand-over within 10 s
         time.sleep(2)
-        assert follower.stop() == 0
+        assert follower.stop(timeout=20) == 0
         assert "released the lease" in follower.text()
     finally:
         for instance in (a, b):
-            if instance.process.poll() is None:
-                instance.kill()
+            instance.kill()
     published = slots(drain(rabbitmq_url, "sched_it_ha"), "beat")
     assert len(published) >= 8
     assert contiguous(set(published))  # no slot lost across the hand-over
@@ -135,19 +97,18 @@ MISFIRE_JOBS = "jobs:\n" + "".join(
 
 def test_a_restarted_scheduler_obeys_each_misfire_policy(rabbitmq_url, tmp_path):
     env = environment(rabbitmq_url, tmp_path, MISFIRE_JOBS)
-    first = Instance(env, tmp_path / "first.log")
-    first.wait_for(r"job run_all fired slot")
+    first = scheduler(env, tmp_path / "first.log")
+    first.wait_for_log(r"job run_all fired slot", timeout=40)
     time.sleep(2)
-    assert first.stop() == 0
+    assert first.stop(timeout=20) == 0
     time.sleep(5)  # plus the restart: about eight slots with no scheduler
-    second = Instance(env, tmp_path / "second.log")
+    second = scheduler(env, tmp_path / "second.log")
     try:
-        second.wait_for(r"job run_all fired slot", timeout=40)
+        second.wait_for_log(r"job run_all fired slot", timeout=40)
         time.sleep(1.5)
-        assert second.stop() == 0
+        assert second.stop(timeout=20) == 0
     finally:
-        if second.process.poll() is None:
-            second.kill()
+        second.kill()
     messages = drain(rabbitmq_url, "sched_it_misfire")
     store = open_store(env["DATABASE_URL"])
     for policy in ("skip", "run_once", "run_all"):

@@ -38,15 +38,30 @@ def prometheus_middleware() -> dramatiq.Middleware:
             # costs more than updating it. One entry per (queue, actor): a small set.
             self._children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
 
+        # Dramatiq creates its metrics in after_process_boot, which only the ``dramatiq``
+        # command emits. Producers (CLI, scheduler, web app) and workers started in-process
+        # (tests, embedding) never see it: there the hooks do nothing instead of raising.
+        def _booted(self) -> bool:
+            return hasattr(self, "total_retried_messages")
+
         def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
-            # Producers (CLI, scheduler, web app) never boot a worker: the counters do not exist there.
-            if hasattr(self, "total_retried_messages"):
+            if self._booted():
                 super().after_enqueue(broker, message, delay)
 
-        def _labelled(self, message: Any) -> tuple[Any, Any, Any, Any]:
+        def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+            if self._booted():
+                super().after_nack(broker, message)
+
+        def before_delay_message(self, broker: dramatiq.Broker, message: Any) -> None:
+            if self._booted():
+                super().before_delay_message(broker, message)
+
+        def _labelled(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
             key = (message.queue_name, message.actor_name)
             children = self._children.get(key)
             if children is None:
+                if not self._booted():
+                    return None
                 children = self._children[key] = (
                     self.inprogress_messages.labels(*key), self.message_durations.labels(*key),
                     self.total_messages.labels(*key), self.total_errored_messages.labels(*key),
@@ -54,15 +69,21 @@ def prometheus_middleware() -> dramatiq.Middleware:
             return children
 
         def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+            children = self._labelled(message)
+            if children is None:
+                return
             if self.delayed_messages and message.message_id in self.delayed_messages:
                 self.delayed_messages.remove(message.message_id)
                 self.inprogress_delayed_messages.labels(message.queue_name, message.actor_name).dec()
-            batch.inc(self._labelled(message)[0], 1)
+            batch.inc(children[0], 1)
             self.message_start_times[message.message_id] = current_millis()
 
         def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None,
                                   exception: BaseException | None = None) -> None:
-            inprogress, durations, total, errored = self._labelled(message)
+            children = self._labelled(message)
+            if children is None:
+                return
+            inprogress, durations, total, errored = children
             started = self.message_start_times.pop(message.message_id, None)
             batch.observe(durations, current_millis() - started if started is not None else 0)
             batch.inc(inprogress, -1)

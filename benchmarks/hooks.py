@@ -47,7 +47,7 @@ def _drive(broker: Any, actor: Any, n: int, flush: Any) -> float:
         broker.emit_after("process_message", message, result=result)
         broker.emit_before("ack", message)
         broker.emit_after("ack", message)
-        if flush is not None and i % 500 == 499:  # the writer thread's batches, on the clock
+        if flush is not None and i % 2000 == 1999:  # the writer thread's batches, on the clock
             flush()
     if flush is not None:
         flush()

@@ -205,7 +205,7 @@ class HistoryWriter:
             self.dropped += 1
             return
         incoming.append(row)
-        if len(incoming) >= 500 and not self._wake.is_set():
+        if len(incoming) >= 2000 and not self._wake.is_set():
             self._wake.set()
 
     def _merge_incoming(self) -> None:

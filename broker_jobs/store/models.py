@@ -20,7 +20,7 @@ class JobRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
-    actor: Mapped[str] = mapped_column(String(200), index=True)
+    actor: Mapped[str] = mapped_column(String(200))  # indexed by ix_job_runs_actor_finished
     queue: Mapped[str] = mapped_column(String(200))
     priority: Mapped[str] = mapped_column(String(10), default="medium")
     status: Mapped[str] = mapped_column(String(16), index=True)

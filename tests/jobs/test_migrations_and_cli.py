@@ -10,6 +10,8 @@ from tests.conftest import run_cli
 
 from .conftest import JobsEnv
 
+HEAD = "0002_drop_actor_index"
+
 
 def test_the_schema_is_at_the_head_revision_with_every_declared_table(database_url: str):
     from broker_jobs.store.db import get_engine
@@ -19,8 +21,29 @@ def test_the_schema_is_at_the_head_revision_with_every_declared_table(database_u
     engine = get_engine(database_url)
     assert "broker_jobs.store.data_models" in import_models()
     upgrade(engine)  # a second upgrade is a no-op
-    assert current(engine) == "0001_initial"
+    assert current(engine) == HEAD
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
+
+
+def test_a_database_of_an_earlier_release_loses_the_redundant_actor_index(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from broker_jobs.store.migrations import config, current
+
+    engine = create_engine(f"sqlite:///{tmp_path}/old.sqlite3")
+    with engine.begin() as conn:
+        command.upgrade(config(conn), "0001_initial")
+        # Releases before 0002 created job_runs with an index on actor alone.
+        conn.execute(text("CREATE INDEX ix_job_runs_actor ON job_runs (actor)"))
+    before = {ix["name"] for ix in inspect(engine).get_indexes("job_runs")}
+    with engine.begin() as conn:
+        command.upgrade(config(conn), "head")
+    after = {ix["name"] for ix in inspect(engine).get_indexes("job_runs")}
+    assert after == before - {"ix_job_runs_actor"}
+    assert "ix_job_runs_actor_finished" in after
+    assert current(engine) == HEAD
+    engine.dispose()
 
 
 def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: JobsEnv):
@@ -29,7 +52,7 @@ def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: Jo
 
     migrated = run_cli("migrate", "--json")
     assert migrated.returncode == 0, migrated.stderr
-    assert json.loads(migrated.stdout)["revision"] == "0001_initial"
+    assert json.loads(migrated.stdout)["revision"] == HEAD
     # The rest in-process: same commands, without a Python start-up each.
     from click.testing import CliRunner
 

@@ -60,3 +60,23 @@ def test_a_failing_hook_is_logged_and_the_rest_run_but_a_middleware_error_stops_
     with pytest.raises(SkipMessage):
         b.emit_before("process_message", None)
     assert calls == ["before:skip"]
+
+
+def test_a_delivery_reads_its_fields_without_the_proxy_and_still_shares_its_options():
+    from dramatiq.broker import MessageProxy
+    from dramatiq.message import Message
+
+    seen: list[object] = []
+
+    class Reader(dramatiq.Middleware):
+        def before_process_message(self, broker, message):  # type: ignore[no-untyped-def]
+            seen.append(message.__dict__.get("options"))
+            message.options["marked"] = True
+
+    inner = Message(queue_name="q", actor_name="a", args=(1,), kwargs={"k": 2}, options={"retries": 1})
+    delivery = MessageProxy(inner)
+    broker(Reader()).emit_before("process_message", delivery)
+    assert seen == [inner.options]  # plain attributes by the time middleware run
+    assert inner.options["marked"] is True  # one dict: what middleware write, the message carries
+    for name in ("queue_name", "actor_name", "args", "kwargs", "message_id", "message_timestamp"):
+        assert getattr(delivery, name) == getattr(inner, name)

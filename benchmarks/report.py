@@ -111,6 +111,11 @@ def markdown(results: dict[str, Any]) -> str:
             out += ["", f"broker_jobs ÷ bare Dramatiq on the same kind of queue (x-max-priority 10): "
                         f"{bj['consumer_rate'] / prio['consumer_rate']:.2f} × (no target; the targets compare "
                         "with bare Dramatiq on a plain queue)."]
+        late = next((r for r in results["throughput"] if r["peer"] == "celery_late"), None)
+        if bj and late and bj.get("consumer_rate") and late.get("consumer_rate"):
+            out += ["", f"broker_jobs ÷ Celery acknowledging after the task (acks_late, the guarantee "
+                        f"broker_jobs gives): {bj['consumer_rate'] / late['consumer_rate']:.2f} × (no target; "
+                        "the target compares with Celery's default, acknowledging before the task)."]
         if bj and bj.get("history_rows") is not None:
             out += ["", f"broker_jobs wrote {bj['history_rows']:,} run-history rows (history on)."]
         out += ["", "Threads: Dramatiq and broker_jobs 8 per process; Celery prefork (1 task per process); "

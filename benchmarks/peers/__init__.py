@@ -1,4 +1,4 @@
-"""The four workers compared, as data: how to start each one and where its messages go.
+"""The workers compared, as data: how to start each one and where its messages go.
 
 Each peer module exposes ``sender() -> (send, close)`` used by
 :mod:`benchmarks.producer`; ``send(key, total, sent_at)`` publishes one no-op job.
@@ -40,7 +40,7 @@ class Peer:
         if self.name == "broker_jobs":
             return [str(BIN / "dramatiq"), "broker_jobs.actors", self.module, "-p", str(processes),
                     "-t", str(THREADS)]
-        if self.name == "celery":
+        if self.module == "benchmarks.peers.celery_app":
             return [str(BIN / "celery"), "-A", self.module, "worker", "-P", "prefork", "-c", str(processes),
                     "-Q", self.queue, "-l", "WARNING", "--without-gossip", "--without-mingle",
                     "--without-heartbeat"]
@@ -56,4 +56,8 @@ PEERS: dict[str, Peer] = {
                           "bench_dramatiq_prio", (("BENCH_MAX_PRIORITY", "10"),)),
     "broker_jobs": Peer("broker_jobs", "broker_jobs", "benchmarks.peers.bj_jobs", "default"),
     "celery": Peer("celery", "Celery", "benchmarks.peers.celery_app", "bench_celery"),
+    # Celery acknowledges a task when it starts by default: a worker that dies mid-task loses
+    # it. With acks_late it acknowledges after the task, as Dramatiq and broker_jobs do.
+    "celery_late": Peer("celery_late", "Celery, acks_late", "benchmarks.peers.celery_app", "bench_celery_late",
+                        (("BENCH_CELERY_ACKS_LATE", "1"),)),
 }

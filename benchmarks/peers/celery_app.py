@@ -1,4 +1,5 @@
-"""Celery: RabbitMQ broker, no result backend, prefork pool.
+"""Celery: RabbitMQ broker, no result backend, prefork pool; ``BENCH_CELERY_ACKS_LATE=1``
+acknowledges after the task instead of before it.
 
 ``celery -A benchmarks.peers.celery_app worker -P prefork -c 2 -Q bench_celery``.
 """
@@ -15,7 +16,9 @@ from . import noop
 app = Celery("bench", broker=os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"))
 app.conf.update(
     task_ignore_result=True,
-    task_default_queue="bench_celery",
+    # BENCH_CELERY_ACKS_LATE=1: acknowledge after the task (the delivery guarantee broker_jobs gives).
+    task_acks_late=os.environ.get("BENCH_CELERY_ACKS_LATE") == "1",
+    task_default_queue="bench_celery_late" if os.environ.get("BENCH_CELERY_ACKS_LATE") == "1" else "bench_celery",
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )

@@ -20,7 +20,7 @@ from tests.conftest import RABBITMQ_URL, ROOT, TEST_REDIS_URL, port_open, unavai
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.slow]
 
 QuickRun = tuple[subprocess.CompletedProcess[str], Path]
-WORKER_PEERS = {"pika", "dramatiq", "dramatiq_prio", "broker_jobs", "celery"}
+WORKER_PEERS = {"pika", "dramatiq", "dramatiq_prio", "broker_jobs", "celery", "celery_late"}
 
 
 @pytest.fixture(scope="module")

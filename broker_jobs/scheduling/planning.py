@@ -15,12 +15,16 @@ from .config import JobDef
 from .policies import MISSED, OVERLAP, SUPERSEDED, DueSlots, overlap_action
 from .publisher import Outgoing, fire_id, iso
 from .state import Flight
-from .triggers import next_fire
+from .triggers import min_gap, next_fire
 
 logger = logging.getLogger("broker_jobs.scheduling.scheduler")
 
 #: Slots older than a job's look-back window are counted, not listed one by one.
 MAX_RECENT = 100_000
+
+#: What :func:`collect_due` returns for the following slot when it left it to be computed
+#: later, after the publish (``next_fire`` of the last due slot).
+LATER: Any = object()
 
 
 @dataclass
@@ -38,7 +42,7 @@ class Planned:
 def collect_due(trigger: Any, last: datetime, now: datetime, window: float,
                 first: datetime | None = None) -> tuple[DueSlots, datetime | None]:
     """The slots in ``(last, now]`` (within ``window`` seconds of ``now`` one by one, the rest counted),
-    and the first slot after ``now``.
+    and the first slot after ``now``, or :data:`LATER` when that is ``next_fire`` of the one due slot.
 
     Parameters:
       first: The first slot after ``last``, when already known (the heap has it).
@@ -54,6 +58,11 @@ def collect_due(trigger: Any, last: datetime, now: datetime, window: float,
             slot = next_fire(trigger, cutoff)
             break
         slot = next_fire(trigger, slot)
+    if slot is not None and slot <= now and due.older_count == 0 and (now - slot).total_seconds() < min_gap(trigger):
+        # The usual tick: one slot due, and the next cannot be due yet. Computing it is left
+        # for after the publish, out of the slot's lag.
+        due.recent.append(slot)
+        return due, LATER
     while slot is not None and slot <= now and len(due.recent) < MAX_RECENT:
         due.recent.append(slot)
         slot = next_fire(trigger, slot)

@@ -38,7 +38,7 @@ from typing import Any, cast
 from ..errors import BrokerJobsError, ConfigError
 from .config import JobDef, load_config, parse_job
 from .lease import Lease
-from .planning import Planned, collect_due, log_outcome, plan_flights
+from .planning import LATER, Planned, collect_due, log_outcome, plan_flights
 from .policies import PAUSED, PUBLISHING, plan_misfire
 from .state import FencedOut, Flight, SchedulerStore, utc
 from .triggers import next_fire
@@ -318,7 +318,11 @@ class Scheduler:
 
     def _plan_job(self, job: JobDef, now: datetime, flights: list[Flight], first: datetime) -> list[Planned]:
         last = self.last_slot.get(job.id, now)
-        due, self._following[job.id] = collect_due(job.trigger, last, now, max(job.misfire_grace, 5.0), first)
+        due, following = collect_due(job.trigger, last, now, max(job.misfire_grace, 5.0), first)
+        if following is LATER:
+            self._following.pop(job.id, None)  # _push computes it from last_slot, after the publish
+        else:
+            self._following[job.id] = following
         plans: list[Planned] = []
         for slot, outcome, detail in plan_misfire(due, now, job.misfire, job.misfire_grace):
             plan = Planned(job, slot, outcome, detail)

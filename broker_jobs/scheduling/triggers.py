@@ -153,6 +153,23 @@ def next_fire(trigger: Trigger, after: datetime) -> datetime | None:
     raise TypeError(f"not a trigger: {trigger!r}")
 
 
+def min_gap(trigger: Trigger) -> float:
+    """Seconds that surely separate two consecutive slots of ``trigger`` (a lower bound).
+
+    Cron slots are distinct whole-second instants (wall times on whole seconds, zone
+    offsets in whole seconds, a repeated or skipped hour included); interval slots are
+    ``seconds`` apart, give or take a microsecond of rounding; a date has one slot.
+    A millisecond is kept as margin.
+    """
+    if isinstance(trigger, CronTrigger):
+        return 0.999
+    if isinstance(trigger, IntervalTrigger):
+        return max(0.0, trigger.seconds - 0.001)
+    if isinstance(trigger, DateTrigger):
+        return float("inf")
+    raise TypeError(f"not a trigger: {trigger!r}")
+
+
 def fire_times(trigger: Trigger, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:
     """The slots of ``trigger`` in ``(start, end]``, in order.
 

@@ -42,7 +42,7 @@ services:
 # Benchmarks live outside tests/ and soak tests are marked `soak`: neither runs here.
 # pytest's own exit code passes through: 5 (no test collected) fails the target too.
 test: venv services
-	$(BIN)/python -m pytest -q -m "not soak" --durations=15 tests
+	$(BIN)/python -m pytest -q -m "not soak" -n 2 --dist loadfile --durations=15 tests
 
 # The release step runs once here, not under honcho (honcho stops everything when one
 # process ends). web comes first so that honcho gives it PORT=API_PORT.

@@ -33,7 +33,9 @@ os.environ.setdefault("METRICS_DIR", str(_TMP / "metrics"))
 os.environ.setdefault("METRICS_PORT", str(19000 + os.getpid() % 1000))
 os.environ.pop("REDIS_URL", None)  # single-host mode unless a test asks for Redis
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# `make test` runs two pytest workers (xdist): each flushes a Redis database of its own.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - 2 * _WORKER}")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = bool(os.environ.get("CI"))
 

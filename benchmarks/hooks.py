@@ -39,6 +39,8 @@ def _drive(broker: Any, actor: Any, n: int, flush: Any) -> float:
     """Seconds of CPU for ``n`` messages through ``broker``'s hooks and ``actor``."""
     from dramatiq.broker import MessageProxy
 
+    from broker_jobs.store.history import FLUSH_AT
+
     messages = [MessageProxy(actor.message("bench", n, 0.0)) for _ in range(n)]
     started = time.process_time()
     for i, message in enumerate(messages):
@@ -47,7 +49,7 @@ def _drive(broker: Any, actor: Any, n: int, flush: Any) -> float:
         broker.emit_after("process_message", message, result=result)
         broker.emit_before("ack", message)
         broker.emit_after("ack", message)
-        if flush is not None and i % 2000 == 1999:  # the writer thread's batches, on the clock
+        if flush is not None and i % FLUSH_AT == FLUSH_AT - 1:  # the writer thread's batches, on the clock
             flush()
     if flush is not None:
         flush()

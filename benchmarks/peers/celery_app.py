@@ -13,12 +13,14 @@ from celery import Celery
 
 from . import noop
 
+#: BENCH_CELERY_ACKS_LATE=1: acknowledge after the task (the delivery guarantee broker_jobs gives).
+ACKS_LATE = os.environ.get("BENCH_CELERY_ACKS_LATE") == "1"
+
 app = Celery("bench", broker=os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"))
 app.conf.update(
     task_ignore_result=True,
-    # BENCH_CELERY_ACKS_LATE=1: acknowledge after the task (the delivery guarantee broker_jobs gives).
-    task_acks_late=os.environ.get("BENCH_CELERY_ACKS_LATE") == "1",
-    task_default_queue="bench_celery_late" if os.environ.get("BENCH_CELERY_ACKS_LATE") == "1" else "bench_celery",
+    task_acks_late=ACKS_LATE,
+    task_default_queue="bench_celery_late" if ACKS_LATE else "bench_celery",
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )

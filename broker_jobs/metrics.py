@@ -8,7 +8,8 @@ raises: metrics must not break a job or the scheduler.
 Exported series:
 
 * ``broker_jobs_schedule_next_fire_timestamp{job}``, ``..._last_fire_timestamp{job}``,
-  ``..._last_success_timestamp{job}`` (seconds since the epoch);
+  ``..._last_success_timestamp{job}`` (seconds since the epoch; next fire is NaN while
+  paused or with no next slot, never a false 0);
 * ``broker_jobs_schedule_fire_lag_seconds{job}`` histogram (publish time minus slot time);
 * ``broker_jobs_schedule_slots_total{job,outcome}`` (fired, skipped_overlap,
   skipped_stale, missed, caught_up, backfilled);
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import threading
 from datetime import datetime
@@ -152,8 +154,16 @@ def observe_fire(job_id: str, slot: datetime, lag_seconds: float, outcome: str) 
 
 
 def set_next_fire(job_id: str, ts: datetime | float | None) -> None:
-    """Record when ``job_id`` fires next (``None``: paused or no next slot)."""
-    safely("next fire", lambda: _get().next_fire.labels(job_id).set(_epoch(ts) or 0))
+    """Record when ``job_id`` fires next (``None``: paused or no next slot).
+
+    No next slot is exported as NaN, not 0: a 0 reads as "due since 1970" on the
+    dashboard, and a multiprocess gauge cannot drop one label set once written.
+    """
+    def record() -> None:
+        value = _epoch(ts)
+        _get().next_fire.labels(job_id).set(math.nan if value is None else value)
+
+    safely("next fire", record)
 
 
 def set_leader(is_leader: bool) -> None:

@@ -1,7 +1,10 @@
 """Queue depths: ready, unacked, delayed, dead and consumers per queue.
 
 Read from the RabbitMQ management API when it answers (it knows unacked
-counts), else from passive declares (ready and consumers only).
+counts), else from passive declares (ready, dead and consumers only): then
+``unacked`` and ``delayed`` are None, unknown, never a made-up 0.  Delayed
+messages are held unacked by the workers' delay consumers, so a passive
+declare of the ``.DQ`` queue sees only some of them.
 """
 
 from __future__ import annotations
@@ -87,8 +90,7 @@ def _from_declares(settings: Settings, names: list[str]) -> list[QueueStats]:
                     channel.close()
                 except pika.exceptions.ChannelClosedByBroker:
                     counts[suffix] = (0, 0)
-            stats.append(QueueStats(name, counts[""][0], None, counts[".DQ"][0] or None, counts[".XQ"][0],
-                                    counts[""][1]))
+            stats.append(QueueStats(name, counts[""][0], None, None, counts[".XQ"][0], counts[""][1]))
     finally:
         conn.close()
     return stats

@@ -141,6 +141,19 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _no_weak_secret_in_production(self) -> Settings:
+        # A placeholder copied from deploy/ would let anyone who read the repository forge
+        # tokens. The value is never repeated in the message. Unset is `serve`'s to refuse.
+        from .secret_quality import weakness
+
+        secret = self.api_jwt_secret.get_secret_value() if self.api_jwt_secret else ""
+        reason = weakness(secret) if secret and self.app_env == "production" else None
+        if reason:
+            raise ValueError(f"API_JWT_SECRET is refused with APP_ENV=production: {reason}; set it to a "
+                             "random string (openssl rand -hex 32)")
+        return self
+
     @property
     def retry_max_backoff_ms(self) -> int:
         """The longest retry backoff, kept below the consumer timeout.

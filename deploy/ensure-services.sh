@@ -11,6 +11,10 @@
 #   ENSURE_DRY_RUN=1        print what would be done (commands prefixed "+ "), change nothing
 #   ENSURE_WAIT_SECONDS=N   how long to wait for each port after a start (default 90)
 #   ENSURE_SKIP_BROWSER=1   do not check chromium/chromium-driver (the UI tests need them)
+#   ENSURE_SKIP_PROMETHEUS=1  do not check prometheus/promtool (the monitoring tests run them;
+#                           the Debian package is installed, never started by this script)
+#   ENSURE_PROMETHEUS_COMMANDS  the commands looked for (default "prometheus promtool"); tests
+#                           name a missing one to walk the install path in dry-run mode
 #   ENSURE_AS_ROOT=0|1      pretend to be (or not be) root; for the script's own tests
 #   ENSURE_RABBITMQ_PORT, ENSURE_MANAGEMENT_PORT, ENSURE_REDIS_PORT, ENSURE_POSTGRES_PORT
 #                           the ports probed (defaults 5672, 15672, 6379, 5432); tests point
@@ -198,10 +202,33 @@ ensure_browser() {
     [[ $AS_ROOT == 1 ]] || MISSING+=("${wanted[*]} (UI tests)")
 }
 
+# tests/ops/test_prometheus_real.py runs Debian's prometheus (its own process, its own port)
+# against the shipped scrape config and alert rules, and promtool on them.
+ensure_prometheus() {
+    [[ ${ENSURE_SKIP_PROMETHEUS:-0} == 1 ]] && return 0
+    local cmd missing=0
+    for cmd in ${ENSURE_PROMETHEUS_COMMANDS:-prometheus promtool}; do
+        command -v "$cmd" >/dev/null || missing=1
+    done
+    (( missing )) || return 0
+    if [[ $AS_ROOT != 1 ]]; then
+        TODO+=("apt-get install -y --no-install-recommends prometheus")
+        MISSING+=("prometheus (monitoring tests)")
+        return 0
+    fi
+    if [[ $APT_UPDATED == 0 ]]; then
+        run apt-get update -qq
+        APT_UPDATED=1
+    fi
+    say "installing prometheus (the monitoring tests start their own; on a host with systemd the package also enables prometheus.service on :9090)"
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+}
+
 ensure_rabbitmq
 ensure_redis
 ensure_postgres
 ensure_browser
+ensure_prometheus
 
 if (( ${#MISSING[@]} )); then
     {

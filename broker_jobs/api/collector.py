@@ -7,7 +7,14 @@ they are exported once, here, rather than by every worker host:
 * ``broker_jobs_queue_consumers{queue}``;
 * ``broker_jobs_dead_letter_oldest_age_seconds{queue}``;
 * ``broker_jobs_history_runs{status}`` (runs kept in the history, by status);
-* ``broker_jobs_collector_up{source}`` (1 when the source answered this scrape).
+* ``broker_jobs_collector_up{source}`` (1 when the source answered this scrape):
+  ``rabbitmq``, ``rabbitmq_management``, ``database``.
+
+A figure that cannot be known is left out, never exported as 0: without the
+management API (``rabbitmq_management`` 0) there is no ``unacked`` or
+``delayed`` series; with the database down (``database`` 0) no history counts
+and no dead-letter ages; an age is exported only for a queue whose dead letters
+are archived.
 """
 
 from __future__ import annotations
@@ -81,30 +88,54 @@ class StateCollector:
                                labels=["source"])
         try:
             stats = queue_stats(self.settings)
-            ages = oldest_dead_ages(self.settings)
-            depth = GaugeMetricFamily("broker_jobs_queue_messages", "Messages in a queue, by state.",
-                                      labels=["queue", "state"])
-            consumers = GaugeMetricFamily("broker_jobs_queue_consumers", "Consumers of a queue.",
-                                          labels=["queue"])
-            oldest = GaugeMetricFamily("broker_jobs_dead_letter_oldest_age_seconds",
-                                       "Age of the oldest dead letter of a queue.", labels=["queue"])
-            for s in stats:
-                for state in ("ready", "unacked", "delayed", "dead"):
-                    depth.add_metric([s.queue, state], float(getattr(s, state) or 0))
-                consumers.add_metric([s.queue], float(s.consumers))
-                oldest.add_metric([s.queue], ages.get(s.queue, 0.0) if s.dead else 0.0)
-            yield from (depth, consumers, oldest)
             up.add_metric(["rabbitmq"], 1.0)
         except Exception:  # noqa: BLE001 - a scrape reports the source as down
+            stats = None
             up.add_metric(["rabbitmq"], 0.0)
+        if stats is not None:
+            # Only the management API knows unacked and delayed counts (queues.py).
+            managed = all(s.unacked is not None and s.delayed is not None for s in stats)
+            up.add_metric(["rabbitmq_management"], 1.0 if managed else 0.0)
+            yield from self._depths(stats)
         try:
             runs = GaugeMetricFamily("broker_jobs_history_runs", "Runs kept in the history, by status.",
                                      labels=["status"])
             counts = history_counts(self.settings)
+            ages = oldest_dead_ages(self.settings) if stats else {}
             for status in sorted({"running", "succeeded", "retrying", "dead", "skipped", "failed", *counts}):
                 runs.add_metric([status], float(counts.get(status, 0)))
             yield runs
+            if stats is not None:
+                yield self._oldest(stats, ages)
             up.add_metric(["database"], 1.0)
         except Exception:  # noqa: BLE001 - a scrape reports the source as down
             up.add_metric(["database"], 0.0)
         yield up
+
+    @staticmethod
+    def _depths(stats: list[Any]) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        depth = GaugeMetricFamily("broker_jobs_queue_messages", "Messages in a queue, by state.",
+                                  labels=["queue", "state"])
+        consumers = GaugeMetricFamily("broker_jobs_queue_consumers", "Consumers of a queue.", labels=["queue"])
+        for s in stats:
+            for state in ("ready", "unacked", "delayed", "dead"):
+                value = getattr(s, state)
+                if value is not None:  # unknown: no series rather than a false 0
+                    depth.add_metric([s.queue, state], float(value))
+            consumers.add_metric([s.queue], float(s.consumers))
+        yield from (depth, consumers)
+
+    @staticmethod
+    def _oldest(stats: list[Any], ages: dict[str, float]) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        oldest = GaugeMetricFamily("broker_jobs_dead_letter_oldest_age_seconds",
+                                   "Age of the oldest dead letter of a queue.", labels=["queue"])
+        for s in stats:
+            if not s.dead:
+                oldest.add_metric([s.queue], 0.0)
+            elif s.queue in ages:  # dead letters not archived yet: age unknown, left out
+                oldest.add_metric([s.queue], ages[s.queue])
+        return oldest

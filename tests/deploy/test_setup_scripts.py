@@ -14,6 +14,8 @@ SCRIPT = ROOT / "deploy" / "ensure-services.sh"
 #: Ports nothing listens on, so the script walks its install-and-start path.
 CLOSED = {"ENSURE_RABBITMQ_PORT": "1", "ENSURE_MANAGEMENT_PORT": "2", "ENSURE_REDIS_PORT": "3",
           "ENSURE_POSTGRES_PORT": "4"}
+#: Leave the test tools (Chromium, Prometheus) out of the services' own tests.
+NO_TOOLS = {"ENSURE_SKIP_BROWSER": "1", "ENSURE_SKIP_PROMETHEUS": "1"}
 
 
 def ensure(**env: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +33,7 @@ def test_running_services_are_left_alone():
     for url, port in ((RABBITMQ_URL, 5672), (TEST_REDIS_URL, 6379), (TEST_POSTGRES_URL, 5432)):
         if not port_open(url, port):
             unavailable(f"the service at {url}")
-    result = ensure(ENSURE_SKIP_BROWSER="1")
+    result = ensure(**NO_TOOLS)
     assert result.returncode == 0, result.stderr
     for name, port in (("RabbitMQ", 5672), ("Redis", 6379), ("PostgreSQL", 5432)):
         assert f"{name} already answers on 127.0.0.1:{port}" in result.stdout
@@ -40,7 +42,7 @@ def test_running_services_are_left_alone():
 
 
 def test_as_root_it_would_start_each_missing_service_with_the_documented_command():
-    result = ensure(ENSURE_DRY_RUN="1", ENSURE_AS_ROOT="1", ENSURE_SKIP_BROWSER="1", **CLOSED)
+    result = ensure(ENSURE_DRY_RUN="1", ENSURE_AS_ROOT="1", **NO_TOOLS, **CLOSED)
     assert result.returncode == 0, result.stderr
     commands = [line[2:] for line in result.stdout.splitlines() if line.startswith("+ ")]
     started = [c for c in commands if not c.startswith("apt-get")]
@@ -57,11 +59,30 @@ def test_as_root_it_would_start_each_missing_service_with_the_documented_command
 
 
 def test_without_root_it_prints_what_to_run_and_fails():
-    result = ensure(ENSURE_DRY_RUN="1", ENSURE_AS_ROOT="0", ENSURE_SKIP_BROWSER="1", **CLOSED)
+    result = ensure(ENSURE_DRY_RUN="1", ENSURE_AS_ROOT="0", **NO_TOOLS, **CLOSED)
     assert result.returncode == 1
     assert "not running: RabbitMQ RabbitMQ management API Redis PostgreSQL." in result.stderr
     assert "    rabbitmq-server -detached\n" in result.stderr
     assert "host all postgres 127.0.0.1/32 trust" in result.stderr
+
+
+def test_as_root_it_installs_prometheus_when_a_command_is_missing_and_never_starts_it():
+    result = ensure(ENSURE_DRY_RUN="1", ENSURE_AS_ROOT="1", ENSURE_SKIP_BROWSER="1",
+                    ENSURE_PROMETHEUS_COMMANDS="promtool no-such-prometheus", **CLOSED)
+    assert result.returncode == 0, result.stderr
+    commands = [line[2:] for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert commands[-1] == ("env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+                            "prometheus")
+    assert not any(c.startswith(("prometheus", "systemctl")) for c in commands)
+    assert sum(c.startswith("apt-get update") for c in commands) <= 1
+
+
+def test_without_root_a_missing_prometheus_is_named_with_its_install_command():
+    result = ensure(ENSURE_DRY_RUN="1", ENSURE_AS_ROOT="0", ENSURE_SKIP_BROWSER="1",
+                    ENSURE_PROMETHEUS_COMMANDS="no-such-prometheus", **CLOSED)
+    assert result.returncode == 1
+    assert "prometheus (monitoring tests)" in result.stderr
+    assert "    apt-get install -y --no-install-recommends prometheus\n" in result.stderr
 
 
 def test_ci_runs_make_test_and_nothing_else():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -110,6 +111,16 @@ def test_scheduler_metrics_show_up_in_this_process_export():
     assert value(found, "broker_jobs_schedule_fire_lag_seconds_count", job=job_id) == 1  # skips have no lag
     assert value(found, "broker_jobs_schedule_last_fire_timestamp", job=job_id) == slot.timestamp() + 0.25
     assert value(found, "broker_jobs_schedule_next_fire_timestamp", job=job_id) == slot.timestamp() + 300
+
+
+def test_a_paused_schedule_has_no_next_fire_time_rather_than_a_false_zero():
+    job_id = f"paused-{time.monotonic_ns()}"
+    metrics.set_next_fire(job_id, datetime(2026, 1, 1, 10, 10, tzinfo=UTC))
+    metrics.set_next_fire(job_id, None)  # paused: there is no next slot
+    body, _ = metrics.render()
+    found = {(x.name, frozenset(x.labels.items())): x.value
+             for family in text_string_to_metric_families(body.decode()) for x in family.samples}
+    assert math.isnan(value(found, "broker_jobs_schedule_next_fire_timestamp", job=job_id))
 
 
 @pytest.mark.parametrize("setting,inherited,expected", [

@@ -6,6 +6,8 @@ they are exported once, here, rather than by every worker host:
 * ``broker_jobs_queue_messages{queue,state}`` with state ready, unacked, delayed, dead;
 * ``broker_jobs_queue_consumers{queue}``;
 * ``broker_jobs_dead_letter_oldest_age_seconds{queue}``;
+* ``broker_jobs_queue_degraded{queue}`` (1 when the queue exists with other arguments than
+  ours, see :mod:`broker_jobs.topology`; 0 for every other queue of ours);
 * ``broker_jobs_history_runs{status}`` (runs kept in the history, by status);
 * ``broker_jobs_collector_up{source}`` (1 when the source answered this scrape).
 """
@@ -47,6 +49,21 @@ def history_counts(settings: Any) -> dict[str, int]:
     with get_engine(settings.database_url).connect() as conn:
         return {status: int(count) for status, count in
                 conn.execute(select(JobRun.status, func.count()).group_by(JobRun.status))}
+
+
+def _degraded_family(settings: Any, names: list[str]) -> Any:
+    from prometheus_client.core import GaugeMetricFamily
+
+    from ..topology import degraded_queues, family
+
+    found = degraded_queues(settings, names)
+    gauge = GaugeMetricFamily("broker_jobs_queue_degraded",
+                              "1 when the queue exists with other arguments than ours (broker-jobs queues repair).",
+                              labels=["queue"])
+    for name in names:
+        for queue in family(name):
+            gauge.add_metric([queue], 1.0 if queue in found else 0.0)
+    return gauge
 
 
 class StateCollector:
@@ -93,7 +110,7 @@ class StateCollector:
                     depth.add_metric([s.queue, state], float(getattr(s, state) or 0))
                 consumers.add_metric([s.queue], float(s.consumers))
                 oldest.add_metric([s.queue], ages.get(s.queue, 0.0) if s.dead else 0.0)
-            yield from (depth, consumers, oldest)
+            yield from (depth, consumers, oldest, _degraded_family(self.settings, [s.queue for s in stats]))
             up.add_metric(["rabbitmq"], 1.0)
         except Exception:  # noqa: BLE001 - a scrape reports the source as down
             up.add_metric(["rabbitmq"], 0.0)

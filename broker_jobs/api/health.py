@@ -203,7 +203,8 @@ def build_report(results: dict[str, Any], checked_at: float) -> dict[str, Any]:
         "broker": broker,
         "database": database,
         "redis": redis,
-        "queues": {"degraded": degraded},
+        # checked: false when the last check failed or timed out: then degraded says nothing.
+        "queues": {"degraded": degraded, "checked": isinstance(results.get("queues"), dict)},
     }
     if isinstance(jobs, dict) and jobs.get("scheduler") is not None:
         report["scheduler"] = jobs["scheduler"]

@@ -30,7 +30,7 @@ from typing import Any
 import pika
 
 from . import topology
-from .errors import BrokerUnavailableError
+from .errors import BrokerUnavailableError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,9 @@ def repair_queues(settings: Any, names: list[str] | None = None) -> list[Repaire
     Parameters:
       settings: The settings (``RABBITMQ_URL``).
       names: Queues to repair; each name stands for its whole family.
+
+    Raises:
+      NotFoundError: a named queue does not exist (checked before anything is moved).
     """
     from .broker import connection_url
 
@@ -153,6 +156,9 @@ def repair_queues(settings: Any, names: list[str] | None = None) -> list[Repaire
                            for q in topology.degraded_queues(settings, max_age=0)})
     session = _Session(connection_url(settings.rabbitmq_url))
     try:
+        missing = [name for name in families if not (session.exists(name) or session.exists(name + HOLDING))]
+        if names and missing:  # a typo: say so before touching anything
+            raise NotFoundError(f"queue {missing[0]!r} does not exist on RabbitMQ (nothing repaired)")
         done = []
         for canonical in families:
             for queue in topology.family(canonical):

@@ -193,3 +193,12 @@ def test_running_workers_pick_up_the_repaired_queue_by_themselves(amqp_url, env,
     text = proc.text()
     # The deleted queue cancelled the consumers; Dramatiq restarted them on the new one.
     assert "Restarting consumer" in text and "CRITICAL" not in text, text
+
+
+def test_repairing_a_queue_that_does_not_exist_is_one_line_and_touches_nothing(amqp_url, env):
+    declare_like_plain_dramatiq(amqp_url, "default")
+    result = run_cli("queues", "repair", "default", "defualt", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "broker-jobs: queue 'defualt' does not exist on RabbitMQ (nothing repaired)"]
+    assert "x-max-priority" not in queue_arguments(amqp_url, "default")

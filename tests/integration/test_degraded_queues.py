@@ -202,3 +202,25 @@ def test_repairing_a_queue_that_does_not_exist_is_one_line_and_touches_nothing(a
     assert result.stderr.strip().splitlines() == [
         "broker-jobs: queue 'defualt' does not exist on RabbitMQ (nothing repaired)"]
     assert "x-max-priority" not in queue_arguments(amqp_url, "default")
+
+
+def test_a_repair_killed_while_moving_loses_nothing_and_the_next_run_finishes(amqp_url, env, tmp_path):
+    declare_like_plain_dramatiq(amqp_url, "default")
+    waiting = [dramatiq_body("diagnostics", "default") for _ in range(3000)]
+    publish(amqp_url, "default", [body for _, body in waiting])
+
+    repair = Process(["-m", "broker_jobs", "queues", "repair", "default"], env, tmp_path / "repair.log").start()
+    try:
+        wait_for(lambda: queue_depth(amqp_url, "default.repair") >= 200 or not repair.alive(),
+                 "the repair to be moving messages", timeout=120)
+        assert repair.alive(), repair.text()  # killed mid-move, not after
+    finally:
+        repair.kill()
+
+    finished = run_cli("queues", "repair", "default", env=env)
+    assert finished.returncode == 0, finished.stderr
+    after = message_ids_in(amqp_url, "default")
+    assert set(after) == {i for i, _ in waiting}
+    assert len(after) - len(set(after)) <= 1  # at most the one message copied but not yet acked: same id
+    assert queue_arguments(amqp_url, "default")["x-max-priority"] == 10
+    assert queue_depth(amqp_url, "default.repair") == 0

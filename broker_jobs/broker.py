@@ -19,14 +19,14 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
    alerts) and :class:`~broker_jobs.middleware.History`: records what really happened
    (after dedup and rate limits, so skipped deliveries never show as running).
 7. :class:`TopologyGuard`: before a worker starts, every queue is declared; a
-   queue that exists with other arguments stops the worker with one line.
+   queue that exists with other arguments is used as it is, with one warning
+   naming the repair command (:mod:`broker_jobs.topology`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import sys
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 import pika
 from dramatiq.broker import MessageProxy
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.rabbitmq import MAX_DECLARE_ATTEMPTS, RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import current_millis
 from dramatiq.middleware import (
@@ -48,8 +48,8 @@ from dramatiq.middleware import (
 )
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
-from . import compat
-from .errors import PublishBlocked, TopologyConflictError
+from . import compat, topology
+from .errors import PublishBlocked
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
 from .priorities import MAX_PRIORITY
 from .settings import Settings, get_settings
@@ -61,8 +61,6 @@ compat.install()
 
 #: The built-in queues; each also has ``Q.DQ`` (delays) and ``Q.XQ`` (dead letters).
 QUEUES = ("etl", "sync", "maintenance", "default")
-
-_CONFLICT = re.compile(r"inequivalent arg '([^']+)' for queue '([^']+)'")
 
 _CONNECTION_DEFAULTS = {
     "heartbeat": "30",
@@ -86,17 +84,6 @@ def connection_url(url: str, **overrides: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def conflict_from(exc: BaseException, queue: str) -> TopologyConflictError | None:
-    """Translate a 406 PRECONDITION_FAILED into a :class:`TopologyConflictError`."""
-    if getattr(exc, "reply_code", None) != 406:
-        return None
-    text = str(getattr(exc, "reply_text", exc))
-    match = _CONFLICT.search(text)
-    argument, name = (match.group(1), match.group(2)) if match else ("arguments", queue)
-    detail = text.split(" - ", 1)[-1]
-    return TopologyConflictError(name, argument, detail)
-
-
 def _prime(message: Any) -> None:
     """Copy the proxied fields of a delivery onto its proxy.
 
@@ -113,9 +100,39 @@ def _prime(message: Any) -> None:
         fields["message_timestamp"] = inner.message_timestamp
 
 
+class _DeliveryConsumer(_RabbitmqConsumer):
+    """Dramatiq's consumer, keeping each delivery's AMQP priority on its message.
+
+    Dramatiq drops the delivery's properties; the history must record the priority
+    RabbitMQ really served the message with (none at all for a foreign sender that
+    set none), and a retry must keep it, so it lands in ``amqp_priority`` on the
+    proxy and, when the body does not say, in the ``broker_priority`` option.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._properties: Any = None
+        self.iterator = self._remember(self.iterator)
+
+    def _remember(self, deliveries: Any) -> Any:
+        for method, properties, body in deliveries:
+            self._properties = properties
+            yield method, properties, body
+
+    def __next__(self) -> Any:
+        message = super().__next__()
+        if message is not None:
+            priority = getattr(self._properties, "priority", None)
+            message.__dict__["amqp_priority"] = priority
+            if priority is not None and "broker_priority" not in message.options:
+                message.options["broker_priority"] = priority
+        return message
+
+
 class JobsBroker(RabbitmqBroker):
-    """RabbitMQ broker that refuses to loop on a queue-argument conflict and never
-    lets a delayed message sit unacked past RabbitMQ's consumer timeout.
+    """RabbitMQ broker that works on a queue declared with other arguments, keeps
+    each delivery's real AMQP priority, and never lets a delayed message sit
+    unacked past RabbitMQ's consumer timeout.
 
     Dramatiq's delay consumer holds a delayed message unacked in memory until it
     is due; RabbitMQ closes a channel holding a delivery longer than its
@@ -134,6 +151,10 @@ class JobsBroker(RabbitmqBroker):
         self._hooks: dict[str, tuple[int, list[Any]]] = {}
         super().__init__(*args, **kwargs)
         self.max_hold_ms = max_hold_ms
+
+    @property
+    def consumer_class(self) -> Any:
+        return _DeliveryConsumer
 
     def add_middleware(self, middleware: dramatiq.Middleware, **kwargs: Any) -> None:
         self._hooks.clear()
@@ -225,18 +246,38 @@ class JobsBroker(RabbitmqBroker):
         return super().enqueue(message, delay=delay)
 
     def _ensure_queue(self, canonical_queue_name: str) -> None:
+        # Dramatiq's loop, except that a queue someone else declared with other arguments
+        # is used as it is (a passive declare) and reported once, instead of a 406 that
+        # closes the channel on every try and ends in ConnectionClosed.
+        attempts = 0
+        while canonical_queue_name in self.queues_pending:
+            try:
+                for queue in topology.family(canonical_queue_name):
+                    self._declare_or_accept(queue)
+                self.queues_pending.discard(canonical_queue_name)
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
+                del self.connection
+                attempts += 1
+                if attempts >= MAX_DECLARE_ATTEMPTS:
+                    raise dramatiq.errors.ConnectionClosed(exc) from None
+
+    def _declare_or_accept(self, queue: str) -> None:
+        arguments = topology.wanted_arguments(queue, self.max_priority)
+        if not self.max_priority:
+            arguments.pop("x-max-priority", None)
         try:
-            super()._ensure_queue(canonical_queue_name)
-        except dramatiq.errors.ConnectionClosed as exc:
-            cause = exc.args[0] if exc.args else None
-            conflict = conflict_from(cause, canonical_queue_name) if cause is not None else None
-            if conflict is not None:
-                raise conflict from None
-            raise
+            self.channel.queue_declare(queue=queue, durable=True, arguments=arguments)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            conflict = topology.conflict_from(exc, queue)
+            if conflict is None:
+                raise
+            del self.channel  # closed by the 406: the next one is fresh
+            self.channel.queue_declare(queue=queue, passive=True)
+            topology.report(conflict)
 
 
 class TopologyGuard(dramatiq.Middleware):
-    """Declares every queue before a worker starts; a conflict ends the process."""
+    """Declares every queue before a worker starts, so a conflict is reported before the first message."""
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         if not isinstance(broker, RabbitmqBroker):
@@ -245,9 +286,6 @@ class TopologyGuard(dramatiq.Middleware):
         for queue in sorted(q for q in wanted if not q.endswith((".DQ", ".XQ"))):
             try:
                 broker.declare_queue(queue, ensure=True)
-            except TopologyConflictError as conflict:
-                logger.critical("%s", conflict)
-                raise SystemExit(conflict.exit_code) from None
             except dramatiq.errors.ConnectionError:
                 return
 

@@ -179,11 +179,14 @@ def history(actor: str | None, status: str | None, limit: int, as_json: bool) ->
                                 "started_at", "duration_ms", "error"]))
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
 @guarded
-def queues(as_json: bool) -> None:
-    """Ready, unacked, delayed and dead messages and consumers per queue."""
+def queues(ctx: click.Context, as_json: bool) -> None:
+    """Ready, unacked, delayed and dead messages and consumers per queue; `repair` fixes a queue's arguments."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .queues import queue_stats
 
     load_jobs()
@@ -192,6 +195,25 @@ def queues(as_json: bool) -> None:
         dump(rows)
     else:
         click.echo(table(rows, ["queue", "ready", "unacked", "delayed", "dead", "consumers"]))
+
+
+@queues.command("repair")
+@click.argument("names", nargs=-1, metavar="[QUEUE]...")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def queues_repair(names: tuple[str, ...], as_json: bool) -> None:
+    """Re-create QUEUE (default: every degraded queue) with the right arguments, moving every message across."""
+    from .repair import repair_queues
+
+    load_jobs()
+    done = repair_queues(settings(), list(names))
+    if as_json:
+        dump([r.asdict() for r in done])
+    elif not done:
+        click.echo("no queue differs from the arguments broker_jobs declares")
+    else:
+        for result in done:
+            click.echo(result.line())
 
 
 @main.group()

@@ -32,27 +32,6 @@ class ScheduleError(BrokerJobsError):
     exit_code = 2
 
 
-class TopologyConflictError(BrokerJobsError):
-    """A queue exists on RabbitMQ with arguments other than ours.
-
-    Parameters:
-      queue: The queue whose arguments differ.
-      argument: The argument that differs (for example ``x-max-priority``).
-      detail: The broker's own explanation.
-    """
-
-    exit_code = 3
-
-    def __init__(self, queue: str, argument: str, detail: str) -> None:
-        self.queue = queue
-        self.argument = argument
-        self.detail = detail
-        super().__init__(
-            f"queue {queue!r} exists on RabbitMQ with a different {argument!r} "
-            f"({detail}); delete the queue or align its arguments, then restart"
-        )
-
-
 class BrokerUnavailableError(BrokerJobsError):
     """RabbitMQ could not be reached or did not confirm a publish."""
 

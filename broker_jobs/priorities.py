@@ -74,7 +74,23 @@ def actor_priority(level: Priority) -> int:
 
 
 def from_amqp(value: int | None) -> Priority:
-    """The level a message was published with (for display)."""
+    """The nearest level to an AMQP priority (``medium`` when there is none)."""
     if value is None:
         return Priority.MEDIUM
     return min(Priority, key=lambda level: abs(_AMQP[level] - value))
+
+
+#: What the history records for a message delivered without an AMQP priority (or with 0):
+#: RabbitMQ ranks it 0, below ``low`` (1), so it is served after every job of ours.
+UNSET = "none"
+
+
+def delivered_label(value: int | None) -> str:
+    """The history's name for the AMQP priority a message was really delivered with.
+
+    ``none`` for no priority or 0 (served after ``low``); otherwise the nearest
+    level (9 ``high``, 5 ``medium``, 1 ``low``).
+    """
+    if not value:
+        return UNSET
+    return from_amqp(value).label

@@ -6,6 +6,8 @@ they are exported once, here, rather than by every worker host:
 * ``broker_jobs_queue_messages{queue,state}`` with state ready, unacked, delayed, dead;
 * ``broker_jobs_queue_consumers{queue}``;
 * ``broker_jobs_dead_letter_oldest_age_seconds{queue}``;
+* ``broker_jobs_queue_degraded{queue}`` (1 when the queue exists with other arguments than
+  ours, see :mod:`broker_jobs.topology`; 0 for every other queue of ours);
 * ``broker_jobs_history_runs{status}`` (runs kept in the history, by status);
 * ``broker_jobs_collector_up{source}`` (1 when the source answered this scrape):
   ``rabbitmq``, ``rabbitmq_management``, ``database``.
@@ -56,6 +58,21 @@ def history_counts(settings: Any) -> dict[str, int]:
                 conn.execute(select(JobRun.status, func.count()).group_by(JobRun.status))}
 
 
+def _degraded_family(settings: Any, names: list[str]) -> Any:
+    from prometheus_client.core import GaugeMetricFamily
+
+    from ..topology import degraded_queues, family
+
+    found = degraded_queues(settings, names)
+    gauge = GaugeMetricFamily("broker_jobs_queue_degraded",
+                              "1 when the queue exists with other arguments than ours (broker-jobs queues repair).",
+                              labels=["queue"])
+    for name in names:
+        for queue in family(name):
+            gauge.add_metric([queue], 1.0 if queue in found else 0.0)
+    return gauge
+
+
 class StateCollector:
     """Collects queue depths (RabbitMQ) and history counts (database) on each scrape.
 
@@ -89,6 +106,10 @@ class StateCollector:
         try:
             stats = queue_stats(self.settings)
             up.add_metric(["rabbitmq"], 1.0)
+            try:
+                yield _degraded_family(self.settings, [s.queue for s in stats])
+            except Exception:  # noqa: BLE001 - unknown: the gauge is left out, never a false 0
+                pass
         except Exception:  # noqa: BLE001 - a scrape reports the source as down
             stats = None
             up.add_metric(["rabbitmq"], 0.0)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from .. import health
+from .. import health, topology
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class HealthMonitor:
             "broker": lambda: health.check_rabbitmq(s, timeout=self.timeout),
             "database": lambda: health.check_database(s),
             "jobs": lambda: _check_jobs(s),
+            "queues": lambda: topology.degraded_queues(s, max_age=0, timeout=self.timeout),
         }
         if s.redis_url:
             probes["redis"] = lambda: health.check_redis(s, timeout=self.timeout)
@@ -173,14 +174,21 @@ def _job_details(jobs: dict[str, Any] | health.Check | None) -> tuple[dict[str, 
     return details, {"total": len(details), "running": running, "errors": errors}
 
 
+def _degraded(results: dict[str, Any]) -> dict[str, str]:
+    """Queues declared with other arguments than ours, each with what is wrong and the repair command."""
+    found = results.get("queues")
+    return dict(found) if isinstance(found, dict) else {}
+
+
 def build_report(results: dict[str, Any], checked_at: float) -> dict[str, Any]:
     """The ``GET /health`` document from one round of results."""
     broker, database = _check_dict(results.get("broker")), _check_dict(results.get("database"))
     redis = _check_dict(results.get("redis")) if "redis" in results else _check_dict(None)
     details, schedulers = _job_details(results.get("jobs"))
+    degraded = _degraded(results)
     if not (broker["ok"] and database["ok"]):
         status = "unhealthy"
-    elif not redis["ok"] or schedulers["errors"]:
+    elif not redis["ok"] or schedulers["errors"] or degraded:
         status = "degraded"
     else:
         status = "healthy"
@@ -195,6 +203,8 @@ def build_report(results: dict[str, Any], checked_at: float) -> dict[str, Any]:
         "broker": broker,
         "database": database,
         "redis": redis,
+        # checked: false when the last check failed or timed out: then degraded says nothing.
+        "queues": {"degraded": degraded, "checked": isinstance(results.get("queues"), dict)},
     }
     if isinstance(jobs, dict) and jobs.get("scheduler") is not None:
         report["scheduler"] = jobs["scheduler"]
@@ -206,7 +216,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", summary="Overall health: dependencies and schedules")
 def get_health(request: Request) -> JSONResponse:
-    """Healthy, degraded (Redis down or a schedule failing) or unhealthy (broker or database down: 503)."""
+    """Healthy, degraded (Redis down, a schedule failing, a queue degraded) or unhealthy (503)."""
     results, checked_at = request.app.state.health.results()
     report = build_report(results, checked_at)
     return JSONResponse(jsonable_encoder(report), status_code=503 if report["status"] == "unhealthy" else 200)
@@ -224,6 +234,7 @@ def get_ready(request: Request) -> JSONResponse:
     results, checked_at = request.app.state.health.results()
     broker, database = _check_dict(results.get("broker")), _check_dict(results.get("database"))
     ready = broker["ok"] and database["ok"]
-    body = {"ready": ready, "broker": broker, "database": database,
+    # A degraded queue still works (priorities ignored): shown, not a reason to take the pod out.
+    body = {"ready": ready, "broker": broker, "database": database, "degradedQueues": _degraded(results),
             "checkedAt": datetime.fromtimestamp(checked_at, UTC).isoformat() if checked_at else None}
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -24,7 +24,7 @@ from typing import Any
 import dramatiq
 from dramatiq.errors import ActorNotFound
 
-from ..priorities import from_amqp
+from ..priorities import delivered_label, from_amqp
 from ..store.history import HistoryWriter
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,18 @@ def _error_text(message: Any) -> str | None:
     if isinstance(exc, ActorNotFound):
         return f"UnknownActor: unknown actor {message.actor_name!r} on queue {message.queue_name!r}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _priority(message: Any) -> str:
+    """The priority the message really had: its delivery's AMQP priority off RabbitMQ
+    (``none`` when it had none), else (StubBroker) what its options asked for."""
+    delivered = message.__dict__.get("amqp_priority", _NOT_DELIVERED)
+    if delivered is not _NOT_DELIVERED:
+        return delivered_label(delivered)
+    return message.options.get("priority") or from_amqp(message.options.get("broker_priority")).label
+
+
+_NOT_DELIVERED = object()
 
 
 class History(dramatiq.Middleware):
@@ -93,7 +105,7 @@ class History(dramatiq.Middleware):
             "message_id": message.message_id,
             "actor": message.actor_name,
             "queue": message.queue_name,
-            "priority": options.get("priority") or from_amqp(options.get("broker_priority")).label,
+            "priority": _priority(message),
             "status": status,
             "attempt": attempt,
             "seq": seq,

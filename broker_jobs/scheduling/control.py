@@ -121,7 +121,10 @@ def resume(settings: Any, job_id: str) -> dict[str, Any]:
 
 
 def declare_queues(broker: Any, queues: set[str]) -> None:
-    """Declare ``queues`` on RabbitMQ through the broker (a conflict raises TopologyConflictError)."""
+    """Declare ``queues`` on RabbitMQ through the broker.
+
+    A queue that exists with other arguments is used as it is (:mod:`broker_jobs.topology`).
+    """
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
     for queue in sorted(queues):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -129,46 +126,3 @@ def test_a_worker_runs_cleanly_on_the_imported_definitions(management: Managemen
     # The management API shows the applied policy a few seconds late.
     wait_for(lambda: {q.get("policy") for name, q in queues().items() if name.endswith(".XQ")} == {
         "broker-jobs-dead-letters"}, "the dead-letter policy on every .XQ queue", timeout=20)
-
-
-def declare_default_without_priority(management: Management, vhost: str) -> None:
-    import pika
-
-    management.request("PUT", f"/vhosts/{quote(vhost, safe='')}")
-    user = management.amqp_url(vhost).split("//", 1)[1].split(":", 1)[0]
-    management.request("PUT", f"/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
-                       json={"configure": ".*", "write": ".*", "read": ".*"})
-    connection = pika.BlockingConnection(pika.URLParameters(management.amqp_url(vhost)))
-    try:
-        connection.channel().queue_declare("default", durable=True, arguments={
-            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "default.XQ"})
-    finally:
-        connection.close()
-
-
-def one_conflict_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if "x-max-priority" in line]
-    assert len(lines) == 1, stderr
-    assert "queue 'default'" in lines[0], lines[0]
-    assert "Traceback" not in stderr
-    return lines[0]
-
-
-@pytest.mark.rabbitmq
-def test_a_conflicting_queue_stops_the_producer_and_the_worker_with_one_line(management: Management,
-                                                                             scratch, worker_env):
-    vhost = scratch("bj-conflict")
-    declare_default_without_priority(management, vhost)
-    env = {**os.environ, **worker_env, "RABBITMQ_URL": management.amqp_url(vhost)}
-
-    sent = run_cli("send", "diagnostics", env=env)
-    assert sent.returncode == 3
-    assert len(sent.stderr.splitlines()) == 1
-    one_conflict_line(sent.stderr)
-
-    worker = subprocess.run(
-        [sys.executable, "-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"],
-        env=env, capture_output=True, text=True, cwd=ROOT, timeout=90,
-    )
-    assert worker.returncode == 3
-    one_conflict_line(worker.stderr + worker.stdout)

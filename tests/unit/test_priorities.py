@@ -28,3 +28,12 @@ def test_high_wins_on_both_rabbitmq_and_dramatiq_orderings():
 @pytest.mark.parametrize("level", list(Priority))
 def test_amqp_priority_maps_back_to_its_level(level):
     assert from_amqp(amqp_priority(level)) is level
+
+
+@pytest.mark.parametrize(("delivered", "recorded"),
+                         [(None, "none"), (0, "none"), (1, "low"), (2, "low"), (5, "medium"), (9, "high"),
+                          (10, "high")])
+def test_the_history_names_the_priority_a_delivery_really_carried(delivered, recorded):
+    from broker_jobs.priorities import delivered_label
+
+    assert delivered_label(delivered) == recorded

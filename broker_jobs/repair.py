@@ -1,0 +1,172 @@
+"""``broker-jobs queues repair``: re-create a queue declared with other arguments, losing no message.
+
+RabbitMQ cannot change a queue's arguments: the queue must be deleted and
+declared again.  For each queue of the family (``Q``, ``Q.DQ``, ``Q.XQ``) whose
+arguments differ from ours:
+
+1. declare a holding queue ``<queue>.repair`` (durable, no arguments);
+2. move every message from the queue into it: ``basic_get``, publish the same body
+   and properties with publisher confirms (``mandatory``), and only then ack the
+   original.  Interrupted at any point, the original is still in the queue
+   (RabbitMQ requeues an unacked ``basic_get``); at worst a message is in both
+   queues, under the same message id, never in neither;
+3. delete the queue only if it is empty (``if-empty``); a message published
+   meanwhile makes RabbitMQ refuse, and step 2 runs again;
+4. declare the queue with the right arguments;
+5. move every message from the holding queue back the same way, then delete the
+   holding queue if it is empty.
+
+Running the command again after an interruption finishes the job: a queue whose
+arguments are right is left alone, and a holding queue that still has messages
+is always drained back (step 5).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pika
+
+from . import topology
+from .errors import BrokerUnavailableError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+#: Suffix of the holding queue of a repair.
+HOLDING = ".repair"
+_DELETE_TRIES = 20
+
+
+@dataclass
+class Repaired:
+    """What the repair did to one queue."""
+
+    queue: str
+    conflict: str | None
+    moved_out: int
+    moved_back: int
+
+    def asdict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return asdict(self)
+
+    def line(self) -> str:
+        """One line for the operator."""
+        if self.conflict is None and not self.moved_back:
+            return f"{self.queue}: arguments already right, nothing to do"
+        if self.conflict is None:
+            return f"{self.queue}: arguments already right; {self.moved_back} message(s) moved back from " \
+                   f"{self.queue}{HOLDING} (an earlier repair was interrupted)"
+        return (f"{self.queue}: re-created with {topology.wanted_arguments(self.queue)}; "
+                f"{self.moved_out} message(s) moved out and {self.moved_back} back, each confirmed")
+
+
+class _Session:
+    """One connection; a fresh confirming channel whenever RabbitMQ closed the last one."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailableError(f"cannot reach RabbitMQ at RABBITMQ_URL: {exc!r}") from None
+        self._channel: Any = None
+
+    @property
+    def channel(self) -> Any:
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self.connection.channel()
+            self._channel.confirm_delivery()
+        return self._channel
+
+    def exists(self, queue: str) -> bool:
+        try:
+            self.channel.queue_declare(queue, passive=True)
+            return True
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+
+    def move(self, source: str, target: str) -> int:
+        """Move every ready message of ``source`` to ``target``, each confirmed before its original is acked."""
+        moved = 0
+        channel = self.channel
+        while True:
+            method, properties, body = channel.basic_get(source, auto_ack=False)
+            if method is None:
+                return moved
+            channel.basic_publish("", target, body, properties, mandatory=True)
+            channel.basic_ack(method.delivery_tag)
+            moved += 1
+
+    def delete_if_empty(self, queue: str) -> bool:
+        try:
+            self.channel.queue_delete(queue, if_empty=True)
+            return True
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:
+                raise
+            return False
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()
+
+
+def repair_queue(session: _Session, queue: str) -> Repaired:
+    """Run the documented procedure on one queue (``Q``, ``Q.DQ`` or ``Q.XQ``)."""
+    holding = queue + HOLDING
+    conflict = topology.check_queue(session.connection, queue)
+    moved_out = 0
+    if conflict is not None:
+        logger.warning("[repair] %s: %s", queue, conflict.detail)
+        session.channel.queue_declare(holding, durable=True)
+        for _ in range(_DELETE_TRIES):
+            moved_out += session.move(queue, holding)
+            if session.delete_if_empty(queue):
+                break
+        else:
+            raise BrokerUnavailableError(f"queue {queue!r}: still receiving messages after {_DELETE_TRIES} "
+                                         f"moves; stop its senders and run the repair again")
+    # Declared right (a no-op when it already is); a 406 here means someone re-created it wrong.
+    session.channel.queue_declare(queue, durable=True, arguments=topology.wanted_arguments(queue))
+    moved_back = 0
+    if session.exists(holding):
+        moved_back = session.move(holding, queue)
+        session.delete_if_empty(holding)
+    return Repaired(queue, conflict.warning() if conflict else None, moved_out, moved_back)
+
+
+def repair_queues(settings: Any, names: list[str] | None = None) -> list[Repaired]:
+    """Repair ``names`` (canonical, ``.DQ`` or ``.XQ`` names; default: every degraded queue).
+
+    Parameters:
+      settings: The settings (``RABBITMQ_URL``).
+      names: Queues to repair; each name stands for its whole family.
+
+    Raises:
+      NotFoundError: a named queue does not exist (checked before anything is moved).
+    """
+    from .broker import connection_url
+
+    if names:
+        families = sorted({n.removesuffix(HOLDING).removesuffix(".DQ").removesuffix(".XQ") for n in names})
+    else:
+        families = sorted({q.removesuffix(".DQ").removesuffix(".XQ")
+                           for q in topology.degraded_queues(settings, max_age=0)})
+    session = _Session(connection_url(settings.rabbitmq_url))
+    try:
+        missing = [name for name in families if not (session.exists(name) or session.exists(name + HOLDING))]
+        if names and missing:  # a typo: say so before touching anything
+            raise NotFoundError(f"queue {missing[0]!r} does not exist on RabbitMQ (nothing repaired)")
+        done = []
+        for canonical in families:
+            for queue in topology.family(canonical):
+                if topology.check_queue(session.connection, queue) is not None or session.exists(queue + HOLDING):
+                    done.append(repair_queue(session, queue))
+                elif queue == canonical:
+                    done.append(Repaired(queue, None, 0, 0))
+        return done
+    finally:
+        session.close()
+        topology.forget()

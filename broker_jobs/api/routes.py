@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from .. import registry
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
 from .auth import require
-from .statuses import READ, WRITE, answers
+from .statuses import READ, WITH_BODY, WRITE, answers
 
 read = Depends(require("read"))
 operate = Depends(require("operate"))
@@ -186,13 +186,13 @@ def show_job(request: Request, job_id: Text,
     return job
 
 
-@router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"], responses=answers(*WRITE))
+@router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
 def run_job(request: Request, job_id: Text, body: RunBody | None = None) -> dict[str, Any]:
     """Enqueue the schedule's job now, outside its slots."""
     return _call(_control().run_now, _settings(request), job_id, force=(body or RunBody()).force)
 
 
-@router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"], responses=answers(*WRITE))
+@router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
 def pause_job(request: Request, job_id: Text, body: PauseBody) -> Any:
     """Stop firing the schedule until resumed; the note says why."""
     result = _call(_control().pause, _settings(request), job_id, body.note)
@@ -207,7 +207,7 @@ def resume_job(request: Request, job_id: Text) -> Any:
 
 
 @router.post("/jobs/{job_id}/backfill", dependencies=[operate], tags=["schedules"],
-             responses=answers(*WRITE))
+             responses=answers(*WITH_BODY))
 def backfill_job(request: Request, job_id: Text, body: BackfillBody) -> dict[str, Any]:
     """Enqueue every slot between start and end (deduplicated by slot)."""
     return _call(_control().backfill, _settings(request), job_id, body.start, body.end)
@@ -237,7 +237,7 @@ def dead_letters(request: Request, queue: Text | None = None, actor: Text | None
     return [d.asdict() for d in _call(list_dead, _settings(request), queue=queue, id=id, actor=actor)]
 
 
-@router.post("/dlq/replay", dependencies=[operate], tags=["dead letters"], responses=answers(*WRITE))
+@router.post("/dlq/replay", dependencies=[operate], tags=["dead letters"], responses=answers(*WITH_BODY))
 def replay_dead(request: Request, body: ReplayBody) -> list[dict[str, Any]]:
     """Re-enqueue dead letters with their retries reset (each under a new message id)."""
     from ..dead_letters import replay

@@ -2,7 +2,7 @@
 
 Every ``/api/v1`` route can answer 401 (no valid token), 403 (a token without
 the scope) and 503 (RabbitMQ or the database does not answer).  The rest
-depend on the route: 404 for an unknown schedule or dead letter, 409 for a
+depend on the route: 400 for a body that cannot be parsed, 404 for an unknown schedule or dead letter, 409 for a
 request the schedule's state refuses, 422 for a request that is not valid.
 A test (tests/api/test_hostile_requests.py) checks that every status the
 running API answers under fuzzing is documented here for its route.
@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 DESCRIPTIONS = {
+    400: "The body cannot be parsed at all (not UTF-8 JSON).",
     401: "No bearer token, or one that is malformed, expired, too long-lived or wrongly signed.",
     403: "The token lacks the scope this route needs.",
     404: "No such schedule, dead letter, actor or service.",
@@ -40,3 +41,5 @@ def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
 READ = (401, 403, 503)
 #: Statuses of a route that acts on a schedule or a dead letter.
 WRITE = (401, 403, 404, 409, 422, 503)
+#: Statuses of a route that also reads a JSON body.
+WITH_BODY = (400, *WRITE)

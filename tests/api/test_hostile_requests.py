@@ -136,6 +136,8 @@ def test_each_error_status_the_document_lists_for_the_schedule_routes_is_reachab
         403: call(api, "POST", "/api/v1/jobs/nightly-diagnostics/run", run, reader),
         404: call(api, "POST", "/api/v1/jobs/no-such-job/run", run),
         422: call(api, "POST", "/api/v1/jobs/nightly-diagnostics/run", run, json={"force": "maybe"}),
+        400: call(api, "POST", "/api/v1/jobs/nightly-diagnostics/run", run, content=b"\xa8\xa6\x0c\xc1",
+                  headers={"Content-Type": "application/json"}),
     }
     assert {code: r.status_code for code, r in reached.items()} == {code: code for code in reached}
     assert call(api, "GET", "/api/v1/jobs/no-such-job", show).status_code == 404

@@ -57,6 +57,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"invalid environment variable DATABASE_URL: {_first_line(exc)}", 2)
         except OSError as exc:
             fail(f"{exc}", 1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own exits and usage errors: click prints and exits
         except Exception as exc:
             if settings_debug():
                 raise

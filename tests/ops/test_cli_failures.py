@@ -12,8 +12,8 @@ import re
 import pytest
 
 from broker_jobs.cli import EXIT_CODES
-from tests.conftest import ROOT, run_cli
-from tests.support import free_port
+from tests.conftest import RABBITMQ_URL, ROOT, port_open, run_cli, unavailable
+from tests.support import free_port, vhost
 
 
 def one_line(result) -> str:
@@ -31,6 +31,38 @@ def test_an_unreachable_database_is_one_line_and_exit_5(command):
     result = run_cli(*command, env={"DATABASE_URL": url})
     assert result.returncode == 5, result.stderr[-2000:]
     assert "database unavailable at DATABASE_URL" in one_line(result)
+
+
+def test_dlq_list_with_a_letter_and_the_database_unreachable_is_one_line_and_exit_5(tmp_path):
+    import json
+    import uuid
+
+    import pika
+
+    if not port_open(RABBITMQ_URL, 5672):
+        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
+    with vhost("bj-cli-db") as amqp_url:
+        if amqp_url is None:
+            unavailable("a vhost of its own on RabbitMQ")
+        env = {"RABBITMQ_URL": amqp_url, "DATABASE_URL": f"sqlite:///{tmp_path}/jobs.sqlite3"}
+        assert run_cli("setup", env=env).returncode == 0
+        # A dead letter in the diagnostics queue's dead-letter queue, as a worker leaves it.
+        from broker_jobs import registry
+        from broker_jobs.cli import load_jobs
+
+        load_jobs()
+        queue = registry.get("diagnostics").queue
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        try:
+            body = {"queue_name": queue, "actor_name": "diagnostics", "args": [], "kwargs": {}, "options": {},
+                    "message_id": str(uuid.uuid4()), "message_timestamp": 0}
+            connection.channel().basic_publish("", f"{queue}.XQ", json.dumps(body).encode())
+        finally:
+            connection.close()
+        down = {**env, "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"}
+        result = run_cli("dlq", "list", env=down)
+        assert result.returncode == 5, result.stdout + result.stderr[-2000:]
+        assert "database unavailable at DATABASE_URL" in one_line(result)
 
 
 def test_rabbitmq_on_a_wrong_port_is_one_line_and_exit_4():

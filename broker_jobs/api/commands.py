@@ -19,6 +19,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail in one line, before the app is built, when ``host:port`` cannot be listened on.
+
+    Raises:
+      ConfigError: naming the address (taken by another process, not an address of this host, ...).
+    """
+    import socket
+
+    from ..errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 #: Life of the token ``--print-token`` prints (capped by API_TOKEN_MAX_TTL).
 PRINTED_TOKEN_TTL = 12 * 3600
 
@@ -52,6 +72,7 @@ def serve(host: str | None, port: int | None, log_level: str, print_token: bool)
     if print_token and not is_loopback(host):
         raise ConfigError(f"--print-token: refused when binding {host} (beyond loopback); "
                           "mint a token with `broker-jobs token --scope operate`")
+    check_listen(host, port)
     secret: str | None = None
     try:
         secret_of(s)

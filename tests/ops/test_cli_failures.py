@@ -119,6 +119,18 @@ def test_a_token_beyond_the_maximum_lifetime_is_not_minted():
     assert run_cli("token", "--scope", "read", "--ttl", "3600", env=env).returncode == 0
 
 
+def test_serve_on_a_port_already_taken_is_one_line_and_exit_2():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), env={"API_JWT_SECRET": "s" * 40})
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port}" in one_line(result)
+
+
 def test_serve_refuses_to_print_a_token_when_binding_beyond_loopback():
     result = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), "--print-token",
                      env={"API_JWT_SECRET": "s" * 40})

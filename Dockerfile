@@ -13,10 +13,13 @@ RUN groupadd --system --gid 10001 app \
 
 WORKDIR /app
 
-# Dependencies first, so a code-only change rebuilds one small layer.
-COPY pyproject.toml README.md ./
+# Dependencies first, so a code-only change rebuilds one small layer: exactly the
+# versions and files of requirements.lock (hashes checked), then the package without
+# resolving anything again.
+COPY pyproject.toml README.md requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY broker_jobs ./broker_jobs
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps . \
  && rm -rf /app/broker_jobs /app/build
 
 # Config files, examples and the Procfile (see .dockerignore for what stays out).

@@ -1,7 +1,8 @@
 """The ``broker-jobs`` command.
 
-Every user mistake ends as one line on stderr and a non-zero exit code; ``--json``
-prints machine-readable output only.
+Every failure ends as one line on stderr and a documented exit code (see
+:data:`EXIT_CODES`, the README's table); ``--json`` prints machine-readable
+output only.  ``LOG_LEVEL=DEBUG`` shows the traceback of an unexpected error.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from typing import Any
 
 import click
 
-from .errors import BrokerJobsError, BrokerUnavailableError, ConfigError
+from .errors import BrokerJobsError, BrokerUnavailableError, ConfigError, DatabaseUnavailableError
+
+#: Every exit code of the command, and what it means (the README's table comes from here).
+EXIT_CODES = {
+    0: "success",
+    1: "an unexpected error (one line; LOG_LEVEL=DEBUG shows the traceback) or a file that cannot be read",
+    2: "a user mistake: a bad option, environment value, jobs file or name",
+    4: "RabbitMQ cannot be reached (RABBITMQ_URL: host down, wrong port, bad credentials)",
+    5: "the database cannot be reached (DATABASE_URL: host down, wrong port, bad credentials)",
+}
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -31,6 +41,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import dramatiq
         import pika
+        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
         try:
             return fn(*args, **kwargs)
@@ -38,10 +49,35 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), exc.exit_code)
         except (pika.exceptions.AMQPError, dramatiq.errors.ConnectionError) as exc:
             fail(str(BrokerUnavailableError(f"RabbitMQ unavailable at RABBITMQ_URL: {exc!r}")), 4)
+        except DBAPIError as exc:
+            fail(str(DatabaseUnavailableError(f"database unavailable at DATABASE_URL: {_first_line(exc.orig)}")),
+                 DatabaseUnavailableError.exit_code)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            fail(f"invalid environment variable DATABASE_URL: {_first_line(exc)}", 2)
         except OSError as exc:
             fail(f"{exc}", 1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own exits and usage errors: click prints and exits
+        except Exception as exc:
+            if settings_debug():
+                raise
+            fail(f"unexpected {type(exc).__name__}: {_first_line(exc)} (LOG_LEVEL=DEBUG shows the traceback)", 1)
 
     return wrapper
+
+
+def _first_line(exc: BaseException | None) -> str:
+    """The first line of an error's text (drivers add hints, SQL and URLs on further lines)."""
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def settings_debug() -> bool:
+    """Whether ``LOG_LEVEL=DEBUG`` (then unexpected errors keep their traceback)."""
+    try:
+        return bool(settings().log_level == "DEBUG")
+    except Exception:  # noqa: BLE001 - settings that do not load are reported elsewhere
+        return False
 
 
 def settings() -> Any:
@@ -303,14 +339,22 @@ def setup() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @guarded
 def check_config(path: str | None) -> None:
-    """Validate the jobs file (default ``JOBS_CONFIG``)."""
+    """Validate the jobs file (default ``JOBS_CONFIG``) for every APP_ENV, not only the current one."""
     from pathlib import Path
 
-    from .scheduling.config import load_config
+    from .scheduling.config import ENVIRONMENTS, load_config
 
     load_jobs()
-    config = load_config(Path(path) if path else settings().jobs_config, settings())
-    click.echo(f"{config.source}: {len(config.jobs)} jobs OK")
+    s = settings()
+    counts = []
+    # A production-only mistake must show up on a development machine, before the deploy.
+    for env in (e for e in ENVIRONMENTS if e != "default"):
+        try:
+            config = load_config(Path(path) if path else s.jobs_config, s.model_copy(update={"app_env": env}))
+        except ConfigError as exc:
+            raise ConfigError(f"APP_ENV={env}: {exc}") from None
+        counts.append(f"{env} {len(config.jobs)}")
+    click.echo(f"{config.source}: jobs OK ({', '.join(counts)})")
 
 
 #: Modules that contribute commands: each exposes ``COMMANDS``, a list of click

@@ -38,6 +38,12 @@ class BrokerUnavailableError(BrokerJobsError):
     exit_code = 4
 
 
+class DatabaseUnavailableError(BrokerJobsError):
+    """The database (``DATABASE_URL``) could not be reached or refused the connection."""
+
+    exit_code = 5
+
+
 class MessageTooLarge(BrokerJobsError, MiddlewareError):
     """A message is larger than ``MAX_MESSAGE_BYTES``: refused before it is published.
 

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_dir: Path | None = None
     api_jwt_secret: SecretStr | None = None
+    # Longest life of an API token: longer-lived (or exp-less) tokens are refused, and not minted.
+    api_token_max_ttl: int = Field(86400, ge=60, le=31 * 86400, description="seconds")
     alert_webhook_url: str | None = None
     alert_cooldown: float = Field(900.0, ge=0, description="seconds")
     api_port: int = Field(8000, ge=1, le=65535)

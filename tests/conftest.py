@@ -167,7 +167,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``broker-jobs ARGS`` in a subprocess, as a user would."""
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``broker-jobs ARGS`` in a subprocess (in ``cwd``, default the repository), as a user would."""
     return subprocess.run([sys.executable, "-m", "broker_jobs", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd or ROOT)

@@ -70,6 +70,23 @@ def create_app(settings: Any = None, *, jwt_secret: str | None = None, monitor: 
                   for e in errors]
         return JSONResponse({"detail": detail, "message": "invalid " + ", ".join(fields)}, status_code=422)
 
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return JSONResponse({"detail": "the database does not answer"}, status_code=503)
+
+    @app.exception_handler(DataError)
+    async def value_refused(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot store (out of its range): the request's fault.
+        return JSONResponse({"detail": "a value of the request cannot be stored"}, status_code=422)
+
+    from .headers import SecurityHeaders
+
+    app.add_middleware(SecurityHeaders)
+
     from .collector import StateCollector
     from .dashboard import router as dashboard_router
     from .routes import router as api_router

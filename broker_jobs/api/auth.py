@@ -1,9 +1,12 @@
 """Bearer tokens: HS256 JWTs signed with ``API_JWT_SECRET``, with scopes.
 
 Scopes: ``read`` (look) and ``operate`` (run, pause, resume, backfill, replay,
-sync; implies ``read``).  A missing, malformed, expired or wrongly signed
-token is a 401; a valid token without the scope a 403.  Both are decided
-before the request body is read, so a refused request never enqueues anything.
+sync; implies ``read``).  Tokens live at most ``API_TOKEN_MAX_TTL`` seconds: a
+stolen token must not open the API for ever, so one whose ``exp`` lies further
+ahead (or whose ``exp - iat`` is longer) is refused like an expired one.  A
+missing, malformed, expired, too long-lived or wrongly signed token is a 401;
+a valid token without the scope a 403.  Both are decided before the request
+body is read, so a refused request never enqueues anything.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def random_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
-def mint_token(secret: str, scope: str, ttl: float = 3600.0, subject: str = "broker-jobs") -> str:
+def mint_token(secret: str, scope: str, ttl: float = 3600.0, subject: str = "broker-jobs",
+               max_ttl: float | None = None) -> str:
     """A signed token.
 
     Parameters:
@@ -56,9 +60,15 @@ def mint_token(secret: str, scope: str, ttl: float = 3600.0, subject: str = "bro
       scope: ``read`` or ``operate``.
       ttl: Seconds until it expires.
       subject: Who holds it (kept in the ``sub`` claim).
+      max_ttl: ``API_TOKEN_MAX_TTL``: a longer ``ttl`` is refused (the API would refuse the token).
+
+    Raises:
+      ConfigError: for an unknown scope or a ``ttl`` beyond ``max_ttl``.
     """
     if scope not in SCOPES:
         raise ConfigError(f"--scope: must be one of {', '.join(SCOPES)}, not {scope!r}")
+    if max_ttl is not None and ttl > max_ttl:
+        raise ConfigError(f"--ttl: at most API_TOKEN_MAX_TTL={int(max_ttl)} seconds, not {ttl:g}")
     now = int(time.time())
     claims = {"sub": subject, "scope": scope, "iat": now, "exp": now + max(1, int(ttl))}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
@@ -76,14 +86,19 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers={"WWW-Authenticate": 'Bearer realm="broker-jobs"'})
 
 
-def decode(secret: str, token: str) -> dict[str, Any]:
+def decode(secret: str, token: str, max_ttl: float | None = None) -> dict[str, Any]:
     """The token's claims.
+
+    Parameters:
+      secret: ``API_JWT_SECRET``.
+      token: The bearer token.
+      max_ttl: ``API_TOKEN_MAX_TTL``; None accepts any lifetime.
 
     Raises:
       HTTPException: 401 naming what is wrong with the token.
     """
     try:
-        return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "scope"]})
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "scope"]})
     except jwt.ExpiredSignatureError:
         raise _unauthorized("token expired") from None
     except jwt.InvalidSignatureError:
@@ -92,6 +107,13 @@ def decode(secret: str, token: str) -> dict[str, Any]:
         raise _unauthorized(f"token lacks the {exc.claim!r} claim") from None
     except jwt.PyJWTError:
         raise _unauthorized("token malformed") from None
+    if max_ttl is not None:
+        exp, iat = claims["exp"], claims.get("iat")
+        # A second of slack for clock skew between minting and checking.
+        if not isinstance(exp, int | float) or exp - time.time() > max_ttl + 1 or (
+                isinstance(iat, int | float) and exp - iat > max_ttl):
+            raise _unauthorized(f"token lives longer than API_TOKEN_MAX_TTL ({int(max_ttl)} s)")
+    return claims
 
 
 def require(scope: str) -> Callable[..., dict[str, Any]]:
@@ -101,7 +123,8 @@ def require(scope: str) -> Callable[..., dict[str, Any]]:
               credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> dict[str, Any]:
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise _unauthorized("missing bearer token (Authorization: Bearer <JWT>)")
-        claims = decode(request.app.state.jwt_secret, credentials.credentials)
+        claims = decode(request.app.state.jwt_secret, credentials.credentials,
+                        getattr(request.app.state.settings, "api_token_max_ttl", None))
         if scope not in scopes_of(claims):
             raise HTTPException(403, detail=f"token lacks the {scope!r} scope")
         return claims

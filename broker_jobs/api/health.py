@@ -211,10 +211,12 @@ def build_report(results: dict[str, Any], checked_at: float) -> dict[str, Any]:
     return report
 
 
+#: The probes answer 503 when a dependency does not (documented in the OpenAPI document).
+UNHEALTHY: dict[int | str, dict[str, Any]] = {503: {"description": "A dependency does not answer."}}
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Overall health: dependencies and schedules")
+@router.get("/health", summary="Overall health: dependencies and schedules", responses=UNHEALTHY)
 def get_health(request: Request) -> JSONResponse:
     """Healthy, degraded (Redis down, a schedule failing, a queue degraded) or unhealthy (503)."""
     results, checked_at = request.app.state.health.results()
@@ -228,7 +230,7 @@ def get_live() -> dict[str, str]:
     return {"status": "alive", "timestamp": datetime.now(UTC).isoformat()}
 
 
-@router.get("/health/ready", summary="Readiness: broker and database reachable")
+@router.get("/health/ready", summary="Readiness: broker and database reachable", responses=UNHEALTHY)
 def get_ready(request: Request) -> JSONResponse:
     """200 when the last checks reached RabbitMQ and the database, else 503."""
     results, checked_at = request.app.state.health.results()

@@ -8,14 +8,15 @@ thread pool, so a slow broker never stalls the event loop.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .. import registry
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
 from .auth import require
+from .statuses import READ, WITH_BODY, WRITE, answers
 
 read = Depends(require("read"))
 operate = Depends(require("operate"))
@@ -23,12 +24,39 @@ router = APIRouter(prefix="/api/v1")
 
 Status = Literal["running", "succeeded", "failed", "retrying", "dead", "skipped"]
 
+#: Backfill bounds: slot arithmetic near ``datetime.min``/``max`` overflows, and no
+#: schedule has slots worth publishing outside these years.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refused here as a 422 instead of failing in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return value
+
+
+#: A string the database can store.
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _in_range(value: datetime) -> datetime:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not EARLIEST <= aware < LATEST:
+        raise ValueError(f"must be between {EARLIEST.date()} and {LATEST.date()}")
+    return value
+
+
+#: A timestamp whose slots can be computed.
+Instant = Annotated[datetime, AfterValidator(_in_range)]
+
 
 class PauseBody(BaseModel):
     """Why the schedule is paused (kept and shown beside it)."""
 
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(min_length=1, max_length=500, description="Why; shown in listings.")
+    note: Text = Field(min_length=1, max_length=500, description="Why; shown in listings.")
 
 
 class RunBody(BaseModel):
@@ -39,16 +67,22 @@ class RunBody(BaseModel):
 
 
 class BackfillBody(BaseModel):
-    """Enqueue every slot of a schedule between ``start`` and ``end``."""
+    """Enqueue every slot of a schedule in ``[start, end]``, both included.
+
+    ``start`` equal to ``end`` is the one instant: its slot is published if the
+    schedule has one there.  Naive times are in the schedule's time zone.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    start: datetime
-    end: datetime
+    start: Instant = Field(description="First instant (included), 1970-01-01 to 9000-01-01.")
+    end: Instant = Field(description="Last instant (included), not before start.")
 
     @model_validator(mode="after")
     def _ordered(self) -> BackfillBody:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
+        if (self.start.tzinfo is None) != (self.end.tzinfo is None):
+            raise ValueError("start and end must both carry a UTC offset, or neither")
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
         return self
 
 
@@ -56,9 +90,9 @@ class ReplayBody(BaseModel):
     """Which dead letters to replay: one ``id``, or all of a ``queue``/``actor``, or ``all``."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str | None = Field(None, min_length=1)
-    queue: str | None = Field(None, min_length=1)
-    actor: str | None = Field(None, min_length=1)
+    id: Text | None = Field(None, min_length=1)
+    queue: Text | None = Field(None, min_length=1)
+    actor: Text | None = Field(None, min_length=1)
     all: bool = False
     args: list[Any] | None = Field(None, description="With id: replay with these positional arguments.")
     kwargs: dict[str, Any] | None = Field(None, description="With id: replay with these keyword arguments.")
@@ -129,20 +163,20 @@ def queue_rows(settings: Any) -> list[dict[str, Any]]:
             for s in stats]
 
 
-@router.get("/queues", dependencies=[read], tags=["queues"])
+@router.get("/queues", dependencies=[read], tags=["queues"], responses=answers(*READ))
 def list_queues(request: Request) -> list[dict[str, Any]]:
     """Waiting (ready), active (unacked), delayed, failed (dead-lettered) and completed per queue."""
     return queue_rows(_settings(request))
 
 
-@router.get("/jobs", dependencies=[read], tags=["schedules"])
+@router.get("/jobs", dependencies=[read], tags=["schedules"], responses=answers(*READ, 422))
 def list_jobs(request: Request) -> list[dict[str, Any]]:
     """Every schedule with its next and last run and the last outcome."""
     return _call(_control().list_jobs, _settings(request))
 
 
-@router.get("/jobs/{job_id}", dependencies=[read], tags=["schedules"])
-def show_job(request: Request, job_id: str,
+@router.get("/jobs/{job_id}", dependencies=[read], tags=["schedules"], responses=answers(*READ, 404, 422))
+def show_job(request: Request, job_id: Text,
              preview: int = Query(5, ge=0, le=100, description="Next fire times to list.")) -> dict[str, Any]:
     """One schedule, with its next fire times."""
     control = _control()
@@ -152,28 +186,29 @@ def show_job(request: Request, job_id: str,
     return job
 
 
-@router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"])
-def run_job(request: Request, job_id: str, body: RunBody | None = None) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
+def run_job(request: Request, job_id: Text, body: RunBody | None = None) -> dict[str, Any]:
     """Enqueue the schedule's job now, outside its slots."""
     return _call(_control().run_now, _settings(request), job_id, force=(body or RunBody()).force)
 
 
-@router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"])
-def pause_job(request: Request, job_id: str, body: PauseBody) -> Any:
+@router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
+def pause_job(request: Request, job_id: Text, body: PauseBody) -> Any:
     """Stop firing the schedule until resumed; the note says why."""
     result = _call(_control().pause, _settings(request), job_id, body.note)
     return result if result is not None else {"id": job_id, "paused": True, "note": body.note}
 
 
-@router.post("/jobs/{job_id}/resume", dependencies=[operate], tags=["schedules"])
-def resume_job(request: Request, job_id: str) -> Any:
+@router.post("/jobs/{job_id}/resume", dependencies=[operate], tags=["schedules"], responses=answers(*WRITE))
+def resume_job(request: Request, job_id: Text) -> Any:
     """Fire the schedule again from its next slot."""
     result = _call(_control().resume, _settings(request), job_id)
     return result if result is not None else {"id": job_id, "paused": False}
 
 
-@router.post("/jobs/{job_id}/backfill", dependencies=[operate], tags=["schedules"])
-def backfill_job(request: Request, job_id: str, body: BackfillBody) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/backfill", dependencies=[operate], tags=["schedules"],
+             responses=answers(*WITH_BODY))
+def backfill_job(request: Request, job_id: Text, body: BackfillBody) -> dict[str, Any]:
     """Enqueue every slot between start and end (deduplicated by slot)."""
     return _call(_control().backfill, _settings(request), job_id, body.start, body.end)
 
@@ -182,8 +217,8 @@ def _run_dict(run: Any) -> dict[str, Any]:
     return {c.name: getattr(run, c.name) for c in run.__table__.columns if c.name != "seq"}
 
 
-@router.get("/history", dependencies=[read], tags=["history"])
-def history(request: Request, actor: str | None = None, status: Status | None = None,
+@router.get("/history", dependencies=[read], tags=["history"], responses=answers(*READ, 422))
+def history(request: Request, actor: Text | None = None, status: Status | None = None,
             limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
     """Recent runs, newest first."""
     from ..store.db import get_engine
@@ -193,16 +228,16 @@ def history(request: Request, actor: str | None = None, status: Status | None = 
     return [_run_dict(r) for r in query_runs(engine, actor=actor, status=status, limit=limit)]
 
 
-@router.get("/dlq", dependencies=[read], tags=["dead letters"])
-def dead_letters(request: Request, queue: str | None = None, actor: str | None = None,
-                 id: str | None = None) -> list[dict[str, Any]]:
+@router.get("/dlq", dependencies=[read], tags=["dead letters"], responses=answers(*READ, 422))
+def dead_letters(request: Request, queue: Text | None = None, actor: Text | None = None,
+                 id: Text | None = None) -> list[dict[str, Any]]:
     """Dead letters with their reason, oldest first."""
     from ..dead_letters import list_dead
 
     return [d.asdict() for d in _call(list_dead, _settings(request), queue=queue, id=id, actor=actor)]
 
 
-@router.post("/dlq/replay", dependencies=[operate], tags=["dead letters"])
+@router.post("/dlq/replay", dependencies=[operate], tags=["dead letters"], responses=answers(*WITH_BODY))
 def replay_dead(request: Request, body: ReplayBody) -> list[dict[str, Any]]:
     """Re-enqueue dead letters with their retries reset (each under a new message id)."""
     from ..dead_letters import replay
@@ -218,13 +253,13 @@ def _send(actor_name: str, *args: Any) -> Enqueued:
     return Enqueued(message_id=message.message_id, actor=actor_name, queue=spec.queue)
 
 
-@router.post("/sync/all", dependencies=[operate], tags=["sync"])
+@router.post("/sync/all", dependencies=[operate], tags=["sync"], responses=answers(*READ, 404, 409))
 def sync_all() -> Enqueued:
     """Enqueue ``sync_all_services`` (one ``sync_service`` per active service follows)."""
     return _send("sync_all_services")
 
 
-@router.post("/sync/service/{service_id}", dependencies=[operate], tags=["sync"])
+@router.post("/sync/service/{service_id}", dependencies=[operate], tags=["sync"], responses=answers(*WRITE))
 def sync_one(service_id: int = Path(ge=1)) -> Enqueued:
     """Enqueue ``sync_service`` for one service."""
     return _send("sync_service", service_id)
@@ -285,7 +320,7 @@ def recent_dead(settings: Any, limit: int = 25) -> list[dict[str, Any]]:
              "attempts": r["attempts"], "dead_at": r["dead_at"]} for r in reversed(rows)]
 
 
-@router.get("/overview", dependencies=[read], tags=["dashboard"])
+@router.get("/overview", dependencies=[read], tags=["dashboard"], responses=answers(*READ))
 def overview(request: Request) -> dict[str, Any]:
     """Everything the dashboard shows, in one request."""
     settings = _settings(request)

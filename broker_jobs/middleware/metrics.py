@@ -18,6 +18,7 @@ import dramatiq
 from dramatiq.common import current_millis
 
 from .. import alerts, metrics, prometheus_env
+from ..metric_labels import labels
 from .metric_batch import batch
 
 
@@ -44,20 +45,29 @@ def prometheus_middleware() -> dramatiq.Middleware:
         def _booted(self) -> bool:
             return hasattr(self, "total_retried_messages")
 
+        # Dramatiq labels by the message's own queue and actor names: it sees a copy
+        # carrying bounded ones (see broker_jobs.metric_labels).
+        @staticmethod
+        def _bounded(broker: dramatiq.Broker, message: Any) -> Any:
+            queue, actor = labels(broker, message)
+            if (queue, actor) == (message.queue_name, message.actor_name):
+                return message
+            return message.copy(queue_name=queue, actor_name=actor)
+
         def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
             if self._booted():
-                super().after_enqueue(broker, message, delay)
+                super().after_enqueue(broker, self._bounded(broker, message), delay)
 
         def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
             if self._booted():
-                super().after_nack(broker, message)
+                super().after_nack(broker, self._bounded(broker, message))
 
         def before_delay_message(self, broker: dramatiq.Broker, message: Any) -> None:
             if self._booted():
-                super().before_delay_message(broker, message)
+                super().before_delay_message(broker, self._bounded(broker, message))
 
-        def _labelled(self, message: Any) -> tuple[Any, Any, Any, Any] | None:
-            key = (message.queue_name, message.actor_name)
+        def _labelled(self, broker: dramatiq.Broker, message: Any) -> tuple[Any, Any, Any, Any] | None:
+            key = labels(broker, message)
             children = self._children.get(key)
             if children is None:
                 if not self._booted():
@@ -69,18 +79,18 @@ def prometheus_middleware() -> dramatiq.Middleware:
             return children
 
         def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-            children = self._labelled(message)
+            children = self._labelled(broker, message)
             if children is None:
                 return
             if self.delayed_messages and message.message_id in self.delayed_messages:
                 self.delayed_messages.remove(message.message_id)
-                self.inprogress_delayed_messages.labels(message.queue_name, message.actor_name).dec()
+                self.inprogress_delayed_messages.labels(*labels(broker, message)).dec()
             batch.inc(children[0], 1)
             self.message_start_times[message.message_id] = current_millis()
 
         def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None,
                                   exception: BaseException | None = None) -> None:
-            children = self._labelled(message)
+            children = self._labelled(broker, message)
             if children is None:
                 return
             inprogress, durations, total, errored = children
@@ -116,19 +126,19 @@ class JobMetrics(dramatiq.Middleware):
         batch.stop()  # before Prometheus marks this process dead
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
-        queue = message.queue_name
-        if queue.endswith(".DQ"):  # a delay ended: the run comes later
+        if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
             return
+        queue, actor = labels(broker, message)
         options = message.options
         outcome = options.get("bj_outcome")
         if outcome == "deferred":
-            metrics.rate_limited(queue, message.actor_name)
+            metrics.rate_limited(queue, actor)
             return
         if outcome == "skipped":
-            metrics.run_finished(queue, message.actor_name, "skipped")
+            metrics.run_finished(queue, actor, "skipped")
             return
         failed = getattr(message, "_exception", None) is not None or options.get("bj_error")
-        runs = metrics.run_counter(queue, message.actor_name, "retrying" if failed else "succeeded")
+        runs = metrics.run_counter(queue, actor, "retrying" if failed else "succeeded")
         if runs is not None:
             batch.inc(runs, 1)
         if not failed and options.get("fire_id"):
@@ -136,8 +146,9 @@ class JobMetrics(dramatiq.Middleware):
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         queue = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
-        metrics.dead_lettered(queue, message.actor_name)
-        metrics.run_finished(queue, message.actor_name, "dead")
+        label_queue, actor = labels(broker, message.copy(queue_name=queue))
+        metrics.dead_lettered(label_queue, actor)
+        metrics.run_finished(label_queue, actor, "dead")
         exc = getattr(message, "_exception", None)
         error = str(message.options.get("bj_error") or (f"{type(exc).__name__}: {exc}" if exc else "failed"))
         retries = int(message.options.get("retries", 0))

@@ -338,6 +338,8 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the jobs file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: the jobs file is not UTF-8 (byte {exc.start}: {exc.reason})") from None
     doc = _Located(text, source)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):

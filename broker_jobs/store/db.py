@@ -42,11 +42,29 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+#: The directory of the default ``DATABASE_URL`` (relative), created on first use as
+#: ``make run`` expects; any other SQLite file needs its directory to exist, so a
+#: typo in ``DATABASE_URL`` is an error instead of a database nobody else reads.
+DEFAULT_SQLITE_DIR = Path("data")
+
+
+def _sqlite_dir(path: str) -> None:
+    parent = Path(path).parent
+    if parent.is_dir():
+        return
+    if parent == DEFAULT_SQLITE_DIR:
+        parent.mkdir(parents=True, exist_ok=True)
+        return
+    from ..errors import ConfigError
+
+    raise ConfigError(f"invalid environment variable DATABASE_URL: directory {str(parent)!r} does not exist")
+
+
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _sqlite_dir(path)
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

@@ -66,7 +66,7 @@ def server_log(service_env: dict[str, str]) -> Path:
 def server(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``broker-jobs serve`` on a free port; yields its base URL (its output goes to :func:`server_log`)."""
     log = server_log(service_env)
-    proc = start(["-m", "broker_jobs", "serve", "--port", service_env["API_PORT"]], service_env, log)
+    proc = start(["-m", "broker_jobs", "serve", "--port", service_env["API_PORT"], "--print-token"], service_env, log)
     base = f"http://127.0.0.1:{service_env['API_PORT']}"
     try:
         wait_for(lambda: proc.poll() is None and httpx.get(base + "/health/live", timeout=1).status_code == 200,

@@ -92,12 +92,12 @@ def test_a_backfill_publishes_each_slot_in_the_range(server):
     assert body["published"] + body["skipped_overlap"] == 3
 
 
-def test_serve_prints_a_working_dashboard_link_in_development(server, service_env):
+def test_serve_with_print_token_prints_a_working_dashboard_link(server, service_env):
     import re
 
     from tests.api.conftest import server_log
 
-    [link] = re.findall(r"dashboard \(development, token valid 12 h\): (\S+)", server_log(service_env).read_text())
+    [link] = re.findall(r"dashboard \(operate token valid \d+ min\): (\S+)", server_log(service_env).read_text())
     assert link.startswith(server + "/?token=")
     token = link.split("token=", 1)[1]
     response = httpx.get(server + "/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=10)

@@ -111,11 +111,13 @@ function renderQueues(data) {
   rows($("#queues tbody"), q.map((r) => {
     const depth = (r.waiting || 0) + (r.active || 0) + (r.delayed || 0);
     return `<tr data-queue="${esc(r.queue)}"><td><span class="job-name">${esc(r.queue)}</span>
-      <div class="bar"><span style="width:${((100 * depth) / peak).toFixed(1)}%"></span></div></td>
+      <div class="bar"><span data-width="${((100 * depth) / peak).toFixed(1)}"></span></div></td>
       <td class="num">${r.waiting ?? "—"}</td><td class="num">${r.active ?? "—"}</td><td class="num">${r.delayed ?? "—"}</td>
       <td class="num">${r.failed ? `<span class="error">${r.failed}</span>` : 0}</td><td class="num">${r.completed ?? 0}</td>
       <td class="num">${r.consumers ?? 0}</td><td>${sparkline((data.throughput || {})[r.queue])}</td></tr>`;
   }).join(""), 8, data.errors.queues || "no queues");
+  // Widths through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
+  document.querySelectorAll("#queues [data-width]").forEach((bar) => { bar.style.width = `${bar.dataset.width}%`; });
 }
 
 function lastRun(job) {

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
+import yaml
 
 from tests.api.conftest import JOBS_FILE
 from tests.conftest import RABBITMQ_URL, port_open, run_cli, unavailable
-from tests.support import free_port, management, vhost
+from tests.support import ROOT, free_port, management, vhost
 
 
 @contextmanager
@@ -68,3 +71,15 @@ def status(env: dict[str, str], path: str) -> int:
         return probe(env, path).status_code
     except httpx.HTTPError:
         return 0
+
+
+def compose_check(service: str, env: dict[str, str]) -> int:
+    """Run ``service``'s health check from docker-compose.yml against the process of ``env``; its exit code.
+
+    The check is run as written, with only the port swapped for the test's own.
+    """
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kind, program, *args = compose["services"][service]["healthcheck"]["test"]
+    assert kind == "CMD" and program == "python"
+    args = [a.replace("127.0.0.1:9191", f"127.0.0.1:{env['METRICS_PORT']}") for a in args]
+    return subprocess.run([sys.executable, *args], capture_output=True, timeout=30).returncode

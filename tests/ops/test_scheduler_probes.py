@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import SECRET, UNREACHABLE
-from tests.ops.probe_support import delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
+from tests.ops.probe_support import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
 from tests.support import Process, wait_for
 
 
@@ -30,12 +30,14 @@ def test_a_leading_scheduler_that_loses_rabbitmq_turns_unready_and_ready_again_a
             assert state["role"] == "scheduler" and state["leader"] is True
             assert status(env, "/health/live") == 200 and status(env, "/metrics") == 200
             assert status(env, "/ready") == 404
+            assert compose_check("scheduler", env) == 0  # docker-compose.yml's check, as written
 
             delete_vhost(url)
             wait_for(lambda: status(env, "/health/ready") == 503, "readiness to fail", timeout=30, every=0.2)
             failing = probe(env, "/health/ready").json()
             assert any("without a connection to RabbitMQ" in p for p in failing["problems"]), failing
             assert status(env, "/health/live") == 200
+            assert compose_check("scheduler", env) != 0
 
             recreate_vhost(url, env)
             wait_for(lambda: status(env, "/health/ready") == 200, "readiness after recovery", timeout=60, every=0.2)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.ops.probe_support import delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
+from tests.ops.probe_support import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
 from tests.support import Process, wait_for
 
 
@@ -23,6 +23,7 @@ def test_a_worker_that_loses_rabbitmq_turns_unready_within_30_s_and_ready_again_
             assert len(workers) == 2 and all(p["consumers"] and all(p["consumers"].values()) for p in workers)
             assert ready["served_by"]["role"] == "worker"
             assert status(env, "/health/live") == 200
+            assert compose_check("worker", env) == 0  # docker-compose.yml's check, as written
             metrics = probe(env, "/metrics")
             assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
             assert status(env, "/") == 404 and status(env, "/health") == 404 and status(env, "/metricsx") == 404
@@ -34,6 +35,7 @@ def test_a_worker_that_loses_rabbitmq_turns_unready_within_30_s_and_ready_again_
             failing = probe(env, "/health/ready").json()
             assert any("not connected to RabbitMQ" in p for p in failing["problems"]), failing
             assert status(env, "/health/live") == 200  # Dramatiq reconnects by itself: no restart wanted
+            assert compose_check("worker", env) != 0
             assert worker.alive()
 
             recreate_vhost(url, env)

@@ -10,8 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import SECRET, UNREACHABLE
+from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
+from tests.faults.test_database_outage import unreachable
 from tests.ops.probe_support import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
-from tests.support import Process, wait_for
+from tests.support import Process, database, wait_for
 
 
 def scheduler(env: dict[str, str], log) -> Process:
@@ -43,6 +45,25 @@ def test_a_leading_scheduler_that_loses_rabbitmq_turns_unready_and_ready_again_a
             wait_for(lambda: status(env, "/health/ready") == 200, "readiness after recovery", timeout=60, every=0.2)
         finally:
             leader.stop()
+
+
+@pytest.mark.rabbitmq
+def test_a_scheduler_whose_database_lease_is_unreachable_turns_unready_and_ready_again(tmp_path):
+    if not port_open(TEST_POSTGRES_URL, 5432):
+        unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}")
+    with own_vhost("bj-probe-db") as url, database(TEST_POSTGRES_URL, "bj_probe") as db:
+        env = process_env(url, tmp_path, DATABASE_URL=db)  # no REDIS_URL: the lease lives in this database
+        instance = scheduler(env, tmp_path / "scheduler.log")
+        try:
+            wait_for(lambda: status(env, "/health/ready") == 200, "the scheduler to be ready", timeout=60)
+            with unreachable(db):
+                wait_for(lambda: status(env, "/health/ready") == 503, "readiness to fail", timeout=30, every=0.2)
+                failing = probe(env, "/health/ready").json()
+                assert any("lease store" in p for p in failing["problems"]), failing
+                assert status(env, "/health/live") == 200  # the loop still turns: no restart wanted
+            wait_for(lambda: status(env, "/health/ready") == 200, "readiness after recovery", timeout=60, every=0.2)
+        finally:
+            instance.stop()
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def scheduler() -> None:
     from ..prometheus_env import configure, start_exporter
 
     # Serves now, or takes the port over when this host's worker exporter stops.
-    exporter = start_exporter(s.metrics_host, s.metrics_port, role="scheduler")
+    start_exporter(s.metrics_host, s.metrics_port, role="scheduler")
     store = open_store(s.database_url)
 
     def declare(queues: set[str]) -> None:
@@ -74,8 +74,7 @@ def scheduler() -> None:
     try:
         instance.run(stop)
     finally:
-        beat.stop()
-        exporter.shutdown()
+        beat.stop()  # the exporter's threads end with the process, which frees the port at once
 
 
 @click.group("jobs")

@@ -13,6 +13,13 @@ alive (and any left under this process's own id by a dead predecessor).  Files
 of live processes are kept, so a worker process never wipes a sibling's
 counters, nor a worker master a running scheduler's gauges.  One directory per
 host (or container): process ids mean nothing across pid namespaces.
+
+One process of the host serves the directory on ``METRICS_PORT``: the worker
+master's fork (:func:`serve_worker_metrics`) or a scheduler (:class:`Exporter`),
+whichever binds first.  It answers ``/metrics``, the probes ``/health/live`` and
+``/health/ready`` (:mod:`broker_jobs.probes`) and 404 for anything else.  The
+others keep trying to bind every :data:`TAKEOVER_EVERY` seconds, so the port
+outlives the process holding it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.api.conftest import UNREACHABLE
 from tests.ops.probe_support import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
 from tests.support import Process, wait_for
 
@@ -46,3 +47,32 @@ def test_a_worker_that_loses_rabbitmq_turns_unready_within_30_s_and_ready_again_
                   f"{time.monotonic() - back:.1f} s after it came back")
         finally:
             worker.stop()
+
+
+@pytest.mark.rabbitmq
+def test_a_worker_master_takes_the_metrics_port_over_when_the_scheduler_holding_it_stops(tmp_path):
+    with own_vhost("bj-probe-handover") as url:
+        env = process_env(url, tmp_path)  # one host: one METRICS_PORT, one METRICS_DIR
+        scheduler = Process(["-m", "broker_jobs", "scheduler"], env, tmp_path / "scheduler.log").start()
+        worker: Process | None = None
+        try:
+            wait_for(lambda: status(env, "/health/live") == 200, "the scheduler to serve", timeout=60)
+            worker = Process(["-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"], env,
+                             tmp_path / "worker.log").start()
+            worker.wait_for_log(r"is taken", timeout=60)
+            # The scheduler serves the worker's probes too: both report into the host's directory.
+            wait_for(lambda: {p["role"] for p in probe(env, "/health/ready").json()["processes"]}
+                     == {"worker", "scheduler"}, "both processes reported", timeout=30)
+
+            assert scheduler.stop() == 0
+            stopped = time.monotonic()
+            wait_for(lambda: probe(env, "/health/ready").json()["served_by"]["role"] == "worker",
+                     "the worker master's exporter to take the port over", timeout=20, every=0.1,
+                     ignore=(*UNREACHABLE, ValueError))
+            took = time.monotonic() - stopped
+            assert status(env, "/health/ready") == 200 and status(env, "/metrics") == 200
+            print(f"worker exporter took the port over {took:.1f} s after the scheduler exited")
+        finally:
+            scheduler.stop()
+            if worker is not None:
+                worker.stop()

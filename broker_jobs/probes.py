@@ -162,6 +162,7 @@ class Beat:
         self.directory, self.role, self.report = directory, role, report
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{role}-health", daemon=True)
+        self._failing = False
 
     def start(self) -> Beat:
         """Write now, then every :data:`BEAT` seconds."""
@@ -173,7 +174,12 @@ class Beat:
         try:
             write_state(self.directory, self.role, self.report())
         except Exception as exc:  # noqa: BLE001 - a probe file must never break the process
-            logger.warning("[health] state of %s %d not written: %r", self.role, os.getpid(), exc)
+            if not self._failing:  # once per outage, not every beat
+                logger.warning("[health] state of %s %d not written (its probes will fail): %r", self.role,
+                               os.getpid(), exc)
+            self._failing = True
+        else:
+            self._failing = False
 
     def stop(self) -> None:
         """Stop writing and delete the file: a stopped process no longer counts."""

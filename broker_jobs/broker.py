@@ -3,7 +3,9 @@
 Middleware order (each hook runs top to bottom before, bottom to top after):
 
 0. Dramatiq's ``Prometheus`` (:func:`~broker_jobs.middleware.metrics.prometheus_middleware`, real broker only):
-   Dramatiq's metrics, exported by the worker master on ``METRICS_PORT``.
+   Dramatiq's metrics, exported by the worker master on ``METRICS_PORT``, and
+   :class:`~broker_jobs.middleware.heartbeat.WorkerHeartbeat`: each worker process's
+   state for the ``/health/live`` and ``/health/ready`` probes on that port.
 1. ``AgeLimit``, ``TimeLimit`` (``JOB_TIMEOUT`` unless the job sets its own),
    ``ShutdownNotifications``, ``Callbacks``, ``Pipelines``, ``CurrentMessage``:
    Dramatiq's own.
@@ -293,10 +295,12 @@ class TopologyGuard(dramatiq.Middleware):
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
     rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
+    from .middleware.heartbeat import WorkerHeartbeat
     from .middleware.metrics import JobMetrics, prometheus_middleware
     from .scheduling.periodiq_compat import periodiq_middleware
 
-    exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware()]
+    # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
+    exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]
     return [
         *exporter,
         AgeLimit(),

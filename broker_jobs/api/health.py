@@ -151,12 +151,27 @@ def _check_dict(check: Any) -> dict[str, Any]:
     return {"ok": False, "detail": "not checked yet", "latency_ms": 0.0}
 
 
+def _instances(jobs: dict[str, Any] | health.Check | None) -> tuple[int, int]:
+    """Scheduler instances heard from in the last day, and those alive now (from their heartbeats)."""
+    status = jobs.get("scheduler") if isinstance(jobs, dict) else None
+    if not isinstance(status, dict) or "instances" not in status:
+        return 0, 0  # the state could not be read: no instance is known to be alive
+    return len(status["instances"]), int(status.get("alive") or 0)
+
+
 def _job_details(jobs: dict[str, Any] | health.Check | None) -> tuple[dict[str, Any], dict[str, int]]:
+    """Per schedule: status, health, last success; and the ``schedulers`` counts.
+
+    ``schedulers.total`` and ``.running`` count scheduler *instances* (known in the
+    last day, alive now): enabled schedules fire only while one runs.
+    ``.errors`` counts failing schedules (the ``details`` entries not healthy).
+    """
+    total, alive = _instances(jobs)
     if not isinstance(jobs, dict):
-        return {}, {"total": 0, "running": 0, "errors": 1 if isinstance(jobs, health.Check) else 0}
+        return {}, {"total": total, "running": alive, "errors": 1 if isinstance(jobs, health.Check) else 0}
     history = jobs.get("last_success") or {}
     details: dict[str, Any] = {}
-    running = errors = 0
+    errors = 0
     for job in jobs.get("jobs") or []:
         runs = history.get(str(job["id"]), {})
         # Failing: the last slot was missed, or the last run died.
@@ -167,11 +182,10 @@ def _job_details(jobs: dict[str, Any] | health.Check | None) -> tuple[dict[str, 
             status = "paused"
         else:
             status = "failing" if failing else "scheduled"
-            running += 1
         errors += failing
         details[str(job["id"])] = {"status": status, "healthy": not failing,
                                    "lastSuccess": runs.get("lastSuccess")}
-    return details, {"total": len(details), "running": running, "errors": errors}
+    return details, {"total": total, "running": alive, "errors": errors}
 
 
 def _degraded(results: dict[str, Any]) -> dict[str, str]:
@@ -188,7 +202,7 @@ def build_report(results: dict[str, Any], checked_at: float) -> dict[str, Any]:
     degraded = _degraded(results)
     if not (broker["ok"] and database["ok"]):
         status = "unhealthy"
-    elif not redis["ok"] or schedulers["errors"] or degraded:
+    elif not redis["ok"] or schedulers["errors"] or not schedulers["running"] or degraded:
         status = "degraded"
     else:
         status = "healthy"
@@ -218,7 +232,8 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", summary="Overall health: dependencies and schedules", responses=UNHEALTHY)
 def get_health(request: Request) -> JSONResponse:
-    """Healthy, degraded (Redis down, a schedule failing, a queue degraded) or unhealthy (503)."""
+    """Healthy, degraded (Redis down, no scheduler alive, a schedule failing or a queue degraded) or
+    unhealthy (broker or database down: 503)."""
     results, checked_at = request.app.state.health.results()
     report = build_report(results, checked_at)
     return JSONResponse(jsonable_encoder(report), status_code=503 if report["status"] == "unhealthy" else 200)

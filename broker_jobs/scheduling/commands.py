@@ -49,9 +49,11 @@ def scheduler() -> None:
     s = settings()
     configure_logging(s.log_level, s.log_format)
     load_jobs()
-    from ..prometheus_env import start_exporter
+    from .. import probes
+    from ..prometheus_env import configure, start_exporter
 
-    start_exporter(s.metrics_host, s.metrics_port)  # unless a worker on this host already exports
+    # Serves now, or takes the port over when this host's worker exporter stops.
+    start_exporter(s.metrics_host, s.metrics_port, role="scheduler")
     store = open_store(s.database_url)
 
     def declare(queues: set[str]) -> None:
@@ -68,7 +70,11 @@ def scheduler() -> None:
     logging.getLogger(__name__).info(
         "[scheduler] instance %s started: %d jobs from %s, lease in %s", instance.instance_id,
         len(instance.jobs), instance.config_path, "Redis" if s.redis_url else "the database")
-    instance.run(stop)
+    beat = probes.Beat(configure(), "scheduler", instance.health).start()
+    try:
+        instance.run(stop)
+    finally:
+        beat.stop()  # the exporter's threads end with the process, which frees the port at once
 
 
 @click.group("jobs")

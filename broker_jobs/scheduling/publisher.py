@@ -146,6 +146,11 @@ class Publisher:
             self.close()
             raise BrokerUnavailableError(f"publish of {len(batch)} message(s) not confirmed: {exc!r}") from exc
 
+    @property
+    def connected(self) -> bool:
+        """Whether the channel was open at the last publish or keepalive (the scheduler's readiness)."""
+        return self._channel is not None and self._channel.is_open
+
     def keepalive(self) -> None:
         """Connect if needed and serve heartbeats (a blocking connection only does it inside pika calls).
 
@@ -171,6 +176,8 @@ class Publisher:
 
 class StubPublisher:
     """Enqueues on a (stub) Dramatiq broker, for unit tests; ``fail`` makes the next publish fail."""
+
+    connected = True
 
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker

@@ -46,6 +46,8 @@ from .triggers import next_fire
 logger = logging.getLogger(__name__)
 
 RENEW, LEASE_TTL, REFRESH = 2.0, 7.0, 5.0
+#: A loop that has not turned for this long is stuck: the instance is not live.
+LOOP_STUCK = 30.0
 
 
 class _MetricsFeed:
@@ -133,6 +135,10 @@ class Scheduler:
         self._specs_seen: dict[str, dict[str, Any]] | None = None
         self._declared: set[str] = set()
         self._next_renew = self._next_refresh = 0.0
+        # Monotonic times of the last loop turn, lease answer and store read (the probes).
+        self.loop_at = time.monotonic()
+        self.lease_seen_at: float | None = None
+        self.store_seen_at: float | None = None
 
     # -- jobs --------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -234,6 +240,7 @@ class Scheduler:
             if self.token is not None and time.monotonic() > self.lease_until:
                 self.step_down("lease expired while its store was unreachable")
             return self.token is not None
+        self.lease_seen_at = time.monotonic()
         if token is None:
             if self.token is not None:
                 self.step_down("lease taken by another instance")
@@ -424,12 +431,41 @@ class Scheduler:
             self._save()
         self.store.heartbeat(self.instance_id, started_at=self.started_at, leader=self.token is not None,
                              token=self.token, errors=self.errors, last_error=self.last_error)
+        self.store_seen_at = time.monotonic()
+
+    def health(self) -> dict[str, Any]:
+        """Live and ready, and why not, for the probes (read from another thread).
+
+        Live: the loop turned in the last :data:`LOOP_STUCK` s.  Ready: live, and a
+        fresh view: the lease answered within ``LEASE_TTL`` (so this instance knows
+        whether it leads or stands by), the shared state was read within three
+        refreshes, and, when leading, RabbitMQ holds its publishing channel.
+        """
+        now = time.monotonic()
+        problems: list[str] = []
+        stuck = now - self.loop_at
+        if stuck > LOOP_STUCK:
+            problems.append(f"lease loop has not turned for {stuck:.0f} s")
+        lease_age = None if self.lease_seen_at is None else now - self.lease_seen_at
+        if lease_age is None or lease_age > LEASE_TTL:
+            problems.append("lease store (Redis or the database) not answering"
+                            + ("" if lease_age is None else f" for {lease_age:.0f} s"))
+        store_age = None if self.store_seen_at is None else now - self.store_seen_at
+        if store_age is None or store_age > 3 * REFRESH:
+            problems.append("scheduler state in the database not read"
+                            + ("" if store_age is None else f" for {store_age:.0f} s"))
+        leader = self.token is not None
+        if leader and not getattr(self.publisher, "connected", True):
+            problems.append("leads without a connection to RabbitMQ")
+        return {"live": stuck <= LOOP_STUCK, "ready": not problems, "problems": problems,
+                "instance": self.instance_id, "leader": leader, "token": self.token,
+                "jobs": len(self.jobs), "errors": self.errors}
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, then release the lease."""
         try:
             while not stop.is_set():
-                mono = time.monotonic()
+                mono = self.loop_at = time.monotonic()
                 if mono >= self._next_renew:
                     self.step_lease()
                     self._next_renew = mono + RENEW

@@ -58,12 +58,22 @@ def test_a_check_still_hanging_is_not_started_again(client):
     assert monitor._pending["broker"] is hung or hung.done()
 
 
+#: The schedules' check with one scheduler instance alive out of two heard from today.
+ONE_ALIVE = {"jobs": [], "scheduler": {"instances": [{"instance_id": "h:1"}, {"instance_id": "h:2"}], "alive": 1}}
+NONE_ALIVE = {"jobs": [], "scheduler": {"instances": [{"instance_id": "h:1"}], "alive": 0}}
+
+
 @pytest.mark.parametrize("results,status", [
-    ({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1)}, "healthy"),
+    ({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1), "jobs": ONE_ALIVE}, "healthy"),
+    ({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1), "jobs": NONE_ALIVE}, "degraded"),
+    ({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1)}, "degraded"),
     ({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1),
+      "jobs": {**ONE_ALIVE, "scheduler": {"error": "no such table"}}}, "degraded"),
+    ({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1), "jobs": ONE_ALIVE,
       "redis": Check("redis", False, 1, "refused")}, "degraded"),
     ({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1),
-      "jobs": {"jobs": [{"id": "etl", "enabled": True, "paused": False, "last_outcome": "missed"}]}}, "degraded"),
+      "jobs": {**ONE_ALIVE, "jobs": [{"id": "etl", "enabled": True, "paused": False, "last_outcome": "missed"}]}},
+     "degraded"),
     ({"broker": Check("rabbitmq", True, 1), "database": Check("database", False, 1, "down")}, "unhealthy"),
     ({"broker": Check("rabbitmq", False, 1, "down"), "database": Check("database", True, 1)}, "unhealthy"),
 ])
@@ -77,8 +87,9 @@ def test_each_schedule_reports_status_health_and_last_success():
         {"id": "b", "enabled": True, "paused": True, "last_outcome": "fired"},
         {"id": "c", "enabled": False, "paused": False, "last_outcome": None},
         {"id": "d", "enabled": True, "paused": False, "last_outcome": "fired"},
-    ], "last_success": {"a": {"lastSuccess": "2026-01-01T10:05:00+00:00", "lastStatus": "succeeded"},
-                        "d": {"lastSuccess": None, "lastStatus": "dead"}}}
+    ], "scheduler": ONE_ALIVE["scheduler"],
+        "last_success": {"a": {"lastSuccess": "2026-01-01T10:05:00+00:00", "lastStatus": "succeeded"},
+                         "d": {"lastSuccess": None, "lastStatus": "dead"}}}
     report = build_report({"broker": Check("rabbitmq", True, 1), "database": Check("database", True, 1),
                            "jobs": jobs}, 0.0)
     assert report["details"] == {
@@ -87,4 +98,5 @@ def test_each_schedule_reports_status_health_and_last_success():
         "c": {"status": "disabled", "healthy": True, "lastSuccess": None},
         "d": {"status": "failing", "healthy": False, "lastSuccess": None},
     }
-    assert report["schedulers"] == {"total": 4, "running": 2, "errors": 1}
+    # Instances heard from today and alive now; schedules failing (the unhealthy details).
+    assert report["schedulers"] == {"total": 2, "running": 1, "errors": 1}

@@ -53,6 +53,17 @@ def test_every_service_has_a_health_check(config):
             if "healthcheck" not in service and name != "release"} == set()
 
 
+def test_worker_and_scheduler_health_checks_ask_for_readiness_on_the_metrics_port(config):
+    from broker_jobs.settings import Settings
+
+    port = Settings.model_fields["metrics_port"].default  # compose does not set METRICS_PORT
+    for name in ("worker", "scheduler"):
+        service = config["services"][name]
+        assert "METRICS_PORT" not in service.get("environment", {}), name
+        assert f"http://127.0.0.1:{port}/health/ready" in " ".join(service["healthcheck"]["test"]), name
+    assert "/health/ready" in " ".join(config["services"]["web"]["healthcheck"]["test"])
+
+
 def test_app_services_wait_for_healthy_dependencies_and_the_release_step(config):
     for name in ("worker", "scheduler", "web"):
         depends = config["services"][name]["depends_on"]

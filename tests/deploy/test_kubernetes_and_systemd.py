@@ -78,6 +78,19 @@ def test_worker_scheduler_and_web_probe_the_health_endpoints_and_request_resourc
         assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
+def test_worker_and_scheduler_probes_hit_the_port_their_process_serves_probes_on(objects):
+    # The worker master's fork and the scheduler answer /health/live and /health/ready on
+    # METRICS_HOST:METRICS_PORT (tests/ops/test_worker_probes.py, test_scheduler_probes.py).
+    [config] = by_kind(objects, "ConfigMap").values()
+    assert config["data"]["METRICS_HOST"] == "0.0.0.0"  # the kubelet probes the pod's IP
+    deployments = by_kind(objects, "Deployment")
+    for name in ("broker-jobs-worker", "broker-jobs-scheduler"):
+        [container] = deployments[name]["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert ports[container[probe]["httpGet"]["port"]] == int(config["data"]["METRICS_PORT"]), (name, probe)
+
+
 def test_two_schedulers_and_a_disruption_budget_for_each_deployment(objects):
     assert by_kind(objects, "Deployment")["broker-jobs-scheduler"]["spec"]["replicas"] == 2
     budgets = by_kind(objects, "PodDisruptionBudget")

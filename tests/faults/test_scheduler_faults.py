@@ -135,11 +135,11 @@ def run(private_rabbit: PrivateRabbit, tmp_path_factory: pytest.TempPathFactory)
             wait_for(lambda: health(api_port) == "healthy", "the API to report healthy again", timeout=60)
             schedulers[standby].wait_for_log(r"leads \(fencing token", count=2, timeout=60)
             time.sleep(4)
+            after = health(api_port)  # while a scheduler is alive: without one, /health is not healthy
             schedulers[standby].stop()
             wait_for(lambda: queue_depth(amqp_url, "faults") == 0 and queue_depth(amqp_url, "faults.DQ") == 0,
                      "the workers to drain the queue", timeout=120)
             time.sleep(2)
-            after = health(api_port)
             for process in processes.values():
                 process.stop()
             yield Run(effects=effects(db), dead=dead_keys(amqp_url), health_during_outage=seen,

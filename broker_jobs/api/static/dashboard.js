@@ -174,7 +174,7 @@ function renderHealth(report) {
   pill.className = `pill pill-${report.status}`;
   const failing = ["broker", "database", "redis"].filter((k) => report[k] && !report[k].ok);
   pill.textContent = report.status + (failing.length ? ` · ${failing.join(", ")} down` : "");
-  pill.title = `schedules: ${report.schedulers.running}/${report.schedulers.total} running, ${report.schedulers.errors} failing`;
+  pill.title = `schedulers: ${report.schedulers.running} alive of ${report.schedulers.total} seen today; schedules failing: ${report.schedulers.errors}`;
 }
 
 function renderScheduler(status) {

@@ -49,7 +49,8 @@ def test_the_wanted_arguments_are_those_dramatiq_declares_with_our_max_priority(
 
 def report(queues: object) -> dict:
     ok = Check("x", True, 1.0, "fine")
-    return build_report({"broker": ok, "database": ok, "jobs": {"jobs": []}, "queues": queues}, 1.0)
+    one_scheduler_alive = {"jobs": [], "scheduler": {"instances": [{"id": "s1"}], "alive": 1}}
+    return build_report({"broker": ok, "database": ok, "jobs": one_scheduler_alive, "queues": queues}, 1.0)
 
 
 def test_a_degraded_queue_makes_health_degraded_and_says_how_to_repair_it():

@@ -20,6 +20,8 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
    (after dedup and rate limits, so skipped deliveries never show as running).
 7. :class:`TopologyGuard`: before a worker starts, every queue is declared; a
    queue that exists with other arguments stops the worker with one line.
+8. :class:`~broker_jobs.middleware.job_modules.JobModules` (real broker only): a
+   worker process imports the jobs file's ``modules:`` at boot.
 """
 
 from __future__ import annotations
@@ -255,10 +257,12 @@ class TopologyGuard(dramatiq.Middleware):
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
     rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
+    from .middleware.job_modules import JobModules
     from .middleware.metrics import JobMetrics, prometheus_middleware
     from .scheduling.periodiq_compat import periodiq_middleware
 
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware()]
+    user_jobs: list[dramatiq.Middleware] = [] if stub else [JobModules()]
     return [
         *exporter,
         AgeLimit(),
@@ -279,6 +283,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         JobMetrics(),
         History(history_writer, settings.log_runs),
         TopologyGuard(),
+        *user_jobs,
         *periodiq_middleware(),  # only under `periodiq`: must exist before actors are declared
     ]
 

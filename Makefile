@@ -52,10 +52,12 @@ test: venv services
 	$(BIN)/python -m pytest -q -m "not soak" -n 2 --dist loadfile --durations=15 tests
 
 # The release step runs once here, not under honcho (honcho stops everything when one
-# process ends). web comes first so that honcho gives it PORT=API_PORT.
+# process ends). web comes first so that honcho gives it PORT=API_PORT. honcho sends
+# SIGKILL 5 s after the first process exits: running jobs get 3 s after Ctrl-C.
 run: venv services
 	$(BIN)/broker-jobs setup
-	$(BIN)/honcho start -f Procfile -p $${API_PORT:-8000} web worker scheduler
+	WORKER_SHUTDOWN_TIMEOUT=$${WORKER_SHUTDOWN_TIMEOUT:-3000} \
+	  $(BIN)/honcho start -f Procfile -p $${API_PORT:-8000} web worker scheduler
 
 bench: venv services
 	@if [ -f benchmarks/run.py ]; then $(BIN)/python benchmarks/run.py; \

@@ -23,6 +23,8 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
 7. :class:`TopologyGuard`: before a worker starts, every queue is declared; a
    queue that exists with other arguments is used as it is, with one warning
    naming the repair command (:mod:`broker_jobs.topology`).
+8. :class:`~broker_jobs.middleware.job_modules.JobModules` (real broker only): a
+   worker process imports the jobs file's ``modules:`` at boot.
 """
 
 from __future__ import annotations
@@ -296,11 +298,13 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
     """The middleware stack, in the order documented above."""
     rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
     from .middleware.heartbeat import WorkerHeartbeat
+    from .middleware.job_modules import JobModules
     from .middleware.metrics import JobMetrics, prometheus_middleware
     from .scheduling.periodiq_compat import periodiq_middleware
 
     # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]
+    user_jobs: list[dramatiq.Middleware] = [] if stub else [JobModules()]
     return [
         *exporter,
         AgeLimit(),
@@ -321,6 +325,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         JobMetrics(),
         History(history_writer, settings.log_runs),
         TopologyGuard(),
+        *user_jobs,
         *periodiq_middleware(),  # only under `periodiq`: must exist before actors are declared
     ]
 

@@ -352,11 +352,7 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
         raise doc.error(("modules",), "must be a list of module names")
     if import_modules:
         importlib.import_module("broker_jobs.actors")
-        for i, name in enumerate(modules):
-            try:
-                importlib.import_module(name)
-            except ImportError as exc:
-                raise doc.error(("modules", i), f"cannot import {name!r}: {exc}") from None
+        _import_modules(doc, modules)
     raw_jobs = data.get("jobs") if data.get("jobs") is not None else []
     if not isinstance(raw_jobs, list):
         raise doc.error(("jobs",), "must be a list of jobs")
@@ -369,6 +365,44 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
         seen[job.id] = i
         jobs.append(job)
     return JobsConfig(source=source, jobs=jobs, modules=list(modules))
+
+
+def _import_modules(doc: _Located, modules: list[str]) -> None:
+    for i, name in enumerate(modules):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise doc.error(("modules", i), f"cannot import {name!r}: {exc}") from None
+
+
+def import_modules(path: Path) -> list[str]:
+    """Import the jobs file's ``modules:``, as :func:`load_config` does, without reading its jobs.
+
+    What a worker process calls at boot (:class:`~broker_jobs.middleware.JobModules`):
+    it needs the user's jobs, not the schedule.  A file that cannot be read
+    imports nothing (a worker may run without one); a file that can be read but
+    is not valid YAML, or names a module that cannot be imported, fails, so a
+    listed job is never silently missing.
+
+    Returns:
+      The module names imported.
+
+    Raises:
+      ConfigError: ``file:line: modules[i]: cannot import 'name': why``.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    doc = _Located(text, source)
+    modules = doc.data.get("modules") if isinstance(doc.data, dict) else None
+    if modules is None:
+        return []
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise doc.error(("modules",), "must be a list of module names")
+    _import_modules(doc, modules)
+    return list(modules)
 
 
 def configured_modules(path: Path) -> list[str]:

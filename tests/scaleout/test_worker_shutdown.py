@@ -18,13 +18,15 @@ Two departures from "finish in-flight jobs up to the deadline":
   soon as one job ends during the stop: a job that needs less than the deadline
   can be killed (and runs again).  ``broker_jobs.compat`` replaces it with a
   fixed deadline; the last test below pins that.
-* A second SIGTERM makes a worker process exit at once ("Killing worker
-  process...").  SIGTERM sent to the whole process group (``kill -- -PGID``,
-  systemd's default ``KillMode=control-group``) reaches each worker process
-  twice, directly and forwarded by the master, so nothing is drained: every
-  running job is killed and redelivered (seen in 3 of 3 tries; not tested, as
-  whether the two signals are handled apart is a race).  ``deploy/systemd``
-  uses ``KillMode=mixed`` for that reason.
+* A second SIGTERM makes a Dramatiq worker process exit at once.  SIGTERM sent
+  to the whole process group (honcho, Heroku, ``kill -- -PGID``, systemd's
+  default ``KillMode=control-group``) reaches each worker process twice,
+  directly and forwarded by the master; ``broker_jobs.compat.OneStop`` counts
+  the two as one stop.  ``test_group_stop.py`` stops workers that way.
+
+The tests time what they name from the signal (events the jobs record, messages
+back in RabbitMQ), never through the worker's exit, and assert no upper bound on
+how fast a loaded machine gets there.
 """
 
 from __future__ import annotations
@@ -90,26 +92,27 @@ def test_sigterm_finishes_running_jobs_kills_the_overdue_one_and_leaves_the_rest
         queued = publish(url, QUEUE, "shutdown_job", [[f"{run}-queued{i}", 0.2] for i in range(QUEUED)])
         wait_for(lambda: ready(url, QUEUE) == QUEUED - (2 * THREADS - 4), "A prefetching four queued", 30)
 
-        stopped_at = time.monotonic()
+        signalled_at = time.time()
         os.kill(first.pid, signal.SIGTERM)  # the master only, as systemd (KillMode=mixed), Docker, k8s do
-        code = first.wait(timeout=DEADLINE_MS / 1000 + 15)
-        took = time.monotonic() - stopped_at
-        assert code == 0, log_a.read_text()[-3000:]
-        # Within the deadline, plus the worker's 1 s signal poll and the teardown.
-        assert took <= DEADLINE_MS / 1000 + 5, took
+        # Nothing acked that did not finish: the killed job and the twelve queued are all back.
+        wait_for(lambda: ready(url, QUEUE) == QUEUED + 1, "the killed job and the queued ones back",
+                 DEADLINE_MS / 1000 + 60)
+        back = time.time() - signalled_at
+        assert first.wait(timeout=60) == 0, log_a.read_text()[-3000:]
 
         assert {e.pid for e in seen()} == {pid_a}
         assert tally(seen(), "done") == {m: 1 for m in short}, "short jobs finish within the deadline"
         assert tally(seen(), "start")[long_] == 1 and long_ not in tally(seen(), "done"), "long job killed"
         assert not set(queued) & set(tally(seen(), "start")), "no new job started after SIGTERM"
-        # Nothing acked that did not finish: the killed job and the twelve queued are all back.
-        wait_for(lambda: ready(url, QUEUE) == QUEUED + 1, "the killed job and the queued ones back", 5)
-        assert ready(url, QUEUE + ".XQ") == 0
+        assert max(e.at for e in seen() if e.kind == "done") > signalled_at, "short jobs ran on after SIGTERM"
+        assert ready(url, QUEUE) == QUEUED + 1 and ready(url, QUEUE + ".XQ") == 0
 
         log_b = tmp_path / "worker-b.log"
         second = worker(env, log_b, THREADS, DEADLINE_MS)
-        wait_for(lambda: {*queued, long_} <= set(tally(seen(), "done")), "B finishing the rest", 60)
-        time.sleep(1)  # a duplicate would show up now
+        wait_for(lambda: {*queued, long_} <= set(tally(seen(), "done")), "B finishing the rest", 120)
+        # Once B has stopped, whatever it did not ack would be back in the queue: a duplicate to come
+        # would show there.
+        assert stop(second, timeout=60) == 0
 
         pid_b = next(e.pid for e in seen() if e.pid != pid_a)
         done = tally(seen(), "done")
@@ -119,7 +122,7 @@ def test_sigterm_finishes_running_jobs_kills_the_overdue_one_and_leaves_the_rest
         assert tally(seen(), "start")[long_] == 2, "the killed job ran again"
         assert all(n == 1 for m, n in tally(seen(), "start").items() if m != long_), "nothing else did"
         assert ready(url, QUEUE) == 0 and ready(url, QUEUE + ".XQ") == 0
-        print(f"SIGTERM to exit: {took:.2f} s (deadline {DEADLINE_MS / 1000:g} s)")
+        print(f"SIGTERM to the killed job back in RabbitMQ: {back:.2f} s (deadline {DEADLINE_MS / 1000:g} s)")
     finally:
         stop(first)
         if second is not None:
@@ -134,9 +137,10 @@ class KilledBeforeDeadline(AssertionError):
 def test_every_job_that_ends_within_the_shutdown_deadline_is_allowed_to_finish(rabbitmq_url: str, tmp_path: Path):
     url, run = rabbitmq_url, uuid.uuid4().hex[:8]
     env = worker_env(url, tmp_path)
-    deadline_s = 8.0
+    deadline_s = 10.0
     # Once the stop begins, the job on the worker's first thread needs 4 s more, on the second 5 s,
-    # on the third 7 s: all within the 8 s deadline.
+    # on the third 7 s: all within the 10 s deadline, with 3 s to spare on a loaded machine.  Dramatiq's
+    # own join_all would give the third thread 10 - 4 - 5 = 1 s (it ends 6 s into the stop).
     needs = [4.0, 5.0, 7.0]
 
     def seen():  # type: ignore[no-untyped-def]
@@ -149,13 +153,13 @@ def test_every_job_that_ends_within_the_shutdown_deadline_is_allowed_to_finish(r
         sent = publish(url, QUEUE, "shutdown_after_stop", [[f"{run}-{i}", needs] for i in range(len(needs))])
         wait_for(lambda: len(tally(seen(), "start")) == len(needs), "every thread busy", 30)
         os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=deadline_s + 15) == 0
+        assert proc.wait(timeout=deadline_s + 60) == 0
         exited_at = time.time()
         stopping = {e.message_id: int(e.kind.split(":")[1]) for e in seen() if e.kind.startswith("stopping:")}
         assert sorted(stopping.values()) == list(range(len(needs)))
         # Whatever did not finish was not acked: RabbitMQ has it back.
         done = tally(seen(), "done")
-        wait_for(lambda: ready(url, QUEUE) == len(sent) - len(done), "unfinished jobs back in the queue", 5)
+        wait_for(lambda: ready(url, QUEUE) == len(sent) - len(done), "unfinished jobs back in the queue", 30)
 
         began = min(e.at for e in seen() if e.kind.startswith("stopping:"))
         killed = sorted(stopping[m] for m in sent if m not in done)

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     etl_overlap: float = Field(30.0, ge=0, description="seconds")
     embedding_dim: int = Field(384, ge=8, le=8192)
     vault_path: Path = Path("examples/vault")
+    vault_max_note_bytes: int = Field(1_048_576, ge=1024, le=67_108_864, description="bytes")
     export_dir: Path = Path("data/exports")
     entities_config: Path = Path("config/entities.yaml")
     companies_file: Path = Path("examples/companies.csv")

@@ -121,3 +121,16 @@ def test_a_csv_source_password_is_in_no_log_report_history_row_or_error(
     for text in texts:
         assert secret not in text and encoded not in text
     assert "http://reader:***@127.0.0.1" in run.report["errors"]["Missing"]
+
+
+def test_services_list_shows_a_status_url_without_its_password(jobs_env: JobsEnv):
+    from click.testing import CliRunner
+
+    from broker_jobs.cli import main
+
+    cli = CliRunner()
+    assert cli.invoke(main, ["services", "add", "web", "https://ops:s3cr3t-pw@status.example/api"]).exit_code == 0
+    for args in (["services", "list", "--json"], ["services", "list"]):
+        listed = cli.invoke(main, args)
+        assert listed.exit_code == 0 and "ops:***@status.example" in listed.output
+        assert "s3cr3t" not in listed.output

@@ -47,9 +47,14 @@ class RedactingFormatter(logging.Formatter):
 
 
 def redact_handlers() -> None:
-    """Mask URL passwords in every line of the root logger's handlers (the dramatiq CLI's own)."""
+    """Mask URL passwords in the lines of the root logger's plain stream handlers (the dramatiq CLI's own).
+
+    Only handlers of exactly :class:`logging.StreamHandler` (what ``logging.basicConfig``
+    makes) are wrapped: an application's or a test runner's own handlers are left alone.
+    """
     for handler in logging.getLogger().handlers:
-        if not isinstance(handler.formatter, (JsonFormatter, PlainFormatter, RedactingFormatter)):
+        if type(handler) is logging.StreamHandler and not isinstance(
+                handler.formatter, (JsonFormatter, PlainFormatter, RedactingFormatter)):
             handler.setFormatter(RedactingFormatter(handler.formatter))
 
 

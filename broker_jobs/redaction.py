@@ -18,6 +18,7 @@ are not secret.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -45,6 +46,21 @@ def redact(text: str) -> str:
     if "=" in text:
         text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
     return text
+
+
+class RedactFilter(logging.Filter):
+    """A logging filter that masks URL passwords in a record before any handler sees it.
+
+    Installed on loggers of libraries that print URLs whole (httpx logs every
+    request as ``HTTP Request: GET <url>``), whatever handlers the process has.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 def redact_value(value: Any) -> Any:

@@ -34,9 +34,12 @@ import httpx
 import pybreaker
 
 from ..errors import PermanentJobError, TransientJobError
+from ..redaction import RedactFilter
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
+# httpx logs each request's URL whole, user info included.
+logging.getLogger("httpx").addFilter(RedactFilter())
 
 _breakers: dict[str, pybreaker.CircuitBreaker] = {}
 _lock = threading.Lock()

@@ -262,7 +262,7 @@ def reconcile(engine: Engine, root: Path, batch_size: int = 50,
     Returns:
       The report and the ids of the documents that changed (new, changed or deleted).
     """
-    report, changed = Report(), []
+    report, changed = Report(), list[int]()
     root_fd = open_root(root) if root.is_dir() else -1
     try:
         with report.timed("scan"):

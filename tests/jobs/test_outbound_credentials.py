@@ -6,6 +6,7 @@ A second fake API on another port plays the foreign host a pagination link
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -90,6 +91,15 @@ def test_a_redirect_to_another_origin_loses_the_authorization_header(jobs_env: J
         assert anonymous.request("GET", f"{foreign.url}/csv/none.csv").status_code == 404
 
 
+def test_httpx_request_lines_never_show_a_url_password(jobs_env: JobsEnv, apis: FakeApis,
+                                                       caplog: pytest.LogCaptureFixture):
+    from broker_jobs.connectors.http import ApiClient
+
+    with caplog.at_level(logging.INFO, logger="httpx"), ApiClient("plain", get_settings()) as api:
+        api.request("GET", apis.url.replace("http://", "http://ops:s3cr3t-pw@") + "/csv/none.csv")
+    assert "HTTP Request: GET http://ops:***@127.0.0.1" in caplog.text and "s3cr3t" not in caplog.text
+
+
 # CSV sources with credentials in the URL
 
 passwords = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=6, max_size=24)
@@ -120,7 +130,10 @@ def test_a_csv_source_password_is_in_no_log_report_history_row_or_error(
     texts = [caplog.text, json.dumps(run.report, ensure_ascii=False), run.error or "", *last_errors]
     for text in texts:
         assert secret not in text and encoded not in text
-    assert "http://reader:***@127.0.0.1" in run.report["errors"]["Missing"]
+    assert run.report["errors"]["Missing"].startswith("HTTP 404 from http://127.0.0.1:")  # sent as Basic auth
+    assert "HTTP Request: GET http://127.0.0.1:" in caplog.text  # httpx's own line, without the user info
+    basic = "Basic " + base64.b64encode(f"reader:{secret}".encode()).decode()
+    assert ("/csv/ok.csv", basic) in apis.state.authorizations  # the credentials still reach their host
 
 
 def test_services_list_shows_a_status_url_without_its_password(jobs_env: JobsEnv):

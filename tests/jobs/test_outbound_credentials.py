@@ -147,3 +147,45 @@ def test_services_list_shows_a_status_url_without_its_password(jobs_env: JobsEnv
         listed = cli.invoke(main, args)
         assert listed.exit_code == 0 and "ops:***@status.example" in listed.output
         assert "s3cr3t" not in listed.output
+
+
+@pytest.mark.rabbitmq
+def test_a_real_worker_importing_a_csv_url_with_a_password_never_prints_it(apis: FakeApis, tmp_path):
+    """``dramatiq broker_jobs.actors`` as deployed: its stderr (our lines, httpx's, dramatiq's) and its history."""
+    from tests.conftest import RABBITMQ_URL, port_open, run_cli, unavailable
+    from tests.support import log_text, start, stop, vhost, wait_for, wait_for_log
+
+    if not port_open(RABBITMQ_URL, 5672):
+        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
+    secret = "s3cr3t-" + tmp_path.name[-6:]
+    apis.state.files["ok.csv"] = "a,b\n1,2\n"
+    host = apis.url.replace("http://", f"http://reader:{secret}@")
+    (tmp_path / "companies.csv").write_text(f"name,source\nServed,{host}/csv/ok.csv\nMissing,{host}/csv/gone.csv\n")
+    with vhost("bj-files") as url:
+        if url is None:
+            unavailable("a vhost of its own on RabbitMQ")
+        env = {"RABBITMQ_URL": url, "DATABASE_URL": f"sqlite:///{tmp_path}/jobs.sqlite3",
+               "COMPANIES_FILE": str(tmp_path / "companies.csv"), "QDRANT_PATH": str(tmp_path / "qdrant"),
+               "METRICS_PORT": str(free_port()), "METRICS_DIR": str(tmp_path / "prometheus"),
+               "JOBS_CONFIG": str(tmp_path / "none.yaml"), "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+               "HTTP_MAX_RETRIES": "0"}
+        log = tmp_path / "worker.log"
+        proc = start(["-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"], env, log)
+        try:
+            wait_for_log(log, "ready for action", proc, timeout=60)
+            sent = run_cli("send", "csv_import", env=env)
+            assert sent.returncode == 0, sent.stderr
+            wait_for_log(log, r"\[csv\] Missing failed", proc, timeout=60)
+            history = {}
+
+            def finished() -> bool:
+                result = run_cli("history", "--json", env=env)
+                history["runs"] = json.loads(result.stdout or "[]")
+                return any(r["actor"] == "csv_import" and r["status"] == "succeeded" for r in history["runs"])
+
+            wait_for(finished, "the csv_import run in the history", timeout=60)
+        finally:
+            stop(proc, timeout=30)
+    text = log_text(log)
+    assert "HTTP Request: GET http://127.0.0.1:" in text  # httpx's own line, as the worker prints it
+    assert secret not in text and secret not in json.dumps(history["runs"])

@@ -25,9 +25,11 @@ from typing import Any
 #: What replaces a secret.
 MASK = "***"
 
-_USERINFO = re.compile(
-    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]]*):(?P<password>\S*)@"
-)
+# A scheme starts a word (the look-behind keeps the search linear on long runs of letters).
+_SCHEME = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,63}://")
+_SPACE = re.compile(r"\s")
+_NOT_IN_USER = frozenset("/?#[]")
+_MAX_USER = 256
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&;](?:access_token|refresh_token|id_token|token|api_key|apikey|key|secret|client_secret"
     r"|password|passwd|pwd|sig|signature)=)(?P<value>[^&;#\s'\"]+)",
@@ -42,10 +44,36 @@ def redact(text: str) -> str:
       text: Any text: a URL, an error message, a log line, a traceback.
     """
     if "://" in text:
-        text = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+        text = _mask_user_info(text)
     if "=" in text:
         text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
     return text
+
+
+def _mask_user_info(text: str) -> str:
+    # A scan, not one regular expression: ``\S*@`` backtracks, and hostile text (a note's
+    # link target in a report) must not make redaction quadratic.  Each word is measured once.
+    pieces: list[str] = []
+    done, word_end, last_at = 0, -1, -1
+    for match in _SCHEME.finditer(text):
+        start = match.end()
+        if start <= done:  # inside a password already masked
+            continue
+        if start > word_end:
+            space = _SPACE.search(text, start)
+            word_end = space.start() if space else len(text)
+            last_at = text.rfind("@", start, word_end)
+        if last_at < start:
+            continue
+        colon = text.find(":", start, min(last_at, start + _MAX_USER + 1))
+        if colon < 0 or not _NOT_IN_USER.isdisjoint(text[start:colon]):
+            continue
+        pieces += [text[done:colon + 1], MASK]
+        done = last_at
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 class RedactFilter(logging.Filter):

@@ -123,3 +123,17 @@ def test_log_lines_and_health_details_mask_a_url_password(caplog: pytest.LogCapt
     for formatter in (PlainFormatter("%(message)s"), JsonFormatter(), RedactingFormatter(logging.Formatter())):
         line = formatter.format(record)
         assert "s3cr3t" not in line and "u:***@h" in line
+
+
+@pytest.mark.parametrize("hostile", [
+    "a" * 200_000 + "://x",
+    "http://u:" + "b" * 200_000,
+    "http://u:p" * 20_000,
+    "a://:" * 40_000 + "@host",
+])
+def test_long_hostile_text_is_redacted_in_one_pass(hostile):
+    # A note's link target can reach a report: a backtracking pattern took minutes on these.
+    masked = redact(hostile)
+    assert redact(masked) == masked
+    if hostile.endswith("@host"):
+        assert masked == f"a://:{MASK}@host"

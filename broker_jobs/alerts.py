@@ -25,6 +25,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from .redaction import redact
+
 logger = logging.getLogger(__name__)
 
 #: Alerts waiting for the sender beyond this are dropped (and counted).
@@ -189,6 +191,7 @@ def set_sender(sender: AlertSender | None) -> None:
 
 def job_failed(job: str, message_id: str, queue_name: str, error: str, attempts: int) -> None:
     """Alert that ``job`` died after its retries (or failed permanently)."""
+    error = redact(error)
     try:
         get_sender().notify("job_failed", job, f"job {job} failed after {attempts} attempt(s): {error}",
                             message_id=message_id, queue=queue_name, error=error, attempts=attempts)

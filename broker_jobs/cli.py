@@ -30,7 +30,9 @@ EXIT_CODES = {
 
 def fail(message: str, code: int = 2) -> None:
     """Print ``message`` as one line on stderr and exit with ``code``."""
-    click.echo(f"broker-jobs: {message}", err=True)
+    from .redaction import redact
+
+    click.echo(f"broker-jobs: {redact(message)}", err=True)
     sys.exit(code)
 
 

@@ -10,6 +10,7 @@ import pika
 from sqlalchemy import text
 
 from .broker import connection_url
+from .redaction import redact
 from .settings import Settings
 
 
@@ -34,7 +35,7 @@ def _timed(name: str, fn: Any) -> Check:
         ok = True
     except Exception as exc:  # a health check reports, it does not raise
         detail, ok = (str(exc).splitlines() or [type(exc).__name__])[0], False
-    return Check(name, ok, round((time.perf_counter() - start) * 1000, 2), detail)
+    return Check(name, ok, round((time.perf_counter() - start) * 1000, 2), redact(str(detail)))
 
 
 def check_rabbitmq(settings: Settings, timeout: float = 1.0) -> Check:

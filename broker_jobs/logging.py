@@ -6,6 +6,8 @@ import json
 import logging
 import time
 
+from .redaction import redact
+
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object per line."""
@@ -16,14 +18,44 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if record.exc_info:
-            payload["exc_info"] = self.formatException(record.exc_info)
+            payload["exc_info"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)
 
 
+class PlainFormatter(logging.Formatter):
+    """``PLAIN`` lines, URL passwords masked (an error may quote a URL with its credentials)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's lines with URL passwords masked (handlers someone else set up)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
+
+
+def redact_handlers() -> None:
+    """Mask URL passwords in the lines of the root logger's plain stream handlers (the dramatiq CLI's own).
+
+    Only handlers of exactly :class:`logging.StreamHandler` (what ``logging.basicConfig``
+    makes) are wrapped: an application's or a test runner's own handlers are left alone.
+    """
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and not isinstance(
+                handler.formatter, (JsonFormatter, PlainFormatter, RedactingFormatter)):
+            handler.setFormatter(RedactingFormatter(handler.formatter))
 
 
 def configure_logging(level: str = "INFO", fmt: str = "plain") -> None:
@@ -35,7 +67,7 @@ def configure_logging(level: str = "INFO", fmt: str = "plain") -> None:
     """
     root = logging.getLogger()
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(PLAIN))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter(PLAIN))
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)

@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+from .redaction import redact
 
 #: RabbitMQ closes a channel holding a delivery unacked this long (ms in rabbitmq.conf).
 DEFAULT_CONSUMER_TIMEOUT = 1800
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     etl_overlap: float = Field(30.0, ge=0, description="seconds")
     embedding_dim: int = Field(384, ge=8, le=8192)
     vault_path: Path = Path("examples/vault")
+    vault_max_note_bytes: int = Field(1_048_576, ge=1024, le=67_108_864, description="bytes")
     export_dir: Path = Path("data/exports")
     entities_config: Path = Path("config/entities.yaml")
     companies_file: Path = Path("examples/companies.csv")
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
     def _amqp_scheme(cls, value: str) -> str:
         if urlsplit(value).scheme not in ("amqp", "amqps"):
             raise ValueError("must be an amqp:// or amqps:// URL")
-        return value
+        return _with_valid_port(value)
 
     @field_validator("redis_url")
     @classmethod
@@ -107,7 +109,7 @@ class Settings(BaseSettings):
             return None
         if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
+        return _with_valid_port(value)
 
     @field_validator("database_url")
     @classmethod
@@ -119,6 +121,13 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value.startswith("postgresql"):
+            from sqlalchemy.engine import make_url  # its own parser: the one the engine will use
+
+            try:
+                make_url(value)
+            except Exception:  # noqa: BLE001 - its messages quote the whole URL, password included
+                raise ValueError("not a valid URL (check the port and that the password is URL-encoded)") from None
         return value
 
     @field_validator("scheduler_timezone")
@@ -168,6 +177,16 @@ class Settings(BaseSettings):
         return int(min(self.retry_max_backoff, ceiling) * 1000)
 
 
+def _with_valid_port(value: str) -> str:
+    # A port that is not a number fails here, naming the variable, not later in a traceback
+    # quoting the URL; urllib's message names only the port.
+    try:
+        _ = urlsplit(value).port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    return value
+
+
 def _field_env_name(loc: tuple[int | str, ...]) -> str:
     name = str(loc[0]) if loc else "?"
     if name.lower() == "rabbitmq_url" or name.upper() in ("CLOUDAMQP_URL", "AMQP_URL"):
@@ -184,8 +203,12 @@ def load_settings() -> Settings:
         if not err["loc"]:  # a rule across variables: its message names them
             raise ConfigError(f"invalid settings: {err['msg'].removeprefix('Value error, ')}") from None
         name = _field_env_name(tuple(err["loc"]))
+        field = Settings.model_fields.get(str(err["loc"][0]))
+        if name.endswith("_URL") or (field is not None and "SecretStr" in str(field.annotation)):
+            # A URL may carry a password (even one a mistake left unmasked): named, never echoed.
+            raise ConfigError(f"invalid environment variable {name}: {err['msg']}") from None
         value = os.environ.get(name, err.get("input"))
-        raise ConfigError(f"invalid environment variable {name}={value!r}: {err['msg']}") from None
+        raise ConfigError(f"invalid environment variable {name}={redact(repr(value))}: {err['msg']}") from None
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,10 @@ try:
         from ..logging import configure_logging
 
         configure_logging(_settings().log_level, "json")
+    else:  # the dramatiq CLI's plain lines: URL passwords masked all the same
+        from ..logging import redact_handlers
+
+        redact_handlers()
 except ConfigError as exc:  # a user mistake: one line, exit 2, no traceback
     print(f"broker-jobs: {exc}", file=sys.stderr)
     raise SystemExit(2) from None

@@ -73,11 +73,12 @@ def services_list(as_json: bool) -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from ..redaction import redact
     from ..store.data_models import Service
     from ..store.db import get_engine
 
     with Session(get_engine(settings().database_url)) as session:
-        rows = [{"id": s.id, "name": s.name, "status_url": s.status_url, "active": s.active,
+        rows = [{"id": s.id, "name": s.name, "status_url": redact(s.status_url), "active": s.active,
                  "last_status": s.last_status, "last_synced_at": s.last_synced_at}
                 for s in session.scalars(select(Service).order_by(Service.id))]
     if as_json:

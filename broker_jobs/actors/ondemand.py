@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ..entities.report import Report
 from ..errors import PermanentJobError, SkipJob
 from ..job import job
+from ..safe_files import UnsafeFileError, open_root, write_file
 from ..settings import get_settings
 from ..store import data_models  # noqa: F401  (our tables on Base)
 from ..store.db import get_engine
@@ -52,11 +53,24 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _write_atomically(path: Path, text: str) -> str:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    return hashlib.sha256(text.encode()).hexdigest()
+def _write_atomically(dir_fd: int, name: str, text: str) -> str:
+    # Readers see the old file or the new one, never half of one; a link planted at the
+    # name (or at a temporary name) is replaced, never written through.
+    data = text.encode("utf-8")
+    try:
+        write_file(dir_fd, name, data)
+    except UnsafeFileError as exc:
+        raise PermanentJobError(f"export: EXPORT_DIR/{exc}") from None
+    return hashlib.sha256(data).hexdigest()
+
+
+def _open_export_dir(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return open_root(out, follow=False)
+    except UnsafeFileError:
+        raise PermanentJobError(f"export: EXPORT_DIR={out} is a symbolic link; set EXPORT_DIR to the real "
+                                "folder (an export never writes through a link)") from None
 
 
 def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
@@ -67,9 +81,22 @@ def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
     if unknown:
         known = ", ".join(sorted(Base.metadata.tables))
         raise PermanentJobError(f"unknown tables {', '.join(unknown)} (known: {known})")
-    settings, engine, report = get_settings(), get_engine(), Report()
+    settings, report = get_settings(), Report()
     out = settings.export_dir
-    out.mkdir(parents=True, exist_ok=True)
+    dir_fd = _open_export_dir(out)
+    try:
+        files = _export_tables(dir_fd, tables, format, report)
+        manifest = {"format": format, "exported_at": datetime.now(UTC).isoformat(), "files": files}
+        _write_atomically(dir_fd, "manifest.json", json.dumps(manifest, indent=2))
+    finally:
+        os.close(dir_fd)
+    report.inserted = len(files)
+    report.extra.update(directory=str(out), files=[f["file"] for f in files], manifest="manifest.json")
+    return report.asdict()
+
+
+def _export_tables(dir_fd: int, tables: list[str], format: str, report: Report) -> list[dict[str, Any]]:
+    engine = get_engine()
     files = []
     for name in tables:
         table = Base.metadata.tables[name]
@@ -87,18 +114,18 @@ def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
                 text = buffer.getvalue()
             else:
                 text = json.dumps([{k: _cell(v) for k, v in row.items()} for row in rows], indent=1, default=str)
-            path = out / f"{name}.{format}"
-            digest = _write_atomically(path, text)
+            file_name = f"{name}.{format}"
+            digest = _write_atomically(dir_fd, file_name, text)
         report.fetched += len(rows)
-        files.append({"table": name, "file": path.name, "rows": len(rows), "columns": columns, "sha256": digest})
-    manifest = {"format": format, "exported_at": datetime.now(UTC).isoformat(), "files": files}
-    _write_atomically(out / "manifest.json", json.dumps(manifest, indent=2))
-    report.inserted = len(files)
-    report.extra.update(directory=str(out), files=[f["file"] for f in files], manifest="manifest.json")
-    return report.asdict()
+        files.append({"table": name, "file": file_name, "rows": len(rows), "columns": columns, "sha256": digest})
+    return files
 
 
 @job(queue="default", priority="medium", time_limit=300)
 def export_data(tables: list[str], format: str = "csv") -> dict[str, Any]:
-    """Export chosen tables to CSV or JSON files under ``EXPORT_DIR`` with a manifest."""
+    """Export chosen tables to CSV or JSON files under ``EXPORT_DIR`` with a manifest.
+
+    Files are created inside ``EXPORT_DIR`` without following any link (see
+    :mod:`broker_jobs.safe_files`); ``EXPORT_DIR`` itself must not be a link.
+    """
     return run_export(tables, format)

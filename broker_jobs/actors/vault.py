@@ -19,7 +19,8 @@ def run_vault_sync() -> dict[str, Any]:
     settings = get_settings()
     if not settings.vault_path.is_dir():
         raise SkipJob(f"vault: VAULT_PATH={settings.vault_path} is not a directory")
-    report, changed = reconcile(get_engine(), settings.vault_path, settings.etl_batch_size)
+    report, changed = reconcile(get_engine(), settings.vault_path, settings.etl_batch_size,
+                                settings.vault_max_note_bytes)
     if changed:
         from .etl import etl_sync
 

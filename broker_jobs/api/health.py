@@ -21,6 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from .. import health, topology
+from ..redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _check_jobs(settings: Any) -> dict[str, Any]:
     try:
         status = control.scheduler_status(settings)
     except Exception as exc:  # noqa: BLE001 - a health report shows the failure
-        status = {"error": str(exc)}
+        status = {"error": redact(str(exc))}
     return {"jobs": jobs, "scheduler": status, "last_success": last_successes(settings)}
 
 
@@ -110,7 +111,7 @@ class HealthMonitor:
             except TimeoutError:
                 results[name] = health.Check(name, False, self.timeout * 1000, "timed out")
             except Exception as exc:  # noqa: BLE001 - a failing check is reported, not raised
-                results[name] = health.Check(name, False, 0.0, f"{type(exc).__name__}: {exc}")
+                results[name] = health.Check(name, False, 0.0, redact(f"{type(exc).__name__}: {exc}"))
         with self._lock:
             self._results = results
             self._checked_at = time.time()

@@ -15,12 +15,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ..entities.report import Report, message_tag
+from ..redaction import redact
 from ..settings import Settings
 from ..store.data_models import Company, CompanyRecord, utcnow
 from .http import ApiClient
@@ -65,15 +66,21 @@ def read_source(source: str, settings: Settings) -> str:
     """
     if source.startswith(("http://", "https://")):
         # One breaker per host: a dead server must not fail fast the other companies' hosts.
-        with ApiClient(f"csv:{urlsplit(source).netloc}", settings) as api:
-            response = api.request("GET", source)
+        # Named by host and port only: user info (a password) never reaches a log line.
+        parts = urlsplit(source)
+        auth = None
+        if parts.username is not None or parts.password is not None:  # sent as Basic auth, not in the URL
+            auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+            source = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        with ApiClient(f"csv:{parts.hostname}:{parts.port or parts.scheme}", settings) as api:
+            response = api.request("GET", source, **({"auth": auth} if auth else {}))
         if response.status_code >= 400:
-            raise BadCsvError(f"HTTP {response.status_code} from {source}")
+            raise BadCsvError(f"HTTP {response.status_code} from {redact(source)}")
         return response.text
     try:
         return Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadCsvError(f"cannot read {source}: {exc}") from None
+        raise BadCsvError(redact(f"cannot read {source}: {exc}")) from None
 
 
 def parse_rows(text: str) -> list[dict[str, str]]:
@@ -155,13 +162,13 @@ def import_all(settings: Settings, engine: Engine) -> Report:
         try:
             part = future.result()
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-            errors[name] = str(exc)
+            errors[name] = redact(str(exc))
             report.failed += 1
-            logger.warning("[csv] %s failed: %s%s", name, exc, message_tag())
+            logger.warning("[csv] %s failed: %s%s", name, errors[name], message_tag())
             with Session(engine) as session, session.begin():
                 company = session.get(Company, cid)
                 if company is not None:
-                    company.last_error = str(exc)[:2000]
+                    company.last_error = errors[name][:2000]
             continue
         report.add(part)
         per_company[name] = part.counts()

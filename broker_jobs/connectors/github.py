@@ -1,6 +1,8 @@
 """GitHub: the repositories of ``GITHUB_OWNERS`` through the REST API.
 
-Pages follow the ``Link: <...>; rel="next"`` header.  Every page is fetched
+Pages follow the ``Link: <...>; rel="next"`` header, on ``GITHUB_API_URL``'s
+origin only: a link elsewhere would carry the token there, so that owner's
+listing stops, is reported as failed and deletes nothing.  Every page is fetched
 with ``If-None-Match`` and the ETag of its last answer; a ``304`` costs no rate
 limit and means its repositories are unchanged (the cache remembers which
 they were, so deletion detection still sees the full list).  A page and its
@@ -19,7 +21,7 @@ from ..entities.report import Report, message_tag
 from ..errors import PermanentJobError, SkipJob, TransientJobError
 from ..settings import Settings
 from ..store.data_models import GithubRepository, HttpCache, utcnow
-from .http import ApiClient
+from .http import ApiClient, ForeignOriginError
 from .upsert import soft_delete_missing, upsert_rows
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,11 @@ def ingest(settings: Settings, engine: Engine) -> Report:
                 report.failed += 1
                 report.extra.setdefault("errors", {})[owner] = "no such user or organization (HTTP 404)"
                 logger.warning("[github] owner %r not found%s", owner, message_tag())
+                continue
+            except ForeignOriginError as exc:  # an incomplete listing: nothing may be flagged deleted
+                report.failed += 1
+                report.extra.setdefault("errors", {})[owner] = str(exc)
+                logger.warning("[github] owner %r: %s%s", owner, exc, message_tag())
                 continue
             with Session(engine) as session, session.begin():
                 report.deleted += soft_delete_missing(session, GithubRepository, seen,

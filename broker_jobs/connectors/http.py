@@ -11,7 +11,13 @@
   consecutive failures every call fails fast for ``BREAKER_RESET_TIMEOUT``
   seconds, so an outage does not tie up every worker in retries.
 
-Headers (tokens) are never logged.
+Credentials stay with their API: a request carrying an ``Authorization``
+header (the client's or its own) may only go to the origin (scheme, host,
+port) of the client's ``base_url`` (``GITHUB_API_URL``, ``SPOTIFY_API_URL``,
+``SPOTIFY_ACCOUNTS_URL``).  A pagination link (GitHub's ``Link``, Spotify's
+``next``) naming another origin is refused with :class:`ForeignOriginError`
+before anything is sent; a redirect to another origin loses the header
+(httpx strips it).  Headers (tokens) are never logged.
 """
 
 from __future__ import annotations
@@ -27,10 +33,13 @@ from typing import Any
 import httpx
 import pybreaker
 
-from ..errors import TransientJobError
+from ..errors import PermanentJobError, TransientJobError
+from ..redaction import RedactFilter
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
+# httpx logs each request's URL whole, user info included.
+logging.getLogger("httpx").addFilter(RedactFilter())
 
 _breakers: dict[str, pybreaker.CircuitBreaker] = {}
 _lock = threading.Lock()
@@ -50,6 +59,30 @@ class CircuitOpenError(TransientJobError):
 
 class RateLimitedError(TransientJobError):
     """An API asked to wait longer than ``HTTP_MAX_WAIT``; the job is retried later."""
+
+
+class ForeignOriginError(PermanentJobError):
+    """A request with credentials was about to leave the API's own origin; nothing was sent.
+
+    Parameters:
+      api: The API's name.
+      origin: Where the credentials belong.
+      target: Where the request would have gone (scheme, host and port only).
+    """
+
+    def __init__(self, api: str, origin: str, target: str) -> None:
+        self.origin = origin
+        self.target = target
+        super().__init__(f"{api}: refused to send credentials to {target}, another origin than the API's "
+                         f"{origin} (a link from the API pointed there)")
+
+
+def origin(url: httpx.URL | str) -> str:
+    """``scheme://host:port`` of ``url``, the port explicit (the scheme's default when absent)."""
+    url = httpx.URL(url)
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{port}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -118,6 +151,8 @@ class ApiClient:
         self.breaker = breaker_for(name, settings)
         self.http = httpx.Client(base_url=base_url, headers=headers, follow_redirects=True,
                                  timeout=httpx.Timeout(settings.http_timeout), verify=_tls())
+        #: Where requests with credentials may go; ``None``: a client without a base URL has none of its own.
+        self.origin = origin(base_url) if base_url else None
         self._not_before = 0.0
         self.requests = 0
         self.retries = 0
@@ -132,9 +167,9 @@ class ApiClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, request: httpx.Request, auth: Any) -> httpx.Response:
         self.requests += 1
-        response = self.http.request(method, url, **kwargs)
+        response = self.http.send(request, auth=auth)
         if response.status_code >= 500:
             raise ServerError(response)
         return response
@@ -155,11 +190,14 @@ class ApiClient:
           RateLimitedError: the API asked for a wait over ``HTTP_MAX_WAIT``.
           TransientJobError: retries exhausted on network errors or 5xx.
         """
+        auth = kwargs.pop("auth", httpx.USE_CLIENT_DEFAULT)
         attempt = 0
         while True:
             self._wait(self._not_before - time.time(), "rate limit reached")
+            request = self.http.build_request(method, url, **kwargs)  # anew: a retry re-sends the body
+            self._check_origin(request, auth)
             try:
-                response = self.breaker.call(self._send, method, url, **kwargs)
+                response = self.breaker.call(self._send, request, auth)
             except pybreaker.CircuitBreakerError:
                 raise CircuitOpenError(f"{self.name}: circuit open after {self.breaker.fail_max} failures; "
                                        f"calls fail fast for {self.breaker.reset_timeout:.0f} s") from None
@@ -184,6 +222,18 @@ class ApiClient:
             if response.headers.get("x-ratelimit-remaining") == "0":
                 self._not_before = time.time() + (retry_after(response) or 0.0)
             return response
+
+    def _check_origin(self, request: httpx.Request, auth: Any) -> None:
+        """Refuse a request that carries credentials anywhere but the API's origin."""
+        if self.origin is None:
+            return
+        target = origin(request.url)
+        if target == self.origin:
+            return
+        if "authorization" in request.headers or auth is not httpx.USE_CLIENT_DEFAULT:
+            logger.warning("[http] %s: refused to send credentials to %s (API origin %s)", self.name, target,
+                           self.origin)
+            raise ForeignOriginError(self.name, self.origin, target)
 
     def _backoff(self, attempt: int) -> float:
         return float(self.settings.http_backoff * 2 ** (attempt - 1))

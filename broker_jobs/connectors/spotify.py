@@ -3,7 +3,9 @@
 An access token comes from the refresh-token flow (``SPOTIFY_CLIENT_ID``,
 ``SPOTIFY_CLIENT_SECRET``, ``SPOTIFY_REFRESH_TOKEN``) and is kept until it
 expires; a ``401`` (a token revoked or expired early) refreshes it once and
-repeats the request.  Lists follow each page's ``next`` URL.  Items missing
+repeats the request.  Lists follow each page's ``next`` URL on
+``SPOTIFY_API_URL``'s origin only (elsewhere the access token would follow;
+that list is then reported as failed and deletes nothing).  Items missing
 from a complete listing are flagged deleted.
 """
 
@@ -22,7 +24,7 @@ from ..entities.report import Report, message_tag
 from ..errors import PermanentJobError, SkipJob, TransientJobError
 from ..settings import Settings
 from ..store.data_models import SpotifyAlbum, SpotifyArtist, SpotifyPlaylist, SpotifyTrack
-from .http import ApiClient
+from .http import ApiClient, ForeignOriginError
 from .upsert import soft_delete_missing, upsert_rows
 
 logger = logging.getLogger(__name__)
@@ -146,14 +148,20 @@ def ingest(settings: Settings, engine: Engine) -> Report:
         for name, path, nested, mapper, model in KINDS:
             seen: set[str] = set()
             part = Report()
-            for items in spotify.pages(path, nested):
-                rows = [mapper(item) for item in items if item]
-                part.fetched += len(rows)
-                with report.timed("store"), Session(engine) as session, session.begin():
-                    upsert_rows(session, model, rows, part)
-                seen.update(r["id"] for r in rows)
-            with Session(engine) as session, session.begin():
-                part.deleted += soft_delete_missing(session, model, seen)
+            try:
+                for items in spotify.pages(path, nested):
+                    rows = [mapper(item) for item in items if item]
+                    part.fetched += len(rows)
+                    with report.timed("store"), Session(engine) as session, session.begin():
+                        upsert_rows(session, model, rows, part)
+                    seen.update(r["id"] for r in rows)
+            except ForeignOriginError as exc:  # an incomplete list: nothing may be flagged deleted
+                part.failed += 1
+                report.extra.setdefault("errors", {})[name] = str(exc)
+                logger.warning("[spotify] %s: %s%s", name, exc, message_tag())
+            else:
+                with Session(engine) as session, session.begin():
+                    part.deleted += soft_delete_missing(session, model, seen)
             report.add(part)
             report.extra[name] = part.counts()
         report.extra.update(requests=spotify.api.requests + spotify.accounts.requests,

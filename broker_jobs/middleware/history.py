@@ -25,6 +25,7 @@ import dramatiq
 from dramatiq.errors import ActorNotFound
 
 from ..priorities import delivered_label, from_amqp
+from ..redaction import redact, redact_value
 from ..store.history import HistoryWriter
 
 logger = logging.getLogger(__name__)
@@ -42,15 +43,16 @@ def _attempt(message: Any) -> int:
 
 
 def _error_text(message: Any) -> str | None:
+    # Errors and reports are stored and shown: a URL they quote loses its password here.
     text = message.options.get("bj_error")
     if text:
-        return str(text)
+        return redact(str(text))
     exc = getattr(message, "_exception", None)
     if exc is None:
         return None
     if isinstance(exc, ActorNotFound):
         return f"UnknownActor: unknown actor {message.actor_name!r} on queue {message.queue_name!r}"
-    return f"{type(exc).__name__}: {exc}"
+    return redact(f"{type(exc).__name__}: {exc}")
 
 
 def _priority(message: Any) -> str:
@@ -116,7 +118,7 @@ class History(dramatiq.Middleware):
             "error": error,
             "worker": self.worker_name,
             "fire_id": options.get("fire_id"),
-            "report": options.get("bj_report"),
+            "report": redact_value(options.get("bj_report")),
         }
 
     def _finish(self, message: Any, status: str, error: str | None, attempt: int) -> float | None:
@@ -160,6 +162,7 @@ class History(dramatiq.Middleware):
         error = _error_text(message) or "failed"
         exc = getattr(message, "_exception", None)
         tb = "".join(traceback.format_exception(exc)) if exc is not None else message.options.get("traceback")
+        tb = redact(tb) if tb else tb
         # A permanent error fails before Retries counts the attempt; exhausted retries were counted.
         retries = message.options.get("retries", 0)
         attempts = retries + 1 if message.options.get("bj_error") else max(1, retries)

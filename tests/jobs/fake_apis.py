@@ -57,6 +57,8 @@ class ApiState:
     files: dict[str, str] = field(default_factory=dict)
     scripted: dict[str, deque[Answer]] = field(default_factory=lambda: defaultdict(deque))
     hits: list[tuple[str, str, int]] = field(default_factory=list)
+    #: ``(path, Authorization header or None)`` of every request, in order.
+    authorizations: list[tuple[str, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def script(self, prefix: str, *answers: Answer) -> None:
@@ -115,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Recorded before answering: a test may count hits as soon as its client has the answer.
         with self.state.lock:
             self.state.hits.append((self.command, urlsplit(self.path).path, status))
+            self.state.authorizations.append((urlsplit(self.path).path, self.headers.get("Authorization")))
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)

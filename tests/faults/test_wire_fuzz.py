@@ -23,7 +23,6 @@ from typing import Any
 import pika
 import psutil
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
@@ -31,7 +30,7 @@ from tests.conftest import RABBITMQ_URL, port_open, unavailable
 from tests.support import free_port, queue_depth, vhost, wait_for
 
 from .effects import QUEUE
-from .support import Workers, effects
+from .support import Workers, collect, effects
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -136,21 +135,6 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, str]:
 
 def random_json(value: Any) -> bytes:
     return json.dumps(value).encode()
-
-
-def collect(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
-    """``count`` examples of ``strategy``, drawn by Hypothesis's generator (no shrinking: they are
-    judged together, by a worker, after all are published)."""
-    found: list[Any] = []
-
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def draw(example: Any) -> None:
-        found.append(example)
-
-    draw()
-    return found
 
 
 @pytest.fixture

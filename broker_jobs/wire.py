@@ -164,9 +164,6 @@ def parse(body: bytes, queue: str | None = None, max_bytes: int | None = None) -
         worker would settle it on another queue's channel.  ``None`` skips the check.
       max_bytes: ``MAX_MESSAGE_BYTES``: a larger body is refused (``None`` skips the check).
     """
-    if max_bytes is not None and len(body) > max_bytes:
-        return Malformed(f"malformed message: body: {len(body)} bytes, over MAX_MESSAGE_BYTES={max_bytes}",
-                         raw_id(body))
     try:
         fields = dramatiq.get_encoder().decode(body)
     except Exception as exc:  # noqa: BLE001 - any decoder failure means the same: not a message
@@ -176,6 +173,9 @@ def parse(body: bytes, queue: str | None = None, max_bytes: int | None = None) -
                          raw_id(body))
     message_id = _usable(fields, "message_id", MAX_ID)
     actor = _usable(fields, "actor_name", MAX_NAME)
+    if max_bytes is not None and len(body) > max_bytes:
+        return Malformed(f"malformed message: body: {len(body)} bytes, over MAX_MESSAGE_BYTES={max_bytes}",
+                         message_id or raw_id(body), actor, fields)
     try:
         Body.model_validate(fields)
     except ValidationError as error:

@@ -25,6 +25,10 @@ import dramatiq
 from dramatiq.message import Message
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+#: What a worker notes on a message while it handles it (outcome, error, report): never
+#: meaningful on arrival (a dead letter re-sent by other tools still carries them), so dropped.
+IN_PROCESS_OPTIONS = ("bj_error", "bj_outcome", "bj_report")
+
 #: The widest ids and names the history and archive columns hold.
 MAX_ID, MAX_NAME, MAX_FIRE_ID = 64, 200, 300
 #: 9999-12-31 in epoch milliseconds: the last instant a date column can hold.
@@ -89,8 +93,6 @@ class Options(BaseModel):
     throws: None = None
     retry_when: None = None
     traceback: str | None = None
-    bj_error: str | None = None
-    bj_outcome: str | None = None
 
 
 class Body(BaseModel):
@@ -183,5 +185,8 @@ def parse(body: bytes, queue: str | None = None, max_bytes: int | None = None) -
     if queue is not None and fields["queue_name"] != queue:
         return Malformed(f"malformed message: queue_name: names {fields['queue_name'][:MAX_NAME]!r}, "
                          f"not the queue {queue!r} it arrived on", message_id or raw_id(body), actor, fields)
+    options = fields["options"]
+    for key in IN_PROCESS_OPTIONS:
+        options.pop(key, None)
     fields["args"] = tuple(fields["args"])
     return Message(**fields)

@@ -147,14 +147,27 @@ class JobsBroker(RabbitmqBroker):
     producer that does not know the consumer timeout (another service, plain
     Dramatiq) hops as well.
 
+    Every delivery is checked whole before dispatch (:mod:`broker_jobs.wire`,
+    :class:`~broker_jobs.consumer.CheckingConsumer`): a malformed one is archived
+    and dead-lettered by the consumer thread.
+
     Parameters:
       max_hold_ms: The longest a delayed message may be held (half the consumer timeout).
+      max_message_bytes: ``MAX_MESSAGE_BYTES``: larger deliveries are dead-lettered.
     """
 
-    def __init__(self, *args: Any, max_hold_ms: int = 900_000, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_hold_ms: int = 900_000, max_message_bytes: int | None = None,
+                 **kwargs: Any) -> None:
         self._hooks: dict[str, tuple[int, list[Any]]] = {}
         super().__init__(*args, **kwargs)
         self.max_hold_ms = max_hold_ms
+        self.max_message_bytes = max_message_bytes
+
+    @property
+    def consumer_class(self) -> Any:
+        from .consumer import CheckingConsumer
+
+        return CheckingConsumer
 
     @property
     def consumer_class(self) -> Any:
@@ -229,9 +242,14 @@ class JobsBroker(RabbitmqBroker):
         # The delay consumer holds the message until options["eta"]; past our limit,
         # hold it until the limit and let enqueue() send it on its next hop.
         eta, latest = message.options.get("eta"), current_millis() + self.max_hold_ms
-        if isinstance(eta, int | float) and eta > latest:
+        if isinstance(eta, int | float) and eta > latest and self._hop_fits(message):
             message.options["bj_eta"] = max(int(eta), int(message.options.get("bj_eta") or 0))
             message.options["eta"] = latest
+
+    def _hop_fits(self, message: Any) -> bool:
+        # A hop adds ``bj_eta`` (about 30 bytes): a message that would then fail the size
+        # limit is held until due instead, as plain Dramatiq would.
+        return self.max_message_bytes is None or len(message.encode()) + 40 <= self.max_message_bytes
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         self.state.blocked = False
@@ -348,6 +366,7 @@ def build_broker(settings: Settings | None = None, *, stub: bool = False) -> dra
             confirm_delivery=True,
             middleware=middleware,
             max_hold_ms=settings.consumer_timeout * 1000 // 2,
+            max_message_bytes=settings.max_message_bytes,
         )
     for queue in QUEUES:
         broker.declare_queue(queue)

@@ -292,11 +292,20 @@ def _dlq_act(action: str, id_: str | None, queue: str | None, actor: str | None,
     load_jobs()
     done = getattr(dead_letters, action)(settings(), queue=queue, id=id_, actor=actor, everything=everything,
                                          **extra)
+    if action == "purge":
+        if as_json:
+            dump([d.asdict() for d in done])
+        else:
+            click.echo(f"purged {len(done)} dead letter(s)")
+        return
     if as_json:
-        dump([d.asdict() for d in done])
+        dump(done.asdict())
     else:
-        click.echo(f"{action}ed {len(done)} dead letter(s)" if action == "purge" else
-                   f"replayed {len(done)} dead letter(s)")
+        click.echo(f"replayed {len(done.replayed)} dead letter(s), skipped {len(done.skipped)}")
+        for letter in done.skipped:
+            click.echo(f"skipped {letter.id}: {letter.not_replayable}")
+    if id_ and done.skipped:
+        fail(f"dead letter {id_} cannot be replayed: {done.skipped[0].not_replayable}", 1)
 
 
 @dlq.command("replay")
@@ -307,7 +316,11 @@ def _dlq_act(action: str, id_: str | None, queue: str | None, actor: str | None,
 @guarded
 def dlq_replay(id_: str | None, queue: str | None, actor: str | None, everything: bool, as_json: bool,
                args_json: str | None, kwargs_json: str | None) -> None:
-    """Re-enqueue dead letters with their retries reset, under a new message id."""
+    """Re-enqueue dead letters with their retries reset, under a new message id.
+
+    Letters that cannot be replayed (malformed, or over MAX_MESSAGE_BYTES) are skipped,
+    listed, and stay dead; with --id such a letter exits 1.
+    """
     args = parse_json("--args", args_json, list) if args_json is not None else None
     kwargs = parse_json("--kwargs", kwargs_json, dict) if kwargs_json is not None else None
     _dlq_act("replay", id_, queue, actor, everything, as_json, args=args, kwargs=kwargs)

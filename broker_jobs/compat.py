@@ -23,6 +23,9 @@ fails when an upgrade changes what a fix relies on, so it is looked at again.
   Dramatiq's handler is in place when the broker module is imported.
   ``tests/scaleout/test_group_stop.py`` stops real workers the way honcho and
   ``kill -TERM -PGID`` do.
+* The RabbitMQ consumer's decoding is replaced (:class:`broker_jobs.consumer.CheckingConsumer`
+  re-implements Dramatiq 2.x's ``_RabbitmqConsumer.__next__``): another major version
+  is refused here rather than silently bypassing the message checks.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import dramatiq.worker
 
 logger = logging.getLogger(__name__)
 
-#: Dramatiq majors whose worker-process signal handling :class:`OneStop` was checked against (2.2.1).
+#: Dramatiq majors the fixes, :class:`OneStop` and the checking consumer were written against (2.2.1).
 CHECKED_DRAMATIQ_MAJORS = (2,)
 #: Dramatiq's worker-process handler for SIGTERM and SIGHUP (``dramatiq.cli.worker_process``).
 DRAMATIQ_WORKER_HANDLER = ("dramatiq.cli", "worker_process.<locals>.termhandler")
@@ -105,9 +108,6 @@ def install_one_stop() -> bool:
     handler = signal.getsignal(signal.SIGTERM)
     if not is_dramatiq_worker_handler(handler):
         return False
-    if dramatiq_major() not in CHECKED_DRAMATIQ_MAJORS:
-        logger.warning("Dramatiq %s: its worker signal handling was checked for majors %s only; "
-                       "re-run tests/scaleout/test_group_stop.py.", dramatiq.__version__, CHECKED_DRAMATIQ_MAJORS)
     one = OneStop(handler)  # type: ignore[arg-type]
     for name in ("SIGTERM", "SIGHUP"):
         number = getattr(signal, name, None)
@@ -117,6 +117,12 @@ def install_one_stop() -> bool:
 
 
 def install() -> None:
-    """Apply the fixes (idempotent)."""
+    """Apply the fixes (idempotent).
+
+    Raises:
+      RuntimeError: Dramatiq is not 2.x (the consumer's decode would no longer be ours).
+    """
+    if dramatiq_major() not in CHECKED_DRAMATIQ_MAJORS:
+        raise RuntimeError(f"broker_jobs supports Dramatiq {CHECKED_DRAMATIQ_MAJORS}, found {dramatiq.__version__}")
     dramatiq.worker.join_all = join_all  # type: ignore[attr-defined]
     install_one_stop()

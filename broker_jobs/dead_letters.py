@@ -6,27 +6,34 @@ queues without consuming (every message is put back), replaying re-enqueues a
 clean copy (retries reset) with a confirmed publish before removing the dead
 one, purging removes it.  Nothing is removed before its replacement is
 confirmed.
+
+Any stored letter lists: its body is read with the workers' own check
+(:func:`broker_jobs.wire.parse`), and one that is not a well-formed message,
+or whose replay would be over ``MAX_MESSAGE_BYTES``, is shown with why it
+cannot be replayed (``not_replayable``) and skipped by a replay, which says so
+instead of stopping half-way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pika
 from dramatiq.brokers.rabbitmq import xq_name
-from dramatiq.errors import DecodeError
 from dramatiq.message import Message
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from . import wire
 from .broker import QUEUES, connection_url
-from .errors import BrokerUnavailableError, NotFoundError
+from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
+from .middleware.size_limit import check_body
 from .settings import Settings
 from .store.db import get_engine
 from .store.models import DeadLetter as Archived
@@ -52,10 +59,24 @@ class DeadLetter:
     kwargs: Any = None
     traceback: str | None = None
     replayed_as: str | None = None
+    not_replayable: str | None = None
 
     def asdict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return asdict(self)
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did: the letters replayed (each with ``replayed_as``) and those skipped
+    (each with ``not_replayable``), which stay in the dead-letter queue."""
+
+    replayed: list[DeadLetter] = field(default_factory=list)
+    skipped: list[DeadLetter] = field(default_factory=list)
+
+    def asdict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {"replayed": [d.asdict() for d in self.replayed], "skipped": [d.asdict() for d in self.skipped]}
 
 
 @dataclass
@@ -64,13 +85,15 @@ class _Delivery:
     tag: int
     body: bytes
     headers: dict[str, Any]
-    message: Message[Any] | None
+    parsed: Message[Any] | wire.Malformed
+
+    @property
+    def message(self) -> Message[Any] | None:
+        return None if isinstance(self.parsed, wire.Malformed) else self.parsed
 
     @property
     def id(self) -> str:
-        if self.message is not None:
-            return self.message.message_id
-        return "raw-" + hashlib.sha1(self.body).hexdigest()[:16]
+        return self.parsed.id if isinstance(self.parsed, wire.Malformed) else self.parsed.message_id
 
 
 def _connect(settings: Settings) -> pika.BlockingConnection:
@@ -93,11 +116,8 @@ def _fetch_all(channel: Any, queue: str) -> list[_Delivery]:
         method, props, body = channel.basic_get(xq_name(queue), auto_ack=False)
         if method is None:
             break
-        try:
-            message: Message[Any] | None = Message.decode(body)
-        except DecodeError:
-            message = None
-        deliveries.append(_Delivery(queue, method.delivery_tag, body, dict(props.headers or {}), message))
+        headers = props.headers if isinstance(props.headers, dict) else {}
+        deliveries.append(_Delivery(queue, method.delivery_tag, body, headers, wire.parse(body)))
     return deliveries
 
 
@@ -112,30 +132,54 @@ def _archive(settings: Settings, ids: Iterable[str]) -> dict[str, Archived]:
 
 def _death_time(headers: dict[str, Any]) -> str | None:
     deaths = headers.get("x-death") or []
-    if deaths and isinstance(deaths[0], dict) and deaths[0].get("time"):
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) and deaths[0].get("time"):
         when = deaths[0]["time"]
         return when.replace(tzinfo=UTC).isoformat() if isinstance(when, datetime) else str(when)
     return None
 
 
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """``value`` as strict JSON can carry it (a stored body may hold NaN or deep nesting)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if depth >= 32 and isinstance(value, list | dict):
+        return "..."
+    if isinstance(value, list):
+        return [_json_safe(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    return value
+
+
 def _describe(delivery: _Delivery, archived: Archived | None) -> DeadLetter:
-    msg = delivery.message
-    if msg is None:
-        reason = "undecodable body: not a Dramatiq message"
-    elif archived is not None:
+    parsed = delivery.parsed
+    if isinstance(parsed, wire.Malformed):
+        fields = parsed.fields or {}
+        return DeadLetter(
+            id=parsed.id, queue=delivery.queue, actor=parsed.actor,
+            reason=archived.reason if archived is not None else parsed.reason,
+            attempts=archived.attempts if archived is not None else 1,
+            dead_at=archived.dead_at.isoformat() if archived and archived.dead_at else _death_time(delivery.headers),
+            args=_json_safe(fields.get("args")), kwargs=_json_safe(fields.get("kwargs")),
+            traceback=archived.traceback if archived is not None else None,
+            not_replayable=parsed.reason,
+        )
+    msg = parsed
+    if archived is not None:
         reason = archived.reason
     else:
         reason = "dead-lettered (no archive entry: " + str(msg.options.get("traceback", "")).strip()[-200:] + ")"
+    traceback = msg.options.get("traceback")
     return DeadLetter(
-        id=delivery.id,
+        id=msg.message_id,
         queue=delivery.queue,
-        actor=msg.actor_name if msg else None,
+        actor=msg.actor_name,
         reason=reason,
-        attempts=archived.attempts if archived else int(msg.options.get("retries", 0)) + 1 if msg else 1,
+        attempts=archived.attempts if archived else int(msg.options.get("retries", 0)) + 1,
         dead_at=archived.dead_at.isoformat() if archived and archived.dead_at else _death_time(delivery.headers),
-        args=list(msg.args) if msg else None,
-        kwargs=dict(msg.kwargs) if msg else None,
-        traceback=archived.traceback if archived else (msg.options.get("traceback") if msg else None),
+        args=_json_safe(list(msg.args)),
+        kwargs=_json_safe(dict(msg.kwargs)),
+        traceback=archived.traceback if archived else (traceback if isinstance(traceback, str) else None),
     )
 
 
@@ -182,13 +226,13 @@ def list_dead(settings: Settings, *, queue: str | None = None, id: str | None = 
 
 def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None, actor: str | None,
          everything: bool, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
-         ) -> list[DeadLetter]:
+         ) -> ReplayResult:
     if not (everything or id or actor or queue):
         raise NotFoundError("say which dead letters: --id ID, --actor A, --queue Q or --all")
     if (args is not None or kwargs is not None) and not id:
         raise NotFoundError("new arguments can only be given when replaying one dead letter (--id)")
     conn = _connect(settings)
-    done: list[DeadLetter] = []
+    result = ReplayResult()
     try:
         channel = conn.channel()
         publisher = conn.channel()
@@ -203,31 +247,42 @@ def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None,
                     channel.basic_nack(delivery.tag, requeue=True)
                     continue
                 if replay:
-                    if delivery.message is None:
+                    message = delivery.message
+                    if message is not None:
+                        try:
+                            letter.replayed_as = _republish(publisher, name, message,
+                                                            settings.max_message_bytes, args, kwargs)
+                        except MessageTooLarge as exc:
+                            letter.not_replayable = str(exc)
+                    if letter.replayed_as is None:  # malformed or too large: it stays dead
                         channel.basic_nack(delivery.tag, requeue=True)
-                        raise NotFoundError(f"dead letter {letter.id} has an undecodable body: purge it instead")
-                    letter.replayed_as = _republish(publisher, delivery.message, args, kwargs)
+                        result.skipped.append(letter)
+                        continue
                 channel.basic_ack(delivery.tag)
-                done.append(letter)
-        if id and not done:
-            raise NotFoundError(f"no dead letter with id {id!r}")
+                result.replayed.append(letter)
     finally:
-        conn.close()
-    _mark(settings, [d.id for d in done], "replayed" if replay else "purged")
-    return done
+        # Whatever stopped the run (RabbitMQ gone mid-way), what was done is recorded.
+        if conn.is_open:
+            conn.close()
+        _mark(settings, [d.id for d in result.replayed], "replayed" if replay else "purged")
+    if id and not (result.replayed or result.skipped):
+        raise NotFoundError(f"no dead letter with id {id!r}")
+    return result
 
 
-def _republish(channel: Any, message: Message[Any], args: list[Any] | None = None,
-               kwargs: dict[str, Any] | None = None) -> str:
+def _republish(channel: Any, queue: str, message: Message[Any], max_bytes: int,
+               args: list[Any] | None = None, kwargs: dict[str, Any] | None = None) -> str:
+    """Publish a clean copy of ``message`` on ``queue`` (the one whose ``.XQ`` held it)."""
     options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
-    queue = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
     # A new message id: the dead run keeps its history entry, the replay gets its own.
     options["replay_of"] = message.message_id
     fresh: Message[Any] = Message(queue_name=queue, actor_name=message.actor_name,
                     args=tuple(args) if args is not None else message.args,
                     kwargs=kwargs if kwargs is not None else message.kwargs, options=options)
+    body = fresh.encode()
+    check_body(body, message.actor_name, max_bytes)
     channel.basic_publish(
-        exchange="", routing_key=queue, body=fresh.encode(),
+        exchange="", routing_key=queue, body=body,
         properties=pika.BasicProperties(delivery_mode=2, priority=options.get("broker_priority")),
         mandatory=True,
     )
@@ -248,8 +303,12 @@ def _mark(settings: Settings, ids: list[str], state: str) -> None:
 
 def replay(settings: Settings, *, queue: str | None = None, id: str | None = None,
            actor: str | None = None, everything: bool = False, args: list[Any] | None = None,
-           kwargs: dict[str, Any] | None = None) -> list[DeadLetter]:
-    """Re-enqueue the selected dead letters with retries reset (and, for one, new arguments)."""
+           kwargs: dict[str, Any] | None = None) -> ReplayResult:
+    """Re-enqueue the selected dead letters with retries reset (and, for one, new arguments).
+
+    A letter that is not a well-formed message, or whose replay would be over
+    ``MAX_MESSAGE_BYTES``, is skipped and stays dead; the result lists it with why.
+    """
     return _act(settings, replay=True, queue=queue, id=id, actor=actor, everything=everything,
                 args=args, kwargs=kwargs)
 
@@ -257,4 +316,4 @@ def replay(settings: Settings, *, queue: str | None = None, id: str | None = Non
 def purge(settings: Settings, *, queue: str | None = None, id: str | None = None,
           actor: str | None = None, everything: bool = False) -> list[DeadLetter]:
     """Delete the selected dead letters for good."""
-    return _act(settings, replay=False, queue=queue, id=id, actor=actor, everything=everything)
+    return _act(settings, replay=False, queue=queue, id=id, actor=actor, everything=everything).replayed

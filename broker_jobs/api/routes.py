@@ -238,13 +238,18 @@ def dead_letters(request: Request, queue: Text | None = None, actor: Text | None
 
 
 @router.post("/dlq/replay", dependencies=[operate], tags=["dead letters"], responses=answers(*WITH_BODY))
-def replay_dead(request: Request, body: ReplayBody) -> list[dict[str, Any]]:
-    """Re-enqueue dead letters with their retries reset (each under a new message id)."""
+def replay_dead(request: Request, body: ReplayBody) -> dict[str, list[dict[str, Any]]]:
+    """Re-enqueue dead letters with their retries reset (each under a new message id).
+
+    ``replayed`` lists the letters sent again (``replayed_as``: the new id), ``skipped`` those
+    that cannot be (``not_replayable``: why), which stay dead.
+    """
     from ..dead_letters import replay
 
     done = _call(replay, _settings(request), queue=body.queue, id=body.id, actor=body.actor,
                  everything=body.all, args=body.args, kwargs=body.kwargs)
-    return [d.asdict() for d in done]
+    result: dict[str, list[dict[str, Any]]] = done.asdict()
+    return result
 
 
 def _send(actor_name: str, *args: Any) -> Enqueued:

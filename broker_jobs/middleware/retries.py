@@ -5,6 +5,8 @@
 * A message for an actor no worker declares is dead-lettered with the reason
   kept, instead of crashing the middleware chain and being acked away.
 * The backoff never exceeds the broker's consumer timeout (see settings).
+* A retry that would be over ``MAX_MESSAGE_BYTES`` is dead-lettered with that
+  reason, instead of being acknowledged away when its enqueue is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Retries
 
-from ..errors import PermanentJobError, UnknownActor
+from ..errors import MessageTooLarge, PermanentJobError, UnknownActor
 
 
 class JobRetries(Retries):
@@ -36,4 +38,8 @@ class JobRetries(Retries):
             message.options["bj_error"] = f"{type(exception).__name__}: {exception}"
             message.fail()
             return
-        super().after_process_message(broker, message, result=result, exception=exception)
+        try:
+            super().after_process_message(broker, message, result=result, exception=exception)
+        except MessageTooLarge as refused:
+            message.options["bj_error"] = f"{type(exception).__name__}: {exception}; retry not enqueued: {refused}"
+            message.fail()

@@ -60,7 +60,8 @@ def scheduler() -> None:
         declare_queues(get_broker(), queues)
 
     instance = Scheduler(s, store=store, lease=build_lease(s, store.engine),
-                         publisher=Publisher(s.rabbitmq_url, s.publish_timeout), declare_queues=declare)
+                         publisher=Publisher(s.rabbitmq_url, s.publish_timeout, s.max_message_bytes),
+                         declare_queues=declare)
     instance.load()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

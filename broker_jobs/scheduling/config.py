@@ -292,6 +292,7 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
             validate_arguments(fn, model, tuple(job.args), job.kwargs)
         except BrokerJobsError as exc:
             raise fail(("kwargs" if job.kwargs else "args",), str(exc)) from None
+    _check_message_size(job, spec, settings, fail)
     tz = job.timezone or settings.scheduler_timezone
     trigger: Trigger
     try:
@@ -319,6 +320,29 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
         misfire_grace=job.misfire_grace, overlap=job.overlap, enabled=job.enabled,
         description=job.description or spec.description, origin=origin, spec=dict(raw) if origin == "runtime" else {},
     )
+
+
+def _check_message_size(job: Any, spec: Any, settings: Any, fail: Any) -> None:
+    """Refuse a job whose messages would be over ``MAX_MESSAGE_BYTES``: the scheduler could
+    never publish them (measured on the largest body it can make: latest slot, with jitter)."""
+    from datetime import datetime as _datetime
+
+    from ..errors import MessageTooLarge
+    from ..middleware.size_limit import check_body
+    from .publisher import Outgoing
+
+    max_bytes = getattr(settings, "max_message_bytes", None)
+    if max_bytes is None:  # settings of a unit test
+        return
+    latest = _datetime(9999, 12, 31, 23, 59, 59, 999999)
+    out = Outgoing(job_id=job.id, actor=job.actor, queue=job.queue or spec.queue, args=tuple(job.args),
+                   kwargs=dict(job.kwargs), priority=spec.priority, fire_id=f"{job.id}@{latest.isoformat()}Z",
+                   slot=latest, delay_ms=1)
+    _, body, _ = out.encoded(10**13)
+    try:
+        check_body(body, job.actor, max_bytes)
+    except MessageTooLarge as exc:
+        raise fail(("kwargs" if job.kwargs else "args",), str(exc)) from None
 
 
 def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> JobsConfig:

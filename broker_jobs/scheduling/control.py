@@ -141,7 +141,8 @@ def _publish(settings: Any, store: SchedulerStore, plans: list[Planned]) -> None
     batch = [p.out for p in plans if p.out is not None]
     if batch:
         declare_queues(get_broker(), {o.queue for o in batch})
-        publisher = Publisher(settings.rabbitmq_url, settings.publish_timeout)
+        publisher = Publisher(settings.rabbitmq_url, settings.publish_timeout,
+                              getattr(settings, "max_message_bytes", None))
         try:
             publisher.publish(batch, int(now_utc().timestamp() * 1000))
         finally:

@@ -26,6 +26,7 @@ import pika
 from dramatiq.common import dq_name
 
 from ..errors import BrokerUnavailableError
+from ..middleware.size_limit import check_body
 from ..priorities import Priority, amqp_priority
 
 logger = logging.getLogger(__name__)
@@ -103,12 +104,15 @@ class Publisher:
     Parameters:
       url: ``RABBITMQ_URL`` (heartbeat and blocked-connection timeout are added).
       timeout: Seconds a publish may block (memory or disk alarm).
+      max_bytes: ``MAX_MESSAGE_BYTES``: a batch with a larger body is refused whole, before
+        anything is published (the jobs file check makes that impossible for its own jobs).
     """
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, max_bytes: int | None = None) -> None:
         from ..broker import connection_url
 
         self.url = connection_url(url, blocked_connection_timeout=str(timeout))
+        self.max_bytes = max_bytes
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
 
@@ -129,14 +133,17 @@ class Publisher:
         """
         if not batch:
             return
+        encoded = [item.encoded(now_ms) for item in batch]
+        if self.max_bytes is not None:
+            for item, (_queue, body, _priority) in zip(batch, encoded, strict=True):
+                check_body(body, item.actor, self.max_bytes)
         try:
             channel = self._open()
             # The blocking channel flushes and polls after every publish (about 0.5 ms each);
             # its underlying channel only buffers, and tx_commit sends and waits once.
             publish = getattr(channel, "_impl", channel).basic_publish
             properties: dict[int, pika.BasicProperties] = {}  # one per priority: pika only reads them
-            for item in batch:
-                queue, body, priority = item.encoded(now_ms)
+            for queue, body, priority in encoded:
                 props = properties.get(priority)
                 if props is None:
                     props = properties[priority] = pika.BasicProperties(delivery_mode=2, priority=priority)

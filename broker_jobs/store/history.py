@@ -157,6 +157,17 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 FLUSH_AT = 2000
 
 
+def _storable(text: Any) -> Any:
+    """``text`` as every database stores it: no NUL (PostgreSQL refuses it), no lone surrogate."""
+    if not isinstance(text, str):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _storable_letter(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: _storable(value) for key, value in fields.items()}
+
+
 class HistoryWriter:
     """Buffers run events and dead letters and writes them in batches.
 
@@ -232,8 +243,25 @@ class HistoryWriter:
         """Archive a dead-lettered message (reason, traceback, body)."""
         self._ensure_thread()
         with self._lock:
-            self._dead.append(fields)
+            self._dead.append(_storable_letter(fields))
         self._wake.set()
+
+    def dead_letter_now(self, **fields: Any) -> bool:
+        """Archive a dead letter before returning (the caller settles the message after).
+
+        With the database unreachable the letter waits in memory like any other
+        event and False is returned: the message itself is in its ``.XQ`` either way.
+        """
+        letter = _storable_letter(fields)
+        try:
+            with get_engine(self.database_url).begin() as conn:
+                conn.execute(insert(DeadLetter), [letter])
+            return True
+        except Exception as exc:  # outage or not, the letter must not be lost
+            logger.warning("[history] dead letter %s kept in memory: %s", letter.get("message_id"),
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self.dead_letter(**letter)
+            return False
 
     def flush(self) -> bool:
         """Write everything pending now; False if the database refused."""

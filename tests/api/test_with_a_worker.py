@@ -137,7 +137,7 @@ def test_a_dead_letter_is_listed_with_its_reason_and_replayed_with_fixed_argumen
     replayed = httpx.post(server + "/api/v1/dlq/replay", headers=bearer("operate"),
                           json={"id": dead_id, "args": []}, timeout=20)
     assert replayed.status_code == 200, replayed.text
-    [done] = replayed.json()
+    [done] = replayed.json()["replayed"]
     new_id = done["replayed_as"]
     wait_for(lambda: any(r["message_id"] == new_id and r["status"] == "succeeded" for r in runs(server)),
              "the replay to succeed", timeout=30, every=0.1, ignore=UNREACHABLE)

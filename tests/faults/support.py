@@ -179,3 +179,23 @@ def tally(test: str, sent: Iterable[str], done: dict[str, int], dead: Iterable[s
 def dead_keys(amqp_url: str) -> list[str]:
     """The ``key`` argument of every decodable dead letter of the fault queue."""
     return [m.args[0] for m in dead_letters(amqp_url) if isinstance(m, Message) and m.args]
+
+
+def collect(strategy: Any, count: int) -> list[Any]:
+    """``count`` examples of a Hypothesis ``strategy``, from its generator.
+
+    For tests that publish their examples in bulk and judge them together (a worker
+    round trip per example would take hours): no shrinking, no example database.
+    """
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    found: list[Any] = []
+
+    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def draw(example: Any) -> None:
+        found.append(example)
+
+    draw()
+    return found

@@ -79,7 +79,7 @@ def test_an_undecodable_body_is_dead_lettered_as_such_and_the_worker_goes_on(lan
     publish_raw(lane, b"\xff\x00 this is not a Dramatiq message")
     still_working(lane, 1)
     [letter] = wait_for(lambda: dead_in(lane), "the body in the dead-letter queue")
-    assert letter.reason == "undecodable body: not a Dramatiq message"
+    assert letter.reason.startswith("undecodable body: not a Dramatiq message")
     assert letter.id.startswith("raw-") and letter.actor is None
 
 

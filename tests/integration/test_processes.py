@@ -72,7 +72,7 @@ def test_the_cli_round_trip_send_history_dlq_replay(env, worker):
 
     replayed = run_cli("dlq", "replay", "--id", bad_id, "--args", "[]", "--json", env=env)
     assert replayed.returncode == 0, replayed.stderr
-    [done] = json.loads(replayed.stdout)
+    [done] = json.loads(replayed.stdout)["replayed"]
     wait_for_status(env, done["replayed_as"], {"succeeded"})
     after = json.loads(run_cli("dlq", "list", "--json", env=env).stdout)
     assert bad_id not in {d["id"] for d in after}

@@ -98,7 +98,8 @@ def test_invalid_arguments_are_dead_lettered_listed_and_replayed_after_a_fix(rab
         # Listing does not consume: the letter is still there.
         assert [d.id for d in dead_letters.list_dead(settings, queue=queue)] == [bad.message_id]
 
-        [replayed] = dead_letters.replay(settings, id=bad.message_id, queue=queue, kwargs={"limit": 7}, args=[])
+        [replayed] = dead_letters.replay(settings, id=bad.message_id, queue=queue, kwargs={"limit": 7},
+                                         args=[]).replayed
         assert replayed.replayed_as and replayed.replayed_as != bad.message_id
         finished_runs(name, count=2)
         assert seen == [7]

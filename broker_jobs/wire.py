@@ -1,0 +1,192 @@
+"""What a message must look like on the wire before a worker dispatches it.
+
+Dramatiq's own decoding accepts any JSON object with the right keys: a body
+whose fields have the wrong types then fails deep inside the worker, where it
+can crash the consumer (which restarts every 3 s and meets the same message
+again), kill a worker thread, or be acknowledged with neither a history row
+nor a dead letter.  :func:`parse` checks every field, and every option that
+Dramatiq or broker_jobs reads, for its type and size once, when the body
+arrives; anything else is :class:`Malformed`, with a reason naming the field,
+and the consumer dead-letters it at once (see
+:class:`broker_jobs.consumer.CheckingConsumer`).
+
+The same check tells the dead-letter tools which stored letters can be
+replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import dramatiq
+from dramatiq.message import Message
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+#: What a worker notes on a message while it handles it (outcome, error, report): never
+#: meaningful on arrival (a dead letter re-sent by other tools still carries them), so dropped.
+IN_PROCESS_OPTIONS = ("bj_error", "bj_outcome", "bj_report")
+
+#: The widest ids and names the history and archive columns hold.
+MAX_ID, MAX_NAME, MAX_FIRE_ID = 64, 200, 300
+#: 9999-12-31 in epoch milliseconds: the last instant a date column can hold.
+MAX_MILLIS = 253_402_300_799_999
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL refuses NUL in text and the drivers refuse lone surrogates:
+    # a field that goes into a history or archive row must be neither.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text") from None
+    return value
+
+
+def _finite(value: float) -> float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Text = Annotated[str, Field(strict=True), AfterValidator(_storable)]
+Id = Annotated[Text, Field(min_length=1, max_length=MAX_ID)]
+Name = Annotated[Text, Field(min_length=1, max_length=MAX_NAME)]
+Millis = Annotated[float, Field(strict=True, ge=0, le=MAX_MILLIS), AfterValidator(_finite)]
+Count = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
+Seconds = Annotated[float, Field(strict=True, ge=0, le=MAX_MILLIS), AfterValidator(_finite)]
+Level = Annotated[str, Field(strict=True, pattern=r"^\s*(?i:high|medium|low|[123])\s*$")] | Annotated[
+    int, Field(strict=True, ge=1, le=3)]
+
+
+class Options(BaseModel):
+    """The options somebody reads: Dramatiq's middleware, then ours.  Others pass through unread."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    retries: Count = 0
+    max_retries: Count = 0
+    deferrals: Count = 0
+    min_backoff: Seconds = 0
+    max_backoff: Seconds = 0
+    time_limit: Seconds | None = None
+    max_age: Seconds | None = None
+    eta: Millis | None = None
+    bj_eta: Millis | None = None
+    requeue_timestamp: Millis | None = None
+    priority: Level | None = None
+    broker_priority: Annotated[int, Field(strict=True, ge=0, le=255)] | None = None
+    fire_id: Annotated[Text, Field(max_length=MAX_FIRE_ID)] | None = None
+    replay_of: Id | None = None
+    job_id: Annotated[Text, Field(max_length=MAX_FIRE_ID)] | None = None
+    on_success: Name | None = None
+    on_failure: Name | None = None
+    on_retry_exhausted: Name | None = None
+    pipe_target: dict[str, Any] | None = None
+    pipe_ignore: bool | None = None
+    notify_shutdown: bool | None = None
+    # Exception classes and callables: only in-process, never on the wire.
+    throws: None = None
+    retry_when: None = None
+    traceback: str | None = None
+
+
+class Body(BaseModel):
+    """A Dramatiq message as encoded: exactly these seven fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    queue_name: Name
+    actor_name: Name
+    args: list[Any]
+    kwargs: dict[str, Any]
+    options: Options
+    message_id: Id
+    message_timestamp: Annotated[int, Field(strict=True, ge=0, le=MAX_MILLIS)]
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A body that must not be dispatched.
+
+    Attributes:
+      reason: One line naming the field (``options.retries: ...``).
+      id: The message id if it is a usable one, else ``raw-`` and a hash of the body.
+      actor: The actor name if it is a usable one.
+      fields: The decoded JSON object, if the body was one.
+    """
+
+    reason: str
+    id: str
+    actor: str | None = None
+    fields: dict[str, Any] | None = None
+
+
+def raw_id(body: bytes) -> str:
+    """The id of a body without a usable message id (what ``dlq list`` shows)."""
+    return "raw-" + hashlib.sha1(body).hexdigest()[:16]
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = first["loc"]
+    # Deeper parts of a location are pydantic's union branches, not fields.
+    where = ".".join(str(part) for part in (loc[:2] if loc and loc[0] == "options" else loc[:1])) or "body"
+    kind = type(first.get("input")).__name__
+    detail = first["msg"]
+    if first["type"] == "extra_forbidden":
+        detail = "unknown field"
+    elif first["type"] == "missing":
+        detail = "missing"
+    else:
+        detail = f"{detail} (got {kind})"
+    return f"malformed message: {where}: {detail}"[:500]
+
+
+def _usable(fields: dict[str, Any], key: str, limit: int) -> str | None:
+    value = fields.get(key)
+    if isinstance(value, str) and 0 < len(value) <= limit:
+        try:
+            return _storable(value)
+        except ValueError:
+            return None
+    return None
+
+
+def parse(body: bytes, queue: str | None = None, max_bytes: int | None = None) -> Message[Any] | Malformed:
+    """Decode ``body`` into a message, or say why it must be dead-lettered.
+
+    Parameters:
+      body: The delivery's body.
+      queue: The queue it arrived on: its ``queue_name`` must name that queue, or the
+        worker would settle it on another queue's channel.  ``None`` skips the check.
+      max_bytes: ``MAX_MESSAGE_BYTES``: a larger body is refused (``None`` skips the check).
+    """
+    try:
+        fields = dramatiq.get_encoder().decode(body)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means the same: not a message
+        return Malformed(f"undecodable body: not a Dramatiq message ({type(exc).__name__})", raw_id(body))
+    if not isinstance(fields, dict):
+        return Malformed(f"undecodable body: not a Dramatiq message (a JSON {type(fields).__name__})",
+                         raw_id(body))
+    message_id = _usable(fields, "message_id", MAX_ID)
+    actor = _usable(fields, "actor_name", MAX_NAME)
+    if max_bytes is not None and len(body) > max_bytes:
+        return Malformed(f"malformed message: body: {len(body)} bytes, over MAX_MESSAGE_BYTES={max_bytes}",
+                         message_id or raw_id(body), actor, fields)
+    try:
+        Body.model_validate(fields)
+    except ValidationError as error:
+        return Malformed(_reason(error), message_id or raw_id(body), actor, fields)
+    if queue is not None and fields["queue_name"] != queue:
+        return Malformed(f"malformed message: queue_name: names {fields['queue_name'][:MAX_NAME]!r}, "
+                         f"not the queue {queue!r} it arrived on", message_id or raw_id(body), actor, fields)
+    options = fields["options"]
+    for key in IN_PROCESS_OPTIONS:
+        options.pop(key, None)
+    fields["args"] = tuple(fields["args"])
+    return Message(**fields)

@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 import pika
 from dramatiq.broker import MessageProxy
-from dramatiq.brokers.rabbitmq import MAX_DECLARE_ATTEMPTS, RabbitmqBroker, _RabbitmqConsumer
+from dramatiq.brokers.rabbitmq import MAX_DECLARE_ATTEMPTS, RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import current_millis
 from dramatiq.middleware import (
@@ -53,6 +53,7 @@ from dramatiq.middleware import (
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from . import compat, topology
+from .consumer import CheckingConsumer
 from .errors import PublishBlocked
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
 from .priorities import MAX_PRIORITY
@@ -104,8 +105,8 @@ def _prime(message: Any) -> None:
         fields["message_timestamp"] = inner.message_timestamp
 
 
-class _DeliveryConsumer(_RabbitmqConsumer):
-    """Dramatiq's consumer, keeping each delivery's AMQP priority on its message.
+class _DeliveryConsumer(CheckingConsumer):
+    """The checking consumer, keeping each delivery's AMQP priority on its message.
 
     Dramatiq drops the delivery's properties; the history must record the priority
     RabbitMQ really served the message with (none at all for a foreign sender that
@@ -162,12 +163,6 @@ class JobsBroker(RabbitmqBroker):
         super().__init__(*args, **kwargs)
         self.max_hold_ms = max_hold_ms
         self.max_message_bytes = max_message_bytes
-
-    @property
-    def consumer_class(self) -> Any:
-        from .consumer import CheckingConsumer
-
-        return CheckingConsumer
 
     @property
     def consumer_class(self) -> Any:

@@ -79,8 +79,8 @@ def test_the_systemd_worker_deadline_ends_before_its_stop_timeout():
     unit = (ROOT / "deploy/systemd/broker-jobs-worker.service").read_text()
     settings = dict(re.findall(r"^(\w+)=(.*)$", unit, re.M))
     assert "${WORKER_SHUTDOWN_TIMEOUT}" in settings["ExecStart"]
-    [deadline_ms] = [int(v) for k, v in re.findall(r"(\w+)=(\S+)", settings["Environment"])
-                     if k == "WORKER_SHUTDOWN_TIMEOUT"]
+    environment = " ".join(re.findall(r"^Environment=(.*)$", unit, re.M))  # a unit may have several lines
+    [deadline_ms] = [int(v) for k, v in re.findall(r"(\w+)=(\S+)", environment) if k == "WORKER_SHUTDOWN_TIMEOUT"]
     stop_timeout = seconds(settings.get("TimeoutStopSec", "90"))  # systemd's DefaultTimeoutStopSec
     assert deadline_ms / 1000 + ROOM_S <= stop_timeout, (deadline_ms, stop_timeout)
     # Any KillMode but "process" reaches the worker processes too: SIGTERM to the group is a

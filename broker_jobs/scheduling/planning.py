@@ -10,22 +10,29 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Final
 
 from .config import JobDef
 from .policies import MISSED, OVERLAP, PAUSED, PUBLISHING, SUPERSEDED, DueSlots, overlap_action, plan_misfire
 from .publisher import Outgoing, fire_id, iso
 from .state import Flight
-from .triggers import min_gap, next_fire
+from .triggers import Trigger, min_gap, next_fire
 
 logger = logging.getLogger("broker_jobs.scheduling.scheduler")
 
 #: Slots older than a job's look-back window are counted, not listed one by one.
 MAX_RECENT = 100_000
 
+
+
+class _Later(Enum):
+    LATER = "later"
+
+
 #: What :func:`collect_due` returns for the following slot when it left it to be computed
 #: later, after the publish (``next_fire`` of the last due slot).
-LATER: Any = object()
+LATER: Final = _Later.LATER
 
 
 @dataclass
@@ -40,8 +47,8 @@ class Planned:
     superseded: str | None = None
 
 
-def collect_due(trigger: Any, last: datetime, now: datetime, window: float,
-                first: datetime | None = None) -> tuple[DueSlots, datetime | None]:
+def collect_due(trigger: Trigger, last: datetime, now: datetime, window: float,
+                first: datetime | None = None) -> tuple[DueSlots, datetime | _Later | None]:
     """The slots in ``(last, now]`` (within ``window`` seconds of ``now`` one by one, the rest counted),
     and the first slot after ``now``, or :data:`LATER` when that is ``next_fire`` of the one due slot.
 
@@ -122,7 +129,7 @@ def jitter_ms(job: JobDef) -> int:
 
 
 def plan_job(job: JobDef, last: datetime, now: datetime, flights: list[Flight], first: datetime,
-             paused: bool = False, pause_note: str | None = None) -> tuple[list[Planned], datetime | None]:
+             paused: bool = False, pause_note: str | None = None) -> tuple[list[Planned], datetime | _Later | None]:
     """Decide one job's due slots in a tick: misfire policy, then pause, then overlap policy.
 
     Parameters:

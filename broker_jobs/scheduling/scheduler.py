@@ -1,16 +1,18 @@
 """The scheduler loop: one leader among any number of instances fires each slot once.
 
-Each instance loads the jobs file (and the runtime jobs), then loops:
+Each instance loads the jobs file (and the runtime jobs), then loops; each step
+is the job of one part, and this module only composes them:
 
-1. every ``RENEW`` seconds, take or renew the lease (:mod:`.lease`); a new
-   leadership raises the database fence to its token and reloads every job's
-   last slot;
+1. every ``RENEW`` seconds, take or renew the lease (:mod:`.lease_keeper` over
+   :mod:`.lease`); a new leadership raises the database fence to its token and
+   reloads every job's last slot (:mod:`.recorder`);
 2. every ``REFRESH`` seconds, re-read pauses, runtime jobs and (when changed)
-   the jobs file, and write a heartbeat;
-3. as leader, pop every job due from a heap of next fire times, decide each
-   slot (misfire, pause, overlap), publish the messages of the tick in one
-   confirmed batch, then record the last slot, the audit rows and the open
-   fires in one fenced transaction;
+   the jobs file (:mod:`.catalog`), and write a heartbeat;
+3. as leader, pop every job due from the heap of next fire times (:mod:`.due`),
+   decide each slot (misfire, pause, overlap: :func:`.planning.plan_job`),
+   publish the messages of the tick in one confirmed batch, then record the last
+   slot, the audit rows and the open fires in one fenced transaction
+   (:mod:`.recorder`);
 4. sleep until the earliest of: the next slot, the next renewal, the next refresh.
 
 A crash between publishing and recording republishes the same fire ids; the

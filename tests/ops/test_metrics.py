@@ -14,7 +14,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker_jobs import metrics, prometheus_env
+from broker_jobs import metrics
+from broker_jobs.metrics import env as metrics_env
 from tests.api.conftest import UNREACHABLE
 from tests.conftest import ROOT
 from tests.support import wait_for
@@ -80,7 +81,7 @@ def test_stale_files_are_removed_and_live_ones_kept(tmp_path):
         for pid in (gone.pid, alive.pid):
             (tmp_path / f"counter_{pid}.db").write_bytes(b"")
             (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
-        assert prometheus_env.remove_stale(tmp_path) == 2
+        assert metrics_env.remove_stale(tmp_path) == 2
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             [f"counter_{alive.pid}.db", f"gauge_livesum_{alive.pid}.db"])
     finally:
@@ -135,5 +136,5 @@ def test_the_multiprocess_directory_is_chosen_in_a_fixed_order(monkeypatch, sett
         monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", inherited)
     else:
         monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    chosen = prometheus_env.metrics_dir(Settings(metrics_dir=setting, metrics_port=9393))
+    chosen = metrics_env.metrics_dir(Settings(metrics_dir=setting, metrics_port=9393))
     assert str(chosen).endswith(expected)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import env
+from .env import client
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Metrics:
     """The metric objects of this process, in a registry of their own."""
 
     def __init__(self) -> None:
-        prom = env.client()
+        prom = client()
         self.registry = prom.CollectorRegistry(auto_describe=True)
         r = self.registry
         self.next_fire = prom.Gauge("broker_jobs_schedule_next_fire_timestamp",
@@ -90,7 +90,7 @@ def _mark_dead() -> None:
 
 def multiprocess_enabled() -> bool:
     """Whether values are shared through the multiprocess directory."""
-    env.client()
+    client()
     from prometheus_client import values  # deferred: loaded after env.configure()
 
     return values.ValueClass is not values.MutexValue
@@ -110,7 +110,7 @@ def render() -> tuple[bytes, str]:
     In multiprocess mode: every file in the directory (Dramatiq's and ours, from
     every process); otherwise this process's own metrics.
     """
-    prom = env.client()
+    prom = client()
     if multiprocess_enabled():
         from prometheus_client import multiprocess  # deferred: loaded after env.configure()
 

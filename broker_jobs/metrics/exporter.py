@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .. import probes
+from ..probes import respond
 from .definitions import render
 from .env import configure, current_settings
 
@@ -137,7 +137,7 @@ def _handler(role: str) -> type[BaseHTTPRequestHandler]:
                 body, content_type = render()
                 status = 200
             else:
-                answer = probes.respond(self.path, configure(), role)
+                answer = respond(self.path, configure(), role)
                 if answer is None:
                     status, body, content_type = 404, b"not found: /metrics, /health/live, /health/ready\n", \
                         "text/plain; charset=utf-8"

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from .. import alerts, metrics
 from ..errors import BrokerJobsError, ConfigError
 from ..settings import Settings
 from .catalog import Catalog, Changes
@@ -42,6 +43,7 @@ from .due import DueHeap
 from .lease import Lease
 from .lease_keeper import LEASE_TTL, LeaseKeeper
 from .planning import LATER, Planned, plan_job
+from .policies import MISSED
 from .publisher import Outgoing
 from .recorder import Recorder
 from .state import SchedulerStore
@@ -54,24 +56,18 @@ LOOP_STUCK = 30.0
 
 
 class _MetricsFeed:
-    """Feeds ``broker_jobs.metrics`` from a thread of its own, if that module exists.
+    """Feeds ``broker_jobs.metrics`` from a thread of its own.
 
     A label's first sample costs about 2 ms in Prometheus' multiprocess mode:
     10,000 jobs must not hold the loop for 20 s.
     """
 
     def __init__(self) -> None:
-        try:
-            from .. import metrics
-        except ImportError:
-            metrics = None  # type: ignore[assignment]
-        self.metrics: Any = metrics
+        self.metrics = metrics
         self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def __call__(self, name: str, *args: Any) -> None:
-        if self.metrics is None:
-            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="scheduler-metrics", daemon=True)
             self._thread.start()
@@ -135,8 +131,7 @@ class Scheduler:
         self.keeper = LeaseKeeper(lease, store, self.instance_id, on_lead=self._lead, on_lose=self._lose,
                                   report=self._error)
         self.due = DueHeap()
-        self.recorder = Recorder(store, self.keeper, report=self._error,
-                                 observe=lambda *sample: metric("observe_fire", *sample))
+        self.recorder = Recorder(store, self.keeper, report=self._error, observe=self._observe_slot)
         self._pending: list[Planned] | None = None  # a batch RabbitMQ did not confirm yet
         self._next_renew = self._next_refresh = 0.0
         # Monotonic times of the last loop turn and store read (the probes).
@@ -280,6 +275,13 @@ class Scheduler:
                 item.renew()
             return False
         return True
+
+    @staticmethod
+    def _observe_slot(job_id: str, slot: datetime, lag: float, outcome: str) -> None:
+        """A recorded slot: its metrics, and the missed-slot alert (metrics record, they do not alert)."""
+        metric("observe_fire", job_id, slot, lag, outcome)
+        if outcome == MISSED:
+            alerts.missed_slot(job_id, slot)
 
     def _record(self, plans: list[Planned]) -> None:
         for job_id in self.recorder.record(plans, self.clock()):

@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..clock import as_utc, utc_now
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from .config import JobDef, load_config, parse_job
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
 from .publisher import iso
 from .scheduler import REFRESH
-from .state import SchedulerStore, now_utc, open_store, utc
+from .state import SchedulerStore, open_scheduler_store
 from .triggers import describe, fire_times, next_fire
 
 #: The most slots one backfill may publish.
@@ -26,7 +27,7 @@ MAX_BACKFILL = 10_000
 
 
 def _store(settings: Any) -> SchedulerStore:
-    return open_store(settings.database_url)
+    return open_scheduler_store(settings.database_url)
 
 
 def _config_jobs(settings: Any) -> dict[str, JobDef]:
@@ -65,7 +66,7 @@ def _row(job: JobDef, state: Any, control: Any, now: datetime) -> dict[str, Any]
         "queue": job.queue, "enabled": job.enabled, "paused": paused,
         "note": control.note if control is not None else None,
         "next_run": next_fire(job.trigger, now) if job.enabled else None,
-        "last_run": utc(state.last_fired_at) if state is not None else None,
+        "last_run": as_utc(state.last_fired_at) if state is not None else None,
         "last_outcome": state.last_outcome if state is not None else None,
         "origin": job.origin,
     }
@@ -74,7 +75,7 @@ def _row(job: JobDef, state: Any, control: Any, now: datetime) -> dict[str, Any]
 def list_jobs(settings: Any) -> list[dict[str, Any]]:
     """Every job: id, actor, trigger in words, priority, queue, enabled, paused, note, next and last run."""
     store = _store(settings)
-    states, controls, now = store.states(), store.controls(), now_utc()
+    states, controls, now = store.states(), store.controls(), utc_now()
     return [_row(job, states.get(i), controls.get(i), now) for i, job in sorted(all_jobs(settings, store).items())]
 
 
@@ -82,7 +83,7 @@ def show_job(settings: Any, job_id: str, audit: int = 20) -> dict[str, Any]:
     """One job in full, with its runs in flight and its recent slot outcomes."""
     store = _store(settings)
     job = get_job(settings, job_id, store)
-    row = _row(job, store.states().get(job_id), store.controls().get(job_id), now_utc())
+    row = _row(job, store.states().get(job_id), store.controls().get(job_id), utc_now())
     row.update(
         description=job.description, args=list(job.args), kwargs=job.kwargs, timezone=job.timezone,
         jitter=job.jitter, misfire=job.misfire, misfire_grace=job.misfire_grace, overlap=job.overlap,
@@ -96,7 +97,7 @@ def show_job(settings: Any, job_id: str, audit: int = 20) -> dict[str, Any]:
 def preview(settings: Any, job_id: str, count: int = 10, start: datetime | None = None) -> list[datetime]:
     """The next ``count`` fire times after ``start`` (default now), in the job's time zone."""
     job = get_job(settings, job_id)
-    begin = start or now_utc()
+    begin = start or utc_now()
     if begin.tzinfo is None:
         begin = begin.replace(tzinfo=ZoneInfo(job.timezone))
     zone = ZoneInfo(job.timezone)
@@ -144,10 +145,10 @@ def _publish(settings: Any, store: SchedulerStore, plans: list[Planned]) -> None
         publisher = Publisher(settings.rabbitmq_url, settings.publish_timeout,
                               getattr(settings, "max_message_bytes", None))
         try:
-            publisher.publish(batch, int(now_utc().timestamp() * 1000))
+            publisher.publish(batch, int(utc_now().timestamp() * 1000))
         finally:
             publisher.close()
-    now = now_utc()
+    now = utc_now()
     store.commit(
         token=None, states=[],
         audit=[{"job_id": p.job.id, "slot": p.slot, "outcome": p.outcome,
@@ -169,7 +170,7 @@ def run_now(settings: Any, job_id: str, force: bool = False) -> dict[str, Any]:
     """
     store = _store(settings)
     job = get_job(settings, job_id, store)
-    now = now_utc()
+    now = utc_now()
     plan = Planned(job, now, MANUAL)
     flights = [] if force else store.in_flight([job_id]).get(job_id, [])
     plans = [plan]
@@ -223,7 +224,7 @@ def add_runtime_job(settings: Any, spec: dict[str, Any]) -> dict[str, Any]:
     if job.id in config:
         raise ConfigError(f"job.id: {job.id!r} is defined in {settings.jobs_config}; edit it there")
     store.add_runtime(job.id, dict(spec))
-    return _row(job, store.states().get(job.id), store.controls().get(job.id), now_utc())
+    return _row(job, store.states().get(job.id), store.controls().get(job.id), utc_now())
 
 
 def remove_runtime_job(settings: Any, job_id: str) -> dict[str, Any]:
@@ -242,7 +243,7 @@ def scheduler_status(settings: Any) -> dict[str, Any]:
 
     store = _store(settings)
     holder = build_lease(settings, store.engine).holder()
-    now = now_utc()
+    now = utc_now()
     instances = store.instances()
     for row in instances:
         row["alive"] = (now - row["heartbeat_at"]).total_seconds() <= 3 * REFRESH

@@ -35,12 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from ..clock import as_utc
 from ..errors import BrokerJobsError, ConfigError
 from .config import JobDef, load_config, parse_job
 from .lease import Lease
 from .planning import LATER, Planned, collect_due, log_outcome, plan_flights
 from .policies import PAUSED, PUBLISHING, plan_misfire
-from .state import FencedOut, Flight, SchedulerStore, utc
+from .state import FencedOut, Flight, SchedulerStore
 from .triggers import next_fire
 
 logger = logging.getLogger(__name__)
@@ -256,9 +257,9 @@ class Scheduler:
         self._pending, self._unsaved = None, _Unsaved()
         now = self.clock()
         states = self.store.states()
-        self.last_slot = {i: utc(r.last_slot) for i, r in states.items() if r.last_slot is not None}  # type: ignore[misc]
+        self.last_slot = {i: as_utc(r.last_slot) for i, r in states.items() if r.last_slot is not None}  # type: ignore[misc]
         self.last_outcome = {i: r.last_outcome for i, r in states.items()}
-        self.last_fired = {i: (r.last_fire_id, r.last_message_id, utc(r.last_fired_at)) for i, r in states.items()}
+        self.last_fired = {i: (r.last_fire_id, r.last_message_id, as_utc(r.last_fired_at)) for i, r in states.items()}
         fresh = {}
         for job_id in self.jobs:
             if job_id not in self.last_slot:

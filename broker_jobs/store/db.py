@@ -71,7 +71,7 @@ def _create(url: str) -> Engine:
         engine = create_engine(
             url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5}
         )
-    # Alembic to head (every component's tables), then create_all for tables declared later.
+    # The schema comes from the Alembic revisions only (never create_all).
     from .migrations import upgrade
 
     upgrade(engine)

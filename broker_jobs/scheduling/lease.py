@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .state import Fence, LeaseRow
+from ..store.models import Fence, LeaseRow
 
 NAME = "scheduler"
 

@@ -43,7 +43,7 @@ class JobRun(Base):
     __table_args__ = (Index("ix_job_runs_actor_finished", "actor", "finished_at"),)
 
 
-class DeadLetter(Base):
+class ArchivedLetter(Base):
     """The archive of a dead-lettered message: why it died and how to replay it."""
 
     __tablename__ = "dead_letters"

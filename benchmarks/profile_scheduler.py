@@ -35,7 +35,7 @@ def main() -> None:
         from broker_jobs.scheduling.lease import DatabaseLease
         from broker_jobs.scheduling.publisher import Publisher
         from broker_jobs.scheduling.scheduler import Scheduler
-        from broker_jobs.scheduling.state import open_scheduler_store
+        from broker_jobs.store.scheduler_state import open_scheduler_store
 
         from .peers import bj_sched
 

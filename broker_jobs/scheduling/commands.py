@@ -40,11 +40,11 @@ def scheduler() -> None:
 
     from ..broker import get_broker
     from ..logging import configure_logging
+    from ..store.scheduler_state import open_scheduler_store
     from .control import declare_queues
     from .lease import build_lease
     from .publisher import Publisher
     from .scheduler import Scheduler
-    from .state import open_scheduler_store
 
     s = settings()
     configure_logging(s.log_level, s.log_format)

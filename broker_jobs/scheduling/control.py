@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 from ..clock import as_utc, utc_now
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
+from ..store.scheduler_state import SchedulerStore, open_scheduler_store
 from .config import JobDef, load_config, parse_job
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
 from .publisher import iso
 from .scheduler import REFRESH
-from .state import SchedulerStore, open_scheduler_store
 from .triggers import describe, fire_times, next_fire
 
 #: The most slots one backfill may publish.

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..store.scheduler_state import Flight
 from .config import JobDef
 from .policies import MISSED, OVERLAP, SUPERSEDED, DueSlots, overlap_action
 from .publisher import Outgoing, fire_id, iso
-from .state import Flight
 from .triggers import min_gap, next_fire
 
 logger = logging.getLogger("broker_jobs.scheduling.scheduler")

@@ -37,11 +37,11 @@ from typing import Any, cast
 
 from ..clock import as_utc
 from ..errors import BrokerJobsError, ConfigError
+from ..store.scheduler_state import FencedOut, Flight, SchedulerStore
 from .config import JobDef, load_config, parse_job
 from .lease import Lease
 from .planning import LATER, Planned, collect_due, log_outcome, plan_flights
 from .policies import PAUSED, PUBLISHING, plan_misfire
-from .state import FencedOut, Flight, SchedulerStore
 from .triggers import next_fire
 
 logger = logging.getLogger(__name__)

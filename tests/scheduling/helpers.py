@@ -12,7 +12,7 @@ from typing import Any
 from broker_jobs.scheduling.lease import DatabaseLease
 from broker_jobs.scheduling.publisher import StubPublisher
 from broker_jobs.scheduling.scheduler import Scheduler
-from broker_jobs.scheduling.state import open_scheduler_store
+from broker_jobs.store.scheduler_state import open_scheduler_store
 
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from broker_jobs.scheduling.state import open_scheduler_store
+from broker_jobs.store.scheduler_state import open_scheduler_store
 from tests.support import Process, free_port
 
 from ..conftest import run_cli

@@ -8,8 +8,8 @@ import pytest
 
 from broker_jobs.scheduling import scheduler as scheduler_module
 from broker_jobs.scheduling.lease import DatabaseLease, RedisLease
-from broker_jobs.scheduling.state import FencedOut, open_scheduler_store
 from broker_jobs.store.models import Fence, LeaseRow
+from broker_jobs.store.scheduler_state import FencedOut, open_scheduler_store
 
 from .helpers import Clock, jobs_file, make_scheduler
 

@@ -28,7 +28,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import as_utc, utc_now
-from ..store.models import (  # the scheduler tables live with every other table
+from .db import get_engine
+from .models import (
     Fence,
     Instance,
     JobControl,
@@ -242,6 +243,4 @@ def open_scheduler_store(database_url: str | None = None) -> SchedulerStore:
 
     Its tables come from the migrations :func:`~broker_jobs.store.db.get_engine` runs on first use.
     """
-    from ..store.db import get_engine  # deferred: the engine module reads the settings
-
     return SchedulerStore(get_engine(database_url))

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base  # noqa: F401  (re-exported; the schema comes from migrations)
@@ -76,6 +76,14 @@ def _create(url: str) -> Engine:
 
     upgrade(engine)
     return engine
+
+
+def ping(url: str | None = None) -> str:
+    """Run ``SELECT 1`` on the database of ``url`` (the health check); returns its dialect's name."""
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return engine.dialect.name
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

@@ -35,7 +35,7 @@ def main() -> None:
         from broker_jobs.scheduling.lease import DatabaseLease
         from broker_jobs.scheduling.publisher import Publisher
         from broker_jobs.scheduling.scheduler import Scheduler
-        from broker_jobs.scheduling.state import open_store
+        from broker_jobs.store.scheduler_state import open_scheduler_store
 
         from .peers import bj_sched
 
@@ -44,7 +44,7 @@ def main() -> None:
         settings = SimpleNamespace(app_env="development", scheduler_timezone="UTC", jobs_config=path,
                                    redis_url=None, database_url=os.environ["DATABASE_URL"])
         now = [datetime.fromtimestamp(slot - 30, UTC)]
-        store = open_store(settings.database_url)
+        store = open_scheduler_store(settings.database_url)
 
         def declare(queues: set[str]) -> None:
             for queue in sorted(queues):

@@ -10,10 +10,6 @@ import threading
 import time
 from typing import Protocol
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 
 class Claims(Protocol):
     """Claims a key for an owner until it expires."""
@@ -93,35 +89,16 @@ class DatabaseClaims:
         self.database_url = database_url
 
     def claim(self, key: str, owner: str, ttl: float) -> str:
-        from .store.db import get_engine
-        from .store.models import Claim
+        from .store import claims  # deferred: SQLAlchemy
+        from .store.db import get_engine  # deferred: SQLAlchemy
 
-        engine = get_engine(self.database_url)
-        now = time.time()
-        for _ in range(3):
-            with Session(engine) as session:
-                held = session.get(Claim, key)
-                if held is not None and held.expires_at > now:
-                    return held.owner
-                try:
-                    if held is not None:
-                        session.execute(delete(Claim).where(Claim.key == key, Claim.expires_at <= now))
-                    session.add(Claim(key=key, owner=owner, expires_at=now + ttl))
-                    session.commit()
-                    return owner
-                except IntegrityError:
-                    session.rollback()
-        with Session(engine) as session:
-            current = session.scalar(select(Claim.owner).where(Claim.key == key))
-            return current or owner
+        return claims.claim(get_engine(self.database_url), key, owner, ttl, time.time())
 
     def release(self, key: str, owner: str) -> None:
-        from .store.db import get_engine
-        from .store.models import Claim
+        from .store import claims  # deferred: SQLAlchemy
+        from .store.db import get_engine  # deferred: SQLAlchemy
 
-        with Session(get_engine(self.database_url)) as session:
-            session.execute(delete(Claim).where(Claim.key == key, Claim.owner == owner))
-            session.commit()
+        claims.release(get_engine(self.database_url), key, owner)
 
 
 _claims: Claims | None = None

@@ -26,9 +26,7 @@ from typing import Any
 import pika
 from dramatiq.brokers.rabbitmq import xq_name
 from dramatiq.message import Message
-from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from . import wire
 from .broker import QUEUES, connection_url
@@ -36,7 +34,8 @@ from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
 from .middleware.size_limit import check_body
 from .settings import Settings
 from .store.db import get_engine
-from .store.models import DeadLetter as Archived
+from .store.models import ArchivedLetter as Archived
+from .store.queries import archived_letters, mark_archived
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +121,7 @@ def _fetch_all(channel: Any, queue: str) -> list[_Delivery]:
 
 
 def _archive(settings: Settings, ids: Iterable[str]) -> dict[str, Archived]:
-    ids = list(ids)
-    if not ids:
-        return {}
-    with Session(get_engine(settings.database_url)) as session:
-        rows = session.scalars(select(Archived).where(Archived.message_id.in_(ids)).order_by(Archived.id))
-        return {row.message_id: row for row in rows}
+    return archived_letters(get_engine(settings.database_url), ids)
 
 
 def _death_time(headers: dict[str, Any]) -> str | None:
@@ -293,10 +287,7 @@ def _mark(settings: Settings, ids: list[str], state: str) -> None:
     if not ids:
         return
     try:
-        with Session(get_engine(settings.database_url)) as session:
-            session.execute(update(Archived).where(Archived.message_id.in_(ids), Archived.state == "dead")
-                            .values(state=state))
-            session.commit()
+        mark_archived(get_engine(settings.database_url), ids, state)
     except SQLAlchemyError as exc:  # the queues are the truth; the archive is a record
         logger.warning("[dlq] could not mark %d archived letters %s: %s", len(ids), state, exc)
 

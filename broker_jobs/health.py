@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pika
-from sqlalchemy import text
 
 from .broker import connection_url
 from .redaction import redact
@@ -56,13 +55,10 @@ def check_rabbitmq(settings: Settings, timeout: float = 1.0) -> Check:
 
 def check_database(settings: Settings) -> Check:
     """Run ``SELECT 1`` on ``DATABASE_URL``."""
-    from .store.db import get_engine
+    from .store.db import ping  # deferred: SQLAlchemy
 
     def probe() -> str:
-        engine = get_engine(settings.database_url)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return engine.dialect.name
+        return ping(settings.database_url)
 
     return _timed("database", probe)
 

@@ -15,7 +15,7 @@ from ..job import job
 from ..settings import Settings, get_settings
 from ..store.db import get_engine
 from ..store.history import prune
-from ..store.models import DeadLetter
+from ..store.models import ArchivedLetter
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def prune_dead_letters(engine: Engine, settings: Settings, now: datetime) -> int
     """Delete archived dead letters older than ``DEAD_LETTER_TTL`` (RabbitMQ drops the messages then too)."""
     with engine.begin() as conn:
         cutoff = now - timedelta(seconds=settings.dead_letter_ttl)
-        return conn.execute(delete(DeadLetter).where(DeadLetter.dead_at < cutoff)).rowcount
+        return conn.execute(delete(ArchivedLetter).where(ArchivedLetter.dead_at < cutoff)).rowcount
 
 
 def vacuum(engine: Engine) -> str:

@@ -23,41 +23,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
+from ..clock import utc_now
 from ..metrics import env as metrics_env
 
 
 def oldest_dead_ages(settings: Any) -> dict[str, float]:
     """Age in seconds of the oldest dead letter still archived as dead, by queue."""
-    from sqlalchemy import func, select
+    from ..store.db import get_engine  # deferred: SQLAlchemy
+    from ..store.queries import oldest_dead  # deferred: SQLAlchemy
 
-    from ..store.db import get_engine
-    from ..store.models import DeadLetter
-
-    stmt = (select(DeadLetter.queue, func.min(DeadLetter.dead_at))
-            .where(DeadLetter.state == "dead").group_by(DeadLetter.queue))
-    now = datetime.now(UTC)
-    ages: dict[str, float] = {}
-    with get_engine(settings.database_url).connect() as conn:
-        for queue, oldest in conn.execute(stmt):
-            if oldest is not None:
-                oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-                ages[queue] = max(0.0, (now - oldest).total_seconds())
-    return ages
+    now = utc_now()
+    return {queue: max(0.0, (now - oldest).total_seconds())
+            for queue, oldest in oldest_dead(get_engine(settings.database_url)).items()}
 
 
 def history_counts(settings: Any) -> dict[str, int]:
     """Runs kept in the history, by status."""
-    from sqlalchemy import func, select
+    from ..store.db import get_engine  # deferred: SQLAlchemy
+    from ..store.queries import run_counts  # deferred: SQLAlchemy
 
-    from ..store.db import get_engine
-    from ..store.models import JobRun
-
-    with get_engine(settings.database_url).connect() as conn:
-        return {status: int(count) for status, count in
-                conn.execute(select(JobRun.status, func.count()).group_by(JobRun.status))}
+    return run_counts(get_engine(settings.database_url), by="status")
 
 
 def _degraded_family(settings: Any, names: list[str]) -> Any:

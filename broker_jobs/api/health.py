@@ -21,6 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from .. import health, topology
+from ..clock import utc_now
 from ..redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -43,21 +44,14 @@ def _check_jobs(settings: Any) -> dict[str, Any]:
 
 def last_successes(settings: Any) -> dict[str, dict[str, Any]]:
     """Per schedule id, from the history: when its runs last succeeded and how its last run ended."""
-    from sqlalchemy import select
+    from ..store.db import get_engine  # deferred: SQLAlchemy
+    from ..store.queries import scheduled_runs  # deferred: SQLAlchemy
 
-    from ..store.db import get_engine
-    from ..store.models import JobRun
-
-    stmt = (select(JobRun.fire_id, JobRun.status, JobRun.finished_at)
-            .where(JobRun.status.in_(("succeeded", "dead", "failed")), JobRun.fire_id.is_not(None))
-            .order_by(JobRun.id.desc()).limit(5000))
     found: dict[str, dict[str, Any]] = {}
-    with get_engine(settings.database_url).connect() as conn:
-        for fire_id, status, finished in conn.execute(stmt):
-            entry = found.setdefault(str(fire_id).split("@", 1)[0], {"lastSuccess": None, "lastStatus": status})
-            if status == "succeeded" and entry["lastSuccess"] is None and finished is not None:
-                when = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
-                entry["lastSuccess"] = when.isoformat()
+    for run in scheduled_runs(get_engine(settings.database_url), statuses=("succeeded", "dead", "failed")):
+        entry = found.setdefault(run.schedule_id, {"lastSuccess": None, "lastStatus": run.status})
+        if run.status == "succeeded" and entry["lastSuccess"] is None and run.finished_at is not None:
+            entry["lastSuccess"] = run.finished_at.isoformat()
     return found
 
 
@@ -211,7 +205,7 @@ def build_report(results: dict[str, Any], checked_at: float) -> dict[str, Any]:
     report: dict[str, Any] = {
         "healthy": status == "healthy",
         "status": status,
-        "timestamp": datetime.now(UTC).isoformat(),
+        "timestamp": utc_now().isoformat(),
         "checkedAt": datetime.fromtimestamp(checked_at, UTC).isoformat() if checked_at else None,
         "schedulers": schedulers,
         "details": details,
@@ -243,7 +237,7 @@ def get_health(request: Request) -> JSONResponse:
 @router.get("/health/live", summary="Liveness: the process answers")
 def get_live() -> dict[str, str]:
     """Always 200 while the process serves requests."""
-    return {"status": "alive", "timestamp": datetime.now(UTC).isoformat()}
+    return {"status": "alive", "timestamp": utc_now().isoformat()}
 
 
 @router.get("/health/ready", summary="Readiness: broker and database reachable", responses=UNHEALTHY)

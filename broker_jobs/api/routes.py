@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .. import registry
+from ..clock import utc_now
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
 from .auth import require
 from .statuses import READ, WITH_BODY, WRITE, answers
@@ -142,14 +143,10 @@ def _settings(request: Request) -> Any:
 
 def completed_counts(settings: Any) -> dict[str, int]:
     """Succeeded runs kept in the history, by queue."""
-    from sqlalchemy import func, select
+    from ..store.db import get_engine  # deferred: SQLAlchemy
+    from ..store.queries import run_counts  # deferred: SQLAlchemy
 
-    from ..store.db import get_engine
-    from ..store.models import JobRun
-
-    stmt = select(JobRun.queue, func.count()).where(JobRun.status == "succeeded").group_by(JobRun.queue)
-    with get_engine(settings.database_url).connect() as conn:
-        return {queue: int(count) for queue, count in conn.execute(stmt)}
+    return run_counts(get_engine(settings.database_url), by="queue", status="succeeded")
 
 
 def queue_rows(settings: Any) -> list[dict[str, Any]]:
@@ -272,64 +269,43 @@ def sync_one(service_id: int = Path(ge=1)) -> Enqueued:
 
 def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
     """Runs finished per minute and queue over the last ``minutes`` (oldest first)."""
-    from sqlalchemy import select
+    from ..store.db import get_engine  # deferred: SQLAlchemy
+    from ..store.queries import finished_since  # deferred: SQLAlchemy
 
-    from ..store.db import get_engine
-    from ..store.models import JobRun
-
-    now = datetime.now(UTC)
-    since = now - timedelta(minutes=minutes)
-    stmt = select(JobRun.queue, JobRun.finished_at).where(JobRun.finished_at >= since).limit(100_000)
+    now = utc_now()
     series: dict[str, list[int]] = {}
-    with get_engine(settings.database_url).connect() as conn:
-        for queue, finished in conn.execute(stmt):
-            if finished is None:
-                continue
-            when = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
-            slot = minutes - 1 - int((now - when).total_seconds() // 60)
-            if 0 <= slot < minutes:
-                series.setdefault(queue, [0] * minutes)[slot] += 1
+    for queue, when in finished_since(get_engine(settings.database_url), now - timedelta(minutes=minutes)):
+        slot = minutes - 1 - int((now - when).total_seconds() // 60)
+        if 0 <= slot < minutes:
+            series.setdefault(queue, [0] * minutes)[slot] += 1
     return series
 
 
 def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``jobs`` with each one's latest run from the history (manual runs and backfills included)."""
-    from sqlalchemy import select
+    from ..store.db import get_engine  # deferred: SQLAlchemy
+    from ..store.queries import scheduled_runs  # deferred: SQLAlchemy
 
-    from ..store.db import get_engine
-    from ..store.models import JobRun
-
-    stmt = (select(JobRun.fire_id, JobRun.status, JobRun.started_at, JobRun.duration_ms, JobRun.message_id)
-            .where(JobRun.fire_id.is_not(None)).order_by(JobRun.id.desc()).limit(2000))
     latest: dict[str, dict[str, Any]] = {}
-    with get_engine(settings.database_url).connect() as conn:
-        for fire_id, status, started, duration, message_id in conn.execute(stmt):
-            latest.setdefault(str(fire_id).split("@", 1)[0], {
-                "status": status, "started_at": started.replace(tzinfo=started.tzinfo or UTC) if started else None,
-                "duration_ms": duration, "message_id": message_id})
+    for run in scheduled_runs(get_engine(settings.database_url), limit=2000):
+        latest.setdefault(run.schedule_id, {"status": run.status, "started_at": run.started_at,
+                                            "duration_ms": run.duration_ms, "message_id": run.message_id})
     return [{**job, "latest_run": latest.get(str(job["id"]))} for job in jobs]
 
 
 def recent_dead(settings: Any, limit: int = 25) -> list[dict[str, Any]]:
     """The newest dead letters from the archive, oldest first (the dashboard polls: no queue scan)."""
-    from sqlalchemy import select
+    from ..store.db import get_engine  # deferred: SQLAlchemy
+    from ..store.queries import recent_dead as archived_dead  # deferred: SQLAlchemy
 
-    from ..store.db import get_engine
-    from ..store.models import DeadLetter
-
-    stmt = (select(DeadLetter).where(DeadLetter.state == "dead")
-            .order_by(DeadLetter.dead_at.desc(), DeadLetter.id.desc()).limit(limit))
-    with get_engine(settings.database_url).connect() as conn:
-        rows = conn.execute(stmt).mappings().all()
-    return [{"id": r["message_id"], "queue": r["queue"], "actor": r["actor"], "reason": r["reason"],
-             "attempts": r["attempts"], "dead_at": r["dead_at"]} for r in reversed(rows)]
+    return archived_dead(get_engine(settings.database_url), limit)
 
 
 @router.get("/overview", dependencies=[read], tags=["dashboard"], responses=answers(*READ))
 def overview(request: Request) -> dict[str, Any]:
     """Everything the dashboard shows, in one request."""
     settings = _settings(request)
-    data: dict[str, Any] = {"generated_at": datetime.now(UTC).isoformat(), "errors": {}}
+    data: dict[str, Any] = {"generated_at": utc_now().isoformat(), "errors": {}}
 
     def part(name: str, fn: Any) -> None:
         try:

@@ -20,10 +20,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..entities.report import Report, message_tag
 from ..redaction import redact
 from ..settings import Settings
-from ..store.data_models import Company, CompanyRecord, utcnow
+from ..store.data_models import Company, CompanyRecord
 from .http import ApiClient
 from .upsert import content_hash
 
@@ -126,10 +127,10 @@ def import_company(settings: Settings, engine: Engine, company_id: int) -> Repor
                 if old is None:
                     text = f"{name}: " + "; ".join(f"{k}: {v}" for k, v in row.items() if v)
                     session.add(CompanyRecord(company_id=company_id, content_hash=digest, data=row, text=text,
-                                              updated_at=utcnow(), deleted=False))
+                                              updated_at=utc_now(), deleted=False))
                     report.inserted += 1
                 elif old.deleted:
-                    old.deleted, old.updated_at = False, utcnow()
+                    old.deleted, old.updated_at = False, utc_now()
                     report.updated += 1
                 else:
                     report.skipped += 1
@@ -139,11 +140,11 @@ def import_company(settings: Settings, engine: Engine, company_id: int) -> Repor
         for record in session.scalars(select(CompanyRecord).where(
                 CompanyRecord.company_id == company_id, CompanyRecord.deleted.is_(False))):
             if record.content_hash not in unique:
-                record.deleted, record.updated_at = True, utcnow()
+                record.deleted, record.updated_at = True, utc_now()
                 report.deleted += 1
         company = session.get(Company, company_id)
         assert company is not None
-        company.last_imported_at, company.last_error = utcnow(), None
+        company.last_imported_at, company.last_error = utc_now(), None
     return report
 
 

@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..entities.report import Report, message_tag
 from ..errors import PermanentJobError, SkipJob, TransientJobError
 from ..settings import Settings
-from ..store.data_models import GithubRepository, HttpCache, utcnow
+from ..store.data_models import GithubRepository, HttpCache
 from .http import ApiClient, ForeignOriginError
 from .upsert import soft_delete_missing, upsert_rows
 
@@ -91,7 +92,7 @@ def _page(api: ApiClient, engine: Engine, url: str, report: Report) -> tuple[lis
         upsert_rows(session, GithubRepository, rows, report)
         entry = session.get(HttpCache, url) or HttpCache(url=url)
         entry.etag, entry.next_url = response.headers.get("etag"), next_url
-        entry.item_ids, entry.fetched_at = [r["id"] for r in rows], utcnow()
+        entry.item_ids, entry.fetched_at = [r["id"] for r in rows], utc_now()
         session.add(entry)
     return [r["id"] for r in rows], next_url
 

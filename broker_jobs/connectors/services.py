@@ -19,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..entities.report import Report, message_tag
 from ..errors import PermanentJobError, SkipJob
 from ..settings import Settings
-from ..store.data_models import Service, ServiceLog, utcnow
+from ..store.data_models import Service, ServiceLog
 from .http import ApiClient
 
 logger = logging.getLogger(__name__)
@@ -79,14 +80,14 @@ def sync(settings: Settings, engine: Engine, service_id: int) -> Report:
                         continue
                     known.add(rid)
                     session.add(ServiceLog(service_id=service_id, external_id=rid, level=record.get("level"),
-                                           message=str(record.get("message", "")), updated_at=utcnow(),
+                                           message=str(record.get("message", "")), updated_at=utc_now(),
                                            logged_at=record.get("timestamp"), deleted=False))
                     report.inserted += 1
                 service = session.get(Service, service_id)
                 assert service is not None
                 if ids:
                     service.cursor = ids[-1]
-                service.last_status, service.last_synced_at = status, utcnow()
+                service.last_status, service.last_synced_at = status, utc_now()
             next_url = body.get("next")
     report.extra.update(service=name, status=status)
     logger.info("[services] %s: %s, status %s%s", name, report.counts(), status, message_tag())

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..entities.report import Report
-from ..store.data_models import utcnow
 
 
 def content_hash(fields: dict[str, Any]) -> str:
@@ -30,14 +30,14 @@ def upsert_rows(session: Session, model: Any, rows: list[dict[str, Any]], report
         digest = content_hash(fields)
         existing = session.get(model, fields["id"])
         if existing is None:
-            session.add(model(**fields, content_hash=digest, updated_at=utcnow(), deleted=False))
+            session.add(model(**fields, content_hash=digest, updated_at=utc_now(), deleted=False))
             report.inserted += 1
         elif existing.content_hash == digest and not existing.deleted:
             report.skipped += 1
         else:
             for name, value in fields.items():
                 setattr(existing, name, value)
-            existing.content_hash, existing.updated_at, existing.deleted = digest, utcnow(), False
+            existing.content_hash, existing.updated_at, existing.deleted = digest, utc_now(), False
             report.updated += 1
 
 
@@ -47,6 +47,6 @@ def soft_delete_missing(session: Session, model: Any, keep: set[Any], *where: An
     count = 0
     for row in session.scalars(query):
         if row.id not in keep:
-            row.deleted, row.updated_at = True, utcnow()
+            row.deleted, row.updated_at = True, utc_now()
             count += 1
     return count

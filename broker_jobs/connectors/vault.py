@@ -30,9 +30,10 @@ import yaml
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..entities.report import Report, message_tag
 from ..safe_files import UnsafeFileError, open_root, read_file, walk
-from ..store.data_models import Document, DocumentLink, utcnow
+from ..store.data_models import Document, DocumentLink
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def _store(session: Session, doc: Document | None, note: Note) -> Document:
         session.add(doc)
     doc.title, doc.body, doc.front_matter = note.title, note.body, note.front_matter
     doc.tags, doc.links, doc.content_hash = note.tags, note.links, note.content_hash
-    doc.deleted, doc.updated_at = False, utcnow()
+    doc.deleted, doc.updated_at = False, utc_now()
     session.flush()
     session.execute(delete(DocumentLink).where(DocumentLink.source_id == doc.id))
     session.add_all(DocumentLink(source_id=doc.id, target=t, broken=True) for t in note.links)
@@ -297,7 +298,7 @@ def _reconcile(engine: Engine, root_fd: int, listed: list[str], batch_size: int,
         for _, doc_id in gone:
             row = session.get(Document, doc_id)
             if row is not None:
-                row.deleted, row.updated_at = True, utcnow()
+                row.deleted, row.updated_at = True, utc_now()
                 changed.append(doc_id)
         report.deleted = len(gone)
         broken = resolve_links(session)

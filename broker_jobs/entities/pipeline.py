@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
-from ..store.data_models import Watermark, utcnow
+from ..clock import utc_now
+from ..store.data_models import Watermark
 from ..vectors.embedders import Embedder
 from ..vectors.ids import point_id
 from .registry import Entity, render_text
@@ -151,7 +152,7 @@ def sync_entity(engine: Engine, store: VectorStore, entity: Entity, embedder: Em
         after_ts, after_id = last[entity.updated_column], last[entity.id_column]
         with report.timed("watermark"), Session(engine) as session, session.begin():
             mark = session.get(Watermark, entity.kind) or Watermark(entity=entity.kind)
-            mark.updated_at, mark.last_id, mark.changed_at = after_ts, str(after_id), utcnow()
+            mark.updated_at, mark.last_id, mark.changed_at = after_ts, str(after_id), utc_now()
             session.add(mark)
         batch_no += 1
         if on_batch is not None:

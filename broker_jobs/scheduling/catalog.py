@@ -16,14 +16,14 @@ from typing import Any, Protocol
 
 from ..errors import BrokerJobsError, ConfigError
 from ..settings import Settings
+from ..store.models import JobControl
 from .config import JobDef, load_config, parse_job
-from .state import JobControl
 
 logger = logging.getLogger("broker_jobs.scheduling.scheduler")
 
 
 class CatalogStore(Protocol):
-    """The part of :class:`~broker_jobs.scheduling.state.SchedulerStore` the catalog reads."""
+    """The part of :class:`~broker_jobs.store.scheduler_state.SchedulerStore` the catalog reads."""
 
     def controls(self) -> dict[str, JobControl]:
         """Each job's pause."""

@@ -40,11 +40,11 @@ def scheduler() -> None:
 
     from ..broker import get_broker
     from ..logging import configure_logging
+    from ..store.scheduler_state import open_scheduler_store
     from .control import declare_queues
     from .lease import build_lease
     from .publisher import Publisher
     from .scheduler import Scheduler
-    from .state import open_store
 
     s = settings()
     configure_logging(s.log_level, s.log_format)
@@ -55,7 +55,7 @@ def scheduler() -> None:
 
     # Serves now, or takes the port over when this host's worker exporter stops.
     start_exporter(s.metrics_host, s.metrics_port, role="scheduler")
-    store = open_store(s.database_url)
+    store = open_scheduler_store(s.database_url)
 
     def declare(queues: set[str]) -> None:
         declare_queues(get_broker(), queues)

@@ -12,14 +12,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from ..clock import as_utc, utc_now
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from ..settings import Settings
+from ..store.models import JobControl, JobState
+from ..store.scheduler_state import SchedulerStore, open_scheduler_store
 from .config import JobDef, load_config, parse_job
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
 from .publisher import iso
 from .scheduler import REFRESH
-from .state import JobControl, JobState, SchedulerStore, now_utc, open_store, utc
 from .triggers import describe, fire_times, next_fire
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ MAX_BACKFILL = 10_000
 
 
 def _store(settings: Settings) -> SchedulerStore:
-    return open_store(settings.database_url)
+    return open_scheduler_store(settings.database_url)
 
 
 def _config_jobs(settings: Settings) -> dict[str, JobDef]:
@@ -69,7 +71,7 @@ def _row(job: JobDef, state: JobState | None, control: JobControl | None, now: d
         "queue": job.queue, "enabled": job.enabled, "paused": paused,
         "note": control.note if control is not None else None,
         "next_run": next_fire(job.trigger, now) if job.enabled else None,
-        "last_run": utc(state.last_fired_at) if state is not None else None,
+        "last_run": as_utc(state.last_fired_at) if state is not None else None,
         "last_outcome": state.last_outcome if state is not None else None,
         "origin": job.origin,
     }
@@ -78,7 +80,7 @@ def _row(job: JobDef, state: JobState | None, control: JobControl | None, now: d
 def list_jobs(settings: Settings) -> list[dict[str, Any]]:
     """Every job: id, actor, trigger in words, priority, queue, enabled, paused, note, next and last run."""
     store = _store(settings)
-    states, controls, now = store.states(), store.controls(), now_utc()
+    states, controls, now = store.states(), store.controls(), utc_now()
     return [_row(job, states.get(i), controls.get(i), now) for i, job in sorted(all_jobs(settings, store).items())]
 
 
@@ -86,7 +88,7 @@ def show_job(settings: Settings, job_id: str, audit: int = 20) -> dict[str, Any]
     """One job in full, with its runs in flight and its recent slot outcomes."""
     store = _store(settings)
     job = get_job(settings, job_id, store)
-    row = _row(job, store.states().get(job_id), store.controls().get(job_id), now_utc())
+    row = _row(job, store.states().get(job_id), store.controls().get(job_id), utc_now())
     row.update(
         description=job.description, args=list(job.args), kwargs=job.kwargs, timezone=job.timezone,
         jitter=job.jitter, misfire=job.misfire, misfire_grace=job.misfire_grace, overlap=job.overlap,
@@ -100,7 +102,7 @@ def show_job(settings: Settings, job_id: str, audit: int = 20) -> dict[str, Any]
 def preview(settings: Settings, job_id: str, count: int = 10, start: datetime | None = None) -> list[datetime]:
     """The next ``count`` fire times after ``start`` (default now), in the job's time zone."""
     job = get_job(settings, job_id)
-    begin = start or now_utc()
+    begin = start or utc_now()
     if begin.tzinfo is None:
         begin = begin.replace(tzinfo=ZoneInfo(job.timezone))
     zone = ZoneInfo(job.timezone)
@@ -148,10 +150,10 @@ def _publish(settings: Settings, store: SchedulerStore, plans: list[Planned]) ->
         publisher = Publisher(settings.rabbitmq_url, settings.publish_timeout,
                               getattr(settings, "max_message_bytes", None))
         try:
-            publisher.publish(batch, int(now_utc().timestamp() * 1000))
+            publisher.publish(batch, int(utc_now().timestamp() * 1000))
         finally:
             publisher.close()
-    now = now_utc()
+    now = utc_now()
     store.commit(
         token=None, states=[],
         audit=[{"job_id": p.job.id, "slot": p.slot, "outcome": p.outcome,
@@ -173,7 +175,7 @@ def run_now(settings: Settings, job_id: str, force: bool = False) -> dict[str, A
     """
     store = _store(settings)
     job = get_job(settings, job_id, store)
-    now = now_utc()
+    now = utc_now()
     plan = Planned(job, now, MANUAL)
     flights = [] if force else store.in_flight([job_id]).get(job_id, [])
     plans = [plan]
@@ -227,7 +229,7 @@ def add_runtime_job(settings: Settings, spec: dict[str, Any]) -> dict[str, Any]:
     if job.id in config:
         raise ConfigError(f"job.id: {job.id!r} is defined in {settings.jobs_config}; edit it there")
     store.add_runtime(job.id, dict(spec))
-    return _row(job, store.states().get(job.id), store.controls().get(job.id), now_utc())
+    return _row(job, store.states().get(job.id), store.controls().get(job.id), utc_now())
 
 
 def remove_runtime_job(settings: Settings, job_id: str) -> dict[str, Any]:
@@ -246,7 +248,7 @@ def scheduler_status(settings: Settings) -> dict[str, Any]:
 
     store = _store(settings)
     holder = build_lease(settings, store.engine).holder()
-    now = now_utc()
+    now = utc_now()
     instances = store.instances()
     for row in instances:
         row["alive"] = (now - row["heartbeat_at"]).total_seconds() <= 3 * REFRESH

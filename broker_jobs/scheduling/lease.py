@@ -3,7 +3,7 @@
 Redis when ``REDIS_URL`` is set (``SET NX PX`` and ``INCR`` in one script), the
 database otherwise (a row updated with compare-and-set on owner, token and
 expiry).  The token only ever grows; the leader shows it on every state write
-(:meth:`~broker_jobs.scheduling.state.SchedulerStore.commit`), so a leader that
+(:meth:`~broker_jobs.store.scheduler_state.SchedulerStore.commit`), so a leader that
 was paused past its lease and wakes up cannot overwrite its successor's work.
 
 Expiry in the database lease is read from each host's clock: keep the hosts'
@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..settings import Settings
-from .state import Fence, LeaseRow
+from ..store.models import Fence, LeaseRow
 
 NAME = "scheduler"
 

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Final
 
+from ..store.scheduler_state import Flight
 from .config import JobDef
 from .policies import MISSED, OVERLAP, PAUSED, PUBLISHING, SUPERSEDED, DueSlots, overlap_action, plan_misfire
 from .publisher import Outgoing, fire_id, iso
-from .state import Flight
 from .triggers import Trigger, min_gap, next_fire
 
 logger = logging.getLogger("broker_jobs.scheduling.scheduler")

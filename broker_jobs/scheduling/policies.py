@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .state import Flight
+from ..store.scheduler_state import Flight
 
 #: A slot handled within this many seconds is on time (a tick's own work is not lateness).
 LATE_AFTER = 2.0

@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..clock import as_utc
+from ..store.models import JobState
+from ..store.scheduler_state import FencedOut
 from .lease_keeper import LeaseKeeper
 from .planning import Planned, log_outcome
-from .state import FencedOut, JobState, utc
 
 Row = dict[str, Any]
 
 
 class RecordStore(Protocol):
-    """The part of :class:`~broker_jobs.scheduling.state.SchedulerStore` the recorder writes to."""
+    """The part of :class:`~broker_jobs.store.scheduler_state.SchedulerStore` the recorder writes to."""
 
     def states(self) -> dict[str, JobState]:
         """Each job's recorded state."""
@@ -70,9 +72,9 @@ class Recorder:
         """Read every job's state from the database and drop unsaved rows (a new leadership)."""
         self._unsaved = _Unsaved()
         states = self.store.states()
-        self.last_slot = {i: s for i, r in states.items() if (s := utc(r.last_slot)) is not None}
+        self.last_slot = {i: s for i, r in states.items() if (s := as_utc(r.last_slot)) is not None}
         self.last_outcome = {i: r.last_outcome for i, r in states.items()}
-        self.last_fired = {i: (r.last_fire_id, r.last_message_id, utc(r.last_fired_at)) for i, r in states.items()}
+        self.last_fired = {i: (r.last_fire_id, r.last_message_id, as_utc(r.last_fired_at)) for i, r in states.items()}
 
     def start(self, job_ids: Iterable[str], now: datetime, restart: Container[str] = frozenset()) -> dict[str, Row]:
         """Jobs new to the leader (or in ``restart``: rescheduled) start at ``now``, without catch-up.

@@ -37,6 +37,7 @@ from typing import Any, Protocol, cast
 from .. import alerts, metrics
 from ..errors import BrokerJobsError, ConfigError
 from ..settings import Settings
+from ..store.scheduler_state import SchedulerStore
 from .catalog import Catalog, Changes
 from .config import JobDef
 from .due import DueHeap
@@ -46,7 +47,6 @@ from .planning import LATER, Planned, plan_job
 from .policies import MISSED
 from .publisher import Outgoing
 from .recorder import Recorder
-from .state import SchedulerStore
 
 logger = logging.getLogger(__name__)
 

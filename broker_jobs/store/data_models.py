@@ -7,7 +7,7 @@ whenever the row changes and a ``deleted`` flag: ETL reads changes by
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,12 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..clock import utc_now
 from .models import Base
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 class Document(Base):
@@ -44,7 +40,7 @@ class Document(Base):
     tags: Mapped[list[str] | None] = mapped_column(JSON)
     links: Mapped[list[str] | None] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -77,7 +73,7 @@ class GithubRepository(Base):
     html_url: Mapped[str | None] = mapped_column(String(500))
     pushed_at: Mapped[str | None] = mapped_column(String(40))
     content_hash: Mapped[str] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -85,7 +81,7 @@ class _SpotifyItem:
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(500))
     content_hash: Mapped[str] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -152,7 +148,7 @@ class CompanyRecord(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text, default="")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (UniqueConstraint("company_id", "content_hash"),)
@@ -183,7 +179,7 @@ class ServiceLog(Base):
     level: Mapped[str | None] = mapped_column(String(20))
     message: Mapped[str] = mapped_column(Text, default="")
     logged_at: Mapped[str | None] = mapped_column(String(40))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (UniqueConstraint("service_id", "external_id"),)
@@ -198,7 +194,7 @@ class Watermark(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_id: Mapped[str | None] = mapped_column(String(200))
     generation: Mapped[int] = mapped_column(Integer, default=1)
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class HttpCache(Base):
@@ -210,7 +206,7 @@ class HttpCache(Base):
     etag: Mapped[str | None] = mapped_column(String(300))
     next_url: Mapped[str | None] = mapped_column(String(1000))
     item_ids: Mapped[list[Any] | None] = mapped_column(JSON)
-    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class MergeProposal(Base):
@@ -224,6 +220,6 @@ class MergeProposal(Base):
     duplicate_id: Mapped[str] = mapped_column(String(200))
     score: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(20), default="open")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     __table_args__ = (UniqueConstraint("kind", "source_id", "duplicate_id"),)

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base  # noqa: F401  (re-exported; the schema comes from migrations)
@@ -71,11 +71,19 @@ def _create(url: str) -> Engine:
         engine = create_engine(
             url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5}
         )
-    # Alembic to head (every component's tables), then create_all for tables declared later.
+    # The schema comes from the Alembic revisions only (never create_all).
     from .migrations import upgrade
 
     upgrade(engine)
     return engine
+
+
+def ping(url: str | None = None) -> str:
+    """Run ``SELECT 1`` on the database of ``url`` (the health check); returns its dialect's name."""
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return engine.dialect.name
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

@@ -25,8 +25,9 @@ from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
+from ..clock import utc_now
 from .db import get_engine
-from .models import DeadLetter, JobRun
+from .models import ArchivedLetter, JobRun
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class HistoryWriter:
         letter = _storable_letter(fields)
         try:
             with get_engine(self.database_url).begin() as conn:
-                conn.execute(insert(DeadLetter), [letter])
+                conn.execute(insert(ArchivedLetter), [letter])
             return True
         except Exception as exc:  # outage or not, the letter must not be lost
             logger.warning("[history] dead letter %s kept in memory: %s", letter.get("message_id"),
@@ -287,7 +288,7 @@ class HistoryWriter:
                 _upsert(engine, list(runs.values()))
             if dead:
                 with engine.begin() as conn:
-                    conn.execute(insert(DeadLetter), dead)
+                    conn.execute(insert(ArchivedLetter), dead)
         except (OperationalError, InterfaceError) as exc:  # the database is down or locked
             return self._keep(runs, dead, exc)
         except StatementError as exc:
@@ -315,7 +316,7 @@ class HistoryWriter:
         for letter in dead:
             try:
                 with engine.begin() as conn:
-                    conn.execute(insert(DeadLetter), [letter])
+                    conn.execute(insert(ArchivedLetter), [letter])
             except Exception:
                 dropped += 1
         self.dropped += dropped
@@ -381,11 +382,6 @@ class HistoryWriter:
             backoff = self.flush_interval if ok else min(max(backoff * 2, 0.5), 5.0)
 
 
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
 def query_runs(
     engine: Engine,
     *,
@@ -419,7 +415,7 @@ def prune(
     Returns:
       The number of rows deleted.
     """
-    now = now or utcnow()
+    now = now or utc_now()
     table: Table = JobRun.__table__  # type: ignore[assignment]
     deleted = 0
     with engine.begin() as conn:

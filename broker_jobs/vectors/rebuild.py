@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from ..clock import utc_now
 from ..entities.pipeline import embed_rows
 from ..entities.registry import Entity
 from ..entities.report import Report
 from ..entities.tables import table_of
-from ..store.data_models import Watermark, utcnow
+from ..store.data_models import Watermark
 from .embedders import Embedder
 from .store import VectorStore
 
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 def rebuild(engine: Engine, store: VectorStore, entity: Entity, embedder: Embedder, batch_size: int) -> Report:
     """Fill ``KIND__g<N+1>`` from every live row, move the alias, drop the old collection."""
     report = Report()
-    started = utcnow()
+    started = utc_now()
     table = table_of(engine, entity)
     id_col = table.c[entity.id_column]
     generation = store.generation(entity.kind) + 1
@@ -62,7 +63,7 @@ def rebuild(engine: Engine, store: VectorStore, entity: Entity, embedder: Embedd
                 floor = floor.replace(tzinfo=None)
             if current is None or current > floor:
                 mark.updated_at, mark.last_id = floor, None
-            mark.generation, mark.changed_at = generation, utcnow()
+            mark.generation, mark.changed_at = generation, utc_now()
     report.extra.update(collection=target, replaced=old)
     logger.info("[rebuild] %s: %s now serves %d points (was %s)", entity.kind, target, report.fetched, old)
     return report

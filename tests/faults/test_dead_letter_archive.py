@@ -118,12 +118,12 @@ def store(env: dict[str, str], letters: list[tuple[bytes, bool]], rows: list[dic
             channel.basic_publish("", "default.XQ", body, pika.BasicProperties(delivery_mode=2, headers=headers))
     finally:
         connection.close()
-    from broker_jobs.store.models import DeadLetter
+    from broker_jobs.store.models import ArchivedLetter
 
     engine = create_engine(env["DATABASE_URL"])
     try:
         with engine.begin() as conn:
-            conn.execute(insert(DeadLetter), rows)
+            conn.execute(insert(ArchivedLetter), rows)
     finally:
         engine.dispose()
 

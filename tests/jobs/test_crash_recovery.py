@@ -59,7 +59,7 @@ def test_csv_import_killed_mid_company_finishes_on_the_next_run(jobs_env: JobsEn
 
     settings_env.setenv("CSV_MAX_CONCURRENT", "1")  # one company at a time: the crash lands in Acme
     get_settings.cache_clear()
-    crash_on_call(monkeypatch, "broker_jobs.connectors.csv_import.utcnow", 4)  # inside Acme's second batch
+    crash_on_call(monkeypatch, "broker_jobs.connectors.csv_import.utc_now", 4)  # inside Acme's second batch
     first = import_all(get_settings(), get_engine()).asdict()
     assert first["failed"] == 1 and list(first["errors"]) == ["Acme Robotics"]  # the others imported
     assert count(CompanyRecord) == 3 + 3 + 3  # Acme's first batch, Globex and Initech

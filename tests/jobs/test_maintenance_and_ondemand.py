@@ -110,14 +110,14 @@ def test_batch_reprocess_crashed_midway_resumes_into_the_same_new_collection(job
 def test_system_maintenance_prunes_history_audit_and_dead_letters_and_vacuums(jobs_env_any_db: JobsEnv,
                                                                              jobs_broker, stub_worker):
     from broker_jobs.actors import system_maintenance
-    from broker_jobs.store.models import Base, DeadLetter, JobRun
+    from broker_jobs.store.models import ArchivedLetter, Base, JobRun
 
     old = datetime.now(UTC) - timedelta(days=40)
     with Session(engine()) as session, session.begin():
         session.add(JobRun(message_id="old-run", actor="x", queue="default", status="succeeded", seq=1,
                            finished_at=old))
-        session.add(DeadLetter(message_id="old-dead", actor="x", queue="default", reason="boom", dead_at=old))
-        session.add(DeadLetter(message_id="new-dead", actor="x", queue="default", reason="boom",
+        session.add(ArchivedLetter(message_id="old-dead", actor="x", queue="default", reason="boom", dead_at=old))
+        session.add(ArchivedLetter(message_id="new-dead", actor="x", queue="default", reason="boom",
                                dead_at=datetime.now(UTC)))
     audit = Base.metadata.tables.get("sched_audit")
     if audit is not None:
@@ -131,7 +131,7 @@ def test_system_maintenance_prunes_history_audit_and_dead_letters_and_vacuums(jo
         assert pruned["slot_audit"] == 1
     assert run.report["healthy"] in (True, False) and {c["name"] for c in run.report["checks"]} >= {"database"}
     with Session(engine()) as session:
-        assert [d.message_id for d in session.scalars(select(DeadLetter))] == ["new-dead"]
+        assert [d.message_id for d in session.scalars(select(ArchivedLetter))] == ["new-dead"]
 
 
 def test_reprocess_documents_re_embeds_the_given_ids_and_reports_missing_ones(jobs_env: JobsEnv, jobs_broker,

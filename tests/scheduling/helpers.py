@@ -12,7 +12,7 @@ from typing import Any
 from broker_jobs.scheduling.lease import DatabaseLease
 from broker_jobs.scheduling.publisher import StubPublisher
 from broker_jobs.scheduling.scheduler import Scheduler
-from broker_jobs.scheduling.state import open_store
+from broker_jobs.store.scheduler_state import open_scheduler_store
 
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -49,7 +49,7 @@ class Clock:
 def make_scheduler(path: Path, broker: Any, clock: Clock, **settings: Any) -> Scheduler:
     """A scheduler on the jobs file's own SQLite database, publishing to the stub ``broker``, loaded."""
     values = fake_settings(path, **settings)
-    store = open_store(values.database_url)
+    store = open_scheduler_store(values.database_url)
     scheduler = Scheduler(values, store=store, lease=DatabaseLease(store.engine), publisher=StubPublisher(broker),
                           clock=clock)
     scheduler.load()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from broker_jobs.scheduling.state import open_store
+from broker_jobs.store.scheduler_state import open_scheduler_store
 from tests.support import Process, free_port
 
 from ..conftest import run_cli
@@ -86,7 +86,7 @@ def test_two_schedulers_publish_one_message_per_slot_and_survive_a_killed_leader
     # Only the slot the leader published but had not recorded when killed may exist twice,
     # with one fire id: the workers' dedup runs it once.
     assert len(doubled) <= 1, doubled
-    audit = open_store(env["DATABASE_URL"]).audit("beat", 1000)
+    audit = open_scheduler_store(env["DATABASE_URL"]).audit("beat", 1000)
     assert {row["outcome"] for row in audit} <= {"fired", "caught_up"}
 
 
@@ -110,7 +110,7 @@ def test_a_restarted_scheduler_obeys_each_misfire_policy(rabbitmq_url, tmp_path)
     finally:
         second.kill()
     messages = drain(rabbitmq_url, "sched_it_misfire")
-    store = open_store(env["DATABASE_URL"])
+    store = open_scheduler_store(env["DATABASE_URL"])
     for policy in ("skip", "run_once", "run_all"):
         published = slots(messages, policy)
         audit = store.audit(policy, 1000)

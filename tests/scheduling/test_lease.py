@@ -8,7 +8,8 @@ import pytest
 
 from broker_jobs.scheduling import lease_keeper
 from broker_jobs.scheduling.lease import DatabaseLease, RedisLease
-from broker_jobs.scheduling.state import Fence, FencedOut, LeaseRow, open_store
+from broker_jobs.store.models import Fence, LeaseRow
+from broker_jobs.store.scheduler_state import FencedOut, open_scheduler_store
 
 from .helpers import Clock, jobs_file, make_scheduler
 
@@ -16,7 +17,7 @@ from .helpers import Clock, jobs_file, make_scheduler
 def fresh_store(request, tmp_path, kind):
     """A scheduler store on a clean SQLite file or on the session's PostgreSQL database."""
     url = f"sqlite:///{tmp_path}/lease.sqlite3" if kind == "sqlite" else request.getfixturevalue("postgres_url")
-    store = open_store(url)
+    store = open_scheduler_store(url)
     with store.engine.begin() as conn:
         for table in (LeaseRow.__table__, Fence.__table__):
             conn.execute(table.delete())

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from broker_jobs.scheduling.policies import DueSlots, overlap_action, plan_misfire
-from broker_jobs.scheduling.state import Flight
+from broker_jobs.store.scheduler_state import Flight
 
 from .helpers import T0
 

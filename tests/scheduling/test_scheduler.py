@@ -9,8 +9,7 @@ from sqlalchemy import update
 
 from broker_jobs.coordination import get_claims
 from broker_jobs.scheduling import control
-from broker_jobs.scheduling.state import LeaseRow
-from broker_jobs.store.models import JobRun
+from broker_jobs.store.models import JobRun, LeaseRow
 
 from .helpers import T0, Clock, jobs_file, make_scheduler
 

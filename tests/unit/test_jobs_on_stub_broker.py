@@ -13,7 +13,7 @@ from broker_jobs import job, registry
 from broker_jobs.errors import PermanentJobError, SkipJob, TransientJobError
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs, writer
-from broker_jobs.store.models import DeadLetter
+from broker_jobs.store.models import ArchivedLetter
 
 
 def unique(name: str) -> str:
@@ -32,7 +32,7 @@ def runs_of(actor: str, expected: int = 1) -> list:
         time.sleep(0.02)
 
 
-def dead_letters_of(actor: str) -> list[DeadLetter]:
+def dead_letters_of(actor: str) -> list[ArchivedLetter]:
     """The actor's archived dead letters, waiting briefly for the worker to archive them."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -41,7 +41,7 @@ def dead_letters_of(actor: str) -> list[DeadLetter]:
     while True:
         writer.flush()
         with Session(get_engine()) as session:
-            found = list(session.scalars(select(DeadLetter).where(DeadLetter.actor == actor)))
+            found = list(session.scalars(select(ArchivedLetter).where(ArchivedLetter.actor == actor)))
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.02)

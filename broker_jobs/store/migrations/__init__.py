@@ -1,62 +1,31 @@
-"""Alembic migrations of every table on :data:`broker_jobs.store.models.Base`.
+"""Alembic migrations: the only way the schema is created or changed.
 
 :func:`upgrade` runs on the first :func:`~broker_jobs.store.db.get_engine` of a
 process (and ``broker-jobs migrate``): it upgrades the database to the head
-revision, then creates any table a later-imported module declared (a user's
-entity table, say) that no revision knows yet.
-
-The first revision creates every table the package declares, whichever
-module declares it (:func:`import_models` imports each module of the package
-that has a ``__tablename__``).  A later schema change gets its own revision:
-``alembic -c broker_jobs/store/migrations/alembic.ini revision -m "..."``.
+revision.  Each revision carries its own DDL and imports no model, so the
+revisions are the schema's history and the models are its description;
+``tests/integration/test_schema.py`` compares the two with Alembic's autogenerate
+comparison on SQLite and PostgreSQL.  A schema change gets its own revision:
+``alembic -c broker_jobs/store/migrations/alembic.ini revision -m "..."``, its
+operations written out (or drafted with :func:`differences`).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-PACKAGE = HERE.parent.parent
 
 #: Serialises concurrent first starts on PostgreSQL (any constant shared by all processes).
 _ADVISORY_LOCK = 0x62726F6B  # "brok"
-
-
-_imported: list[str] = []
-
-
-def import_models() -> list[str]:
-    """Import every module of the package that declares a table; returns their names (once per process)."""
-    if _imported:
-        return list(_imported)
-    names = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(PACKAGE.parent).with_suffix("")
-        parts = relative.parts
-        if "migrations" in parts or "actors" in parts or path.name == "__main__.py":
-            continue
-        try:
-            if "__tablename__" not in path.read_text(encoding="utf-8"):
-                continue
-        except OSError:
-            continue
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:  # a half-written module of another component must not block startup
-            logger.warning("[migrations] cannot import %s: %s", name, exc)
-            continue
-        names.append(name)
-    _imported[:] = names
-    return names
 
 
 def config(connection: object | None = None) -> object:
@@ -72,21 +41,17 @@ def config(connection: object | None = None) -> object:
 def _upgrade_once(engine: Engine) -> None:
     from alembic import command
 
-    from ..models import Base
-
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
         command.upgrade(config(conn), "head")  # type: ignore[arg-type]
-        Base.metadata.create_all(conn)
 
 
 def upgrade(engine: Engine, attempts: int = 3) -> None:
-    """Bring the database to the head revision, then create tables no revision knows yet."""
+    """Bring the database to the head revision."""
     alembic_log = logging.getLogger("alembic")
     if alembic_log.level == logging.NOTSET:  # its INFO lines would repeat in every process start
         alembic_log.setLevel(logging.WARNING)
-    import_models()
     for attempt in range(1, attempts + 1):
         try:
             _upgrade_once(engine)
@@ -105,3 +70,16 @@ def current(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def differences(engine: Engine, metadata: MetaData) -> list[Any]:
+    """What Alembic's autogenerate finds between the database and ``metadata`` (empty: they agree).
+
+    The caller assembles ``metadata`` (the framework's tables and the application's on one
+    ``Base``); a non-empty answer is the draft of the revision that would reconcile them.
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))

@@ -1,16 +1,17 @@
 """Alembic environment: the connection comes from :func:`broker_jobs.store.migrations.upgrade`
-(or ``DATABASE_URL`` when run by the ``alembic`` command)."""
+(or ``DATABASE_URL`` when run by the ``alembic`` command).
+
+The revisions carry their own DDL, so running them needs no model.  Autogenerate
+needs the target metadata: its caller puts it in ``config.attributes["target_metadata"]``
+(the models of every table, which only the caller knows how to assemble).
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from broker_jobs.store.migrations import import_models
-from broker_jobs.store.models import Base
-
-import_models()
-target_metadata = Base.metadata
+target_metadata = context.config.attributes.get("target_metadata")
 
 
 def run() -> None:

@@ -14,20 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    DateTime,
     Engine,
-    Float,
-    Index,
-    Integer,
-    String,
-    Text,
     case,
     delete,
     insert,
@@ -35,105 +26,25 @@ from sqlalchemy import (
 )
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, mapped_column
 
-from ..store.models import Base, JobRun
+from ..clock import as_utc, utc_now
+from .db import get_engine
+from .models import (
+    Fence,
+    Instance,
+    JobControl,
+    JobRun,
+    JobState,
+    OpenFire,
+    RuntimeJob,
+    SlotAudit,
+)
 
 #: Run statuses that mean "still in the fleet's hands".
 ACTIVE = ("running", "retrying")
 #: A published message never seen starting is forgotten after this long (lost or purged).
 OPEN_FIRE_TTL = timedelta(hours=24)
 FENCE = "scheduler"
-
-
-class JobState(Base):
-    """The last slot the leader handled for one job."""
-
-    __tablename__ = "sched_job_state"
-    job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    last_slot: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_outcome: Mapped[str | None] = mapped_column(String(32))
-    last_fire_id: Mapped[str | None] = mapped_column(String(300))
-    last_message_id: Mapped[str | None] = mapped_column(String(64))
-    last_fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    token: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class SlotAudit(Base):
-    """What happened to one slot (or a run of missed slots, summarized)."""
-
-    __tablename__ = "sched_audit"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(200))
-    slot: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    outcome: Mapped[str] = mapped_column(String(32))
-    fire_id: Mapped[str | None] = mapped_column(String(300))
-    message_id: Mapped[str | None] = mapped_column(String(64))
-    lag_ms: Mapped[float | None] = mapped_column(Float)
-    detail: Mapped[str | None] = mapped_column(Text)
-    token: Mapped[int | None] = mapped_column(BigInteger)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (Index("ix_sched_audit_job", "job_id", "id"),)
-
-
-class OpenFire(Base):
-    """A message the scheduler published whose run has not been seen finished."""
-
-    __tablename__ = "sched_open_fires"
-    fire_id: Mapped[str] = mapped_column(String(300), primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(200), index=True)
-    message_id: Mapped[str] = mapped_column(String(64))
-    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class JobControl(Base):
-    """An operator's pause (with a note) on one job."""
-
-    __tablename__ = "sched_controls"
-    job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    note: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class RuntimeJob(Base):
-    """A job added with ``jobs add``: its entry as written."""
-
-    __tablename__ = "sched_runtime_jobs"
-    job_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class Fence(Base):
-    """The highest fencing token any leader has shown; lower tokens cannot write."""
-
-    __tablename__ = "sched_fence"
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    token: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class LeaseRow(Base):
-    """The database lease (when ``REDIS_URL`` is not set)."""
-
-    __tablename__ = "sched_leases"
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(200))
-    token: Mapped[int] = mapped_column(BigInteger, default=0)
-    expires_at: Mapped[float] = mapped_column(Float)
-
-
-class Instance(Base):
-    """A scheduler process's heartbeat."""
-
-    __tablename__ = "sched_instances"
-    instance_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    leader: Mapped[bool] = mapped_column(Boolean, default=False)
-    token: Mapped[int | None] = mapped_column(BigInteger)
-    errors: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class FencedOut(Exception):
@@ -146,18 +57,6 @@ class Flight:
 
     fire_id: str
     queued: bool
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """``value`` as aware UTC (SQLite hands back naive datetimes)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def now_utc() -> datetime:
-    """The current time, aware UTC."""
-    return datetime.now(UTC)
 
 
 def _upsert(engine: Engine, table: Any, rows: list[dict[str, Any]], key: str, conn: Any) -> None:
@@ -201,7 +100,7 @@ class SchedulerStore:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(stmt)]
         for row in rows:
-            row["slot"], row["recorded_at"] = utc(row["slot"]), utc(row["recorded_at"])
+            row["slot"], row["recorded_at"] = as_utc(row["slot"]), as_utc(row["recorded_at"])
         return rows
 
     def fence(self) -> int:
@@ -217,7 +116,7 @@ class SchedulerStore:
         is running or retrying.  Runs with a fire id the scheduler never recorded
         (a periodiq trigger, a lost record) count when they are running.
         """
-        now = now or now_utc()
+        now = now or utc_now()
         wanted = None if job_ids is None else set(job_ids)
         with self.engine.connect() as conn:
             stmt = select(OpenFire.fire_id, OpenFire.job_id, OpenFire.published_at)
@@ -239,7 +138,7 @@ class SchedulerStore:
             seen = statuses.get(fire.fire_id, set())
             if seen & set(ACTIVE):
                 flights.setdefault(fire.job_id, []).append(Flight(fire.fire_id, queued=False))
-            elif seen or (utc(fire.published_at) or now) < now - OPEN_FIRE_TTL:
+            elif seen or (as_utc(fire.published_at) or now) < now - OPEN_FIRE_TTL:
                 closed.append(fire.fire_id)
             else:
                 flights.setdefault(fire.job_id, []).append(Flight(fire.fire_id, queued=True))
@@ -301,13 +200,13 @@ class SchedulerStore:
         """Pause or resume ``job_id`` (the note says why, for the next operator)."""
         with self.engine.begin() as conn:
             _upsert(self.engine, JobControl.__table__,
-                    [{"job_id": job_id, "paused": paused, "note": note, "updated_at": now_utc()}], "job_id", conn)
+                    [{"job_id": job_id, "paused": paused, "note": note, "updated_at": utc_now()}], "job_id", conn)
 
     def add_runtime(self, job_id: str, spec: dict[str, Any]) -> None:
         """Store a runtime job's entry (replacing one of the same id)."""
         with self.engine.begin() as conn:
             _upsert(self.engine, RuntimeJob.__table__,
-                    [{"job_id": job_id, "spec": spec, "created_at": now_utc()}], "job_id", conn)
+                    [{"job_id": job_id, "spec": spec, "created_at": utc_now()}], "job_id", conn)
 
     def remove_runtime(self, job_id: str) -> bool:
         """Delete a runtime job; False if there was none."""
@@ -317,12 +216,12 @@ class SchedulerStore:
     def heartbeat(self, instance_id: str, *, started_at: datetime, leader: bool, token: int | None,
                   errors: int, last_error: str | None) -> None:
         """Record that ``instance_id`` is alive (and whether it leads)."""
-        row = {"instance_id": instance_id, "started_at": started_at, "heartbeat_at": now_utc(), "leader": leader,
+        row = {"instance_id": instance_id, "started_at": started_at, "heartbeat_at": utc_now(), "leader": leader,
                "token": token, "errors": errors, "last_error": last_error}
         with self.engine.begin() as conn:
             _upsert(self.engine, Instance.__table__, [row], "instance_id", conn)
             # Instances silent for a day are gone for good.
-            conn.execute(delete(Instance).where(Instance.heartbeat_at < now_utc() - timedelta(days=1)))
+            conn.execute(delete(Instance).where(Instance.heartbeat_at < utc_now() - timedelta(days=1)))
 
     def instances(self) -> list[dict[str, Any]]:
         """Every instance seen in the last day, most recent heartbeat first."""
@@ -330,7 +229,7 @@ class SchedulerStore:
             rows = [dict(r._mapping) for r in conn.execute(
                 select(Instance.__table__).order_by(Instance.heartbeat_at.desc()))]
         for row in rows:
-            row["started_at"], row["heartbeat_at"] = utc(row["started_at"]), utc(row["heartbeat_at"])
+            row["started_at"], row["heartbeat_at"] = as_utc(row["started_at"]), as_utc(row["heartbeat_at"])
         return rows
 
     def prune_audit(self, older_than: datetime) -> int:
@@ -339,20 +238,9 @@ class SchedulerStore:
             return int(conn.execute(delete(SlotAudit).where(SlotAudit.recorded_at < older_than)).rowcount)
 
 
-_ready: set[str] = set()
+def open_scheduler_store(database_url: str | None = None) -> SchedulerStore:
+    """The scheduler's store on ``database_url`` (default ``DATABASE_URL``).
 
-
-def open_store(database_url: str | None = None) -> SchedulerStore:
-    """The store on ``database_url`` (default ``DATABASE_URL``), its tables created if missing.
-
-    The engine may have been created (and its schema made) before this module
-    was imported, so the scheduler tables are created here, once per URL.
+    Its tables come from the migrations :func:`~broker_jobs.store.db.get_engine` runs on first use.
     """
-    from ..store.db import get_engine
-
-    engine = get_engine(database_url)
-    key = str(engine.url)
-    if key not in _ready:
-        Base.metadata.create_all(engine)
-        _ready.add(key)
-    return SchedulerStore(engine)
+    return SchedulerStore(get_engine(database_url))

@@ -1,0 +1,104 @@
+"""The reads the API, the dashboard, the metrics collector and the CLI make of the history and the archive.
+
+All their SQL lives here; every time they return is aware UTC (:func:`broker_jobs.clock.as_utc`
+repairs SQLite's naive values, once, here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from ..clock import as_utc
+from .models import ArchivedLetter, JobRun
+
+#: How many recent scheduled runs :func:`latest_scheduled_runs` reads at most.
+SCHEDULED_RUNS_SCAN = 5000
+
+
+def run_counts(engine: Engine, by: Literal["status", "queue"], status: str | None = None) -> dict[str, int]:
+    """Runs kept in the history, counted by status or by queue (``status`` keeps only runs in that status)."""
+    column = JobRun.status if by == "status" else JobRun.queue
+    stmt = select(column, func.count()).group_by(column)
+    if status is not None:
+        stmt = stmt.where(JobRun.status == status)
+    with engine.connect() as conn:
+        return {str(key): int(count) for key, count in conn.execute(stmt)}
+
+
+def finished_since(engine: Engine, since: datetime, limit: int = 100_000) -> list[tuple[str, datetime]]:
+    """``(queue, finished_at)`` of the runs finished at or after ``since``."""
+    stmt = select(JobRun.queue, JobRun.finished_at).where(JobRun.finished_at >= since).limit(limit)
+    with engine.connect() as conn:
+        return [(queue, when) for queue, finished in conn.execute(stmt)
+                if (when := as_utc(finished)) is not None]
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """One run of a schedule, as the history keeps it."""
+
+    schedule_id: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    message_id: str
+
+
+def scheduled_runs(engine: Engine, statuses: Iterable[str] | None = None,
+                   limit: int = SCHEDULED_RUNS_SCAN) -> list[ScheduledRun]:
+    """The newest runs the scheduler fired (a fire id), newest first, optionally only in ``statuses``."""
+    stmt = (select(JobRun.fire_id, JobRun.status, JobRun.started_at, JobRun.finished_at, JobRun.duration_ms,
+                   JobRun.message_id).where(JobRun.fire_id.is_not(None)))
+    if statuses is not None:
+        stmt = stmt.where(JobRun.status.in_(tuple(statuses)))
+    stmt = stmt.order_by(JobRun.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [ScheduledRun(str(fire_id).split("@", 1)[0], status, as_utc(started), as_utc(finished),
+                             duration, message_id)
+                for fire_id, status, started, finished, duration, message_id in conn.execute(stmt)]
+
+
+def recent_dead(engine: Engine, limit: int = 25) -> list[dict[str, Any]]:
+    """The newest letters archived as dead, oldest first."""
+    stmt = (select(ArchivedLetter).where(ArchivedLetter.state == "dead")
+            .order_by(ArchivedLetter.dead_at.desc(), ArchivedLetter.id.desc()).limit(limit))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [{"id": r["message_id"], "queue": r["queue"], "actor": r["actor"], "reason": r["reason"],
+             "attempts": r["attempts"], "dead_at": as_utc(r["dead_at"])} for r in reversed(rows)]
+
+
+def oldest_dead(engine: Engine) -> dict[str, datetime]:
+    """When the oldest letter still archived as dead died, by queue."""
+    stmt = (select(ArchivedLetter.queue, func.min(ArchivedLetter.dead_at))
+            .where(ArchivedLetter.state == "dead").group_by(ArchivedLetter.queue))
+    with engine.connect() as conn:
+        return {queue: when for queue, oldest in conn.execute(stmt) if (when := as_utc(oldest)) is not None}
+
+
+def archived_letters(engine: Engine, message_ids: Iterable[str]) -> dict[str, ArchivedLetter]:
+    """The archive's record of each of ``message_ids`` that has one (the last, for a message that died twice)."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    with Session(engine) as session:
+        rows = session.scalars(select(ArchivedLetter).where(ArchivedLetter.message_id.in_(ids))
+                               .order_by(ArchivedLetter.id))
+        return {row.message_id: row for row in rows}
+
+
+def mark_archived(engine: Engine, message_ids: list[str], state: str) -> None:
+    """Move the letters of ``message_ids`` still archived as dead to ``state`` (replayed, purged)."""
+    if not message_ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(update(ArchivedLetter)
+                     .where(ArchivedLetter.message_id.in_(message_ids), ArchivedLetter.state == "dead")
+                     .values(state=state))

@@ -32,12 +32,13 @@ from datetime import datetime
 from typing import Any
 
 from . import prometheus_env
+from .protocol import PublishOutcome, SlotOutcome
 
 logger = logging.getLogger(__name__)
 
-OUTCOMES = ("fired", "skipped_overlap", "skipped_stale", "missed", "caught_up", "backfilled")
-#: Outcomes that published a message for the slot.
-PUBLISHED = ("fired", "caught_up", "backfilled")
+OUTCOMES = tuple(outcome.value for outcome in SlotOutcome)
+#: Outcomes that published a message for the slot (a run-now's ``manual`` included).
+PUBLISHED = tuple(outcome.value for outcome in PublishOutcome)
 
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 

@@ -13,10 +13,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
+from ..protocol import FireId
 from .config import JobDef, load_config, parse_job
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
-from .publisher import iso
 from .scheduler import REFRESH
 from .state import SchedulerStore, now_utc, open_store, utc
 from .triggers import describe, fire_times, next_fire
@@ -175,7 +175,7 @@ def run_now(settings: Any, job_id: str, force: bool = False) -> dict[str, Any]:
     plans = [plan]
     plan_flights(plan, plans, flights, 0)
     if plan.out is not None:  # a manual run is no slot: its fire id says so
-        plan.out.fire_id, plan.out.slot = f"{job.id}@manual:{iso(now)}", None
+        plan.out.fire_id, plan.out.slot = str(FireId.manual(job.id, now)), None
         if force:
             plan.detail = "forced"
     _publish(settings, store, plans)

@@ -25,10 +25,10 @@ import dramatiq
 import pika
 from dramatiq.common import dq_name
 
+from .. import publishing
 from ..errors import BrokerUnavailableError
 from ..priorities import Priority, amqp_priority
 from ..protocol import BROKER_PRIORITY, ETA, FIRE_ID, JOB_ID, PRIORITY, SLOT, FireId, iso_slot
-from ..publishing import check_body, properties
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +134,13 @@ class Publisher:
         # The size limit and the properties of the one publish path (broker_jobs.publishing);
         # the whole batch is checked before anything of it is published.
         for item, (_queue, body, _priority) in zip(batch, encoded, strict=True):
-            check_body(body, item.actor, self.max_bytes)
+            publishing.check_body(body, item.actor, self.max_bytes)
         try:
             channel = self._open()
             # The blocking channel flushes and polls after every publish (about 0.5 ms each);
             # its underlying channel only buffers, and tx_commit sends and waits once.
             publish = getattr(channel, "_impl", channel).basic_publish
+            properties = publishing.properties
             for queue, body, priority in encoded:
                 publish(exchange="", routing_key=queue, body=body, properties=properties(priority))
             channel.tx_commit()

@@ -38,9 +38,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 import pika
 from dramatiq.broker import MessageProxy
-from dramatiq.brokers.rabbitmq import MAX_DECLARE_ATTEMPTS, RabbitmqBroker
+from dramatiq.brokers.rabbitmq import MAX_DECLARE_ATTEMPTS, MAX_ENQUEUE_ATTEMPTS, RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import current_millis
+from dramatiq.common import current_millis, dq_name, q_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -52,11 +52,12 @@ from dramatiq.middleware import (
 )
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
-from . import compat, topology
+from . import compat, publishing, topology
 from .consumer import CheckingConsumer
 from .errors import PublishBlocked
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
 from .priorities import MAX_PRIORITY
+from .protocol import BJ_ETA, BROKER_PRIORITY, ETA
 from .settings import Settings, get_settings
 from .store.history import writer as history_writer
 
@@ -129,8 +130,8 @@ class _DeliveryConsumer(CheckingConsumer):
         if message is not None:
             priority = getattr(self._properties, "priority", None)
             message.__dict__["amqp_priority"] = priority
-            if priority is not None and "broker_priority" not in message.options:
-                message.options["broker_priority"] = priority
+            if priority is not None and BROKER_PRIORITY not in message.options:
+                message.options[BROKER_PRIORITY] = priority
         return message
 
 
@@ -236,10 +237,10 @@ class JobsBroker(RabbitmqBroker):
     def _hold_at_most_max(self, message: Any) -> None:
         # The delay consumer holds the message until options["eta"]; past our limit,
         # hold it until the limit and let enqueue() send it on its next hop.
-        eta, latest = message.options.get("eta"), current_millis() + self.max_hold_ms
+        eta, latest = message.options.get(ETA), current_millis() + self.max_hold_ms
         if isinstance(eta, int | float) and eta > latest and self._hop_fits(message):
-            message.options["bj_eta"] = max(int(eta), int(message.options.get("bj_eta") or 0))
-            message.options["eta"] = latest
+            message.options[BJ_ETA] = max(int(eta), int(message.options.get(BJ_ETA) or 0))
+            message.options[ETA] = latest
 
     def _hop_fits(self, message: Any) -> bool:
         # A hop adds ``bj_eta`` (about 30 bytes): a message that would then fail the size
@@ -248,19 +249,49 @@ class JobsBroker(RabbitmqBroker):
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         self.state.blocked = False
-        due = message.options.get("bj_eta")
+        due = message.options.get(BJ_ETA)
         now = current_millis()
         if delay is not None and delay > self.max_hold_ms:
-            message = message.copy(options={"bj_eta": now + delay})
+            message = message.copy(options={BJ_ETA: now + delay})
             delay = self.max_hold_ms
         elif delay is None and due is not None:
             remaining = int(due) - now
             if remaining > 50:
                 delay = min(remaining, self.max_hold_ms)
             else:
-                options = {k: v for k, v in message.options.items() if k != "bj_eta"}
+                options = {k: v for k, v in message.options.items() if k != BJ_ETA}
                 message = dataclasses.replace(message, options=options)
-        return super().enqueue(message, delay=delay)
+        return self._publish(message, delay)
+
+    def _publish(self, message: Any, delay: int | None) -> Any:
+        # Dramatiq's RabbitmqBroker.enqueue, with the properties of the one publish path
+        # (broker_jobs.publishing); the size limit runs in the enqueue hook (MessageSizeLimit).
+        canonical_queue_name = queue_name = message.queue_name
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(queue_name=queue_name, options={ETA: current_millis() + delay})
+        attempts = 0
+        while True:
+            try:
+                self.declare_queue(canonical_queue_name, ensure=True)
+                self.logger.debug("Enqueueing message %r on queue %r.", message.message_id, queue_name)
+                self.emit_before("enqueue", message, delay)
+                # mandatory only means something with confirms: an unroutable message then raises.
+                self.channel.basic_publish(exchange="", routing_key=queue_name, body=message.encode(),
+                                           properties=publishing.properties_for(message.options),
+                                           mandatory=self.confirm_delivery)
+                self.emit_after("enqueue", message, delay)
+                return message
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
+                # A fresh channel and connection for the next attempt; a vanished queue is redeclared.
+                del self.connection
+                if isinstance(exc, pika.exceptions.UnroutableError):
+                    self.queues_pending.add(q_name(queue_name))
+                attempts += 1
+                if attempts >= MAX_ENQUEUE_ATTEMPTS:
+                    raise dramatiq.errors.ConnectionClosed(exc) from None
+                self.logger.debug("Retrying enqueue due to closed connection. [%d/%d] attempts made so far.",
+                                  attempts, MAX_ENQUEUE_ATTEMPTS)
 
     def _ensure_queue(self, canonical_queue_name: str) -> None:
         # Dramatiq's loop, except that a queue someone else declared with other arguments

@@ -28,10 +28,10 @@ from dramatiq.brokers.rabbitmq import xq_name
 from dramatiq.message import Message
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import wire
+from . import publishing, wire
 from .broker import QUEUES, connection_url
 from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
-from .middleware.size_limit import check_body
+from .protocol import BROKER_PRIORITY, DELIVERY_OPTIONS, REPLAY_OF
 from .settings import Settings
 from .store.db import get_engine
 from .store.models import ArchivedLetter as Archived
@@ -40,8 +40,7 @@ from .store.queries import archived_letters, mark_archived
 logger = logging.getLogger(__name__)
 
 #: Options that describe a past delivery and must not follow a replayed message.
-_DELIVERY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta", "bj_error", "bj_outcome",
-                     "bj_report", "deferrals")
+_DELIVERY_OPTIONS = DELIVERY_OPTIONS
 
 
 @dataclass
@@ -269,17 +268,12 @@ def _republish(channel: Any, queue: str, message: Message[Any], max_bytes: int,
     """Publish a clean copy of ``message`` on ``queue`` (the one whose ``.XQ`` held it)."""
     options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
     # A new message id: the dead run keeps its history entry, the replay gets its own.
-    options["replay_of"] = message.message_id
+    options[REPLAY_OF] = message.message_id
     fresh: Message[Any] = Message(queue_name=queue, actor_name=message.actor_name,
                     args=tuple(args) if args is not None else message.args,
                     kwargs=kwargs if kwargs is not None else message.kwargs, options=options)
-    body = fresh.encode()
-    check_body(body, message.actor_name, max_bytes)
-    channel.basic_publish(
-        exchange="", routing_key=queue, body=body,
-        properties=pika.BasicProperties(delivery_mode=2, priority=options.get("broker_priority")),
-        mandatory=True,
-    )
+    publishing.publish(channel, queue, fresh.encode(), options.get(BROKER_PRIORITY), actor=message.actor_name,
+                       max_bytes=max_bytes, mandatory=True)
     return fresh.message_id
 
 

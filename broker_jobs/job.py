@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from . import registry
 from .errors import ArgumentsInvalid, PermanentJobError, SkipJob
 from .priorities import actor_priority, parse_priority
+from .protocol import BJ_ERROR, BJ_REPORT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -186,10 +187,10 @@ def job(
                 result = func(*call_args, **call_kwargs)
             except SkipJob as skip:
                 if message is not None:
-                    message.options["bj_error"] = str(skip) or "skipped"
+                    message.options[BJ_ERROR] = str(skip) or "skipped"
                 raise
             if isinstance(result, dict) and message is not None:
-                message.options["bj_report"] = result
+                message.options[BJ_REPORT] = result
 
         actor_options: dict[str, Any] = dict(options)
         actor_options["job_priority"] = level.label

@@ -23,11 +23,13 @@ from typing import Annotated, Any
 
 import dramatiq
 from dramatiq.message import Message
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from . import protocol
 
 #: What a worker notes on a message while it handles it (outcome, error, report): never
 #: meaningful on arrival (a dead letter re-sent by other tools still carries them), so dropped.
-IN_PROCESS_OPTIONS = ("bj_error", "bj_outcome", "bj_report")
+IN_PROCESS_OPTIONS = protocol.IN_PROCESS_OPTIONS
 
 #: The widest ids and names the history and archive columns hold.
 MAX_ID, MAX_NAME, MAX_FIRE_ID = 64, 200, 300
@@ -63,36 +65,39 @@ Level = Annotated[str, Field(strict=True, pattern=r"^\s*(?i:high|medium|low|[123
     int, Field(strict=True, ge=1, le=3)]
 
 
-class Options(BaseModel):
-    """The options somebody reads: Dramatiq's middleware, then ours.  Others pass through unread."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    retries: Count = 0
-    max_retries: Count = 0
-    deferrals: Count = 0
-    min_backoff: Seconds = 0
-    max_backoff: Seconds = 0
-    time_limit: Seconds | None = None
-    max_age: Seconds | None = None
-    eta: Millis | None = None
-    bj_eta: Millis | None = None
-    requeue_timestamp: Millis | None = None
-    priority: Level | None = None
-    broker_priority: Annotated[int, Field(strict=True, ge=0, le=255)] | None = None
-    fire_id: Annotated[Text, Field(max_length=MAX_FIRE_ID)] | None = None
-    replay_of: Id | None = None
-    job_id: Annotated[Text, Field(max_length=MAX_FIRE_ID)] | None = None
-    on_success: Name | None = None
-    on_failure: Name | None = None
-    on_retry_exhausted: Name | None = None
-    pipe_target: dict[str, Any] | None = None
-    pipe_ignore: bool | None = None
-    notify_shutdown: bool | None = None
+#: Every option somebody reads, with its wire type: Dramatiq's middleware, then ours
+#: (named by :mod:`broker_jobs.protocol`).  Others pass through unread.
+OPTION_TYPES: dict[str, tuple[Any, Any]] = {
+    protocol.RETRIES: (Count, 0),
+    "max_retries": (Count, 0),
+    protocol.DEFERRALS: (Count, 0),
+    "min_backoff": (Seconds, 0),
+    "max_backoff": (Seconds, 0),
+    "time_limit": (Seconds | None, None),
+    "max_age": (Seconds | None, None),
+    protocol.ETA: (Millis | None, None),
+    protocol.BJ_ETA: (Millis | None, None),
+    protocol.REQUEUE_TIMESTAMP: (Millis | None, None),
+    protocol.PRIORITY: (Level | None, None),
+    protocol.BROKER_PRIORITY: (Annotated[int, Field(strict=True, ge=0, le=255)] | None, None),
+    protocol.FIRE_ID: (Annotated[Text, Field(max_length=MAX_FIRE_ID)] | None, None),
+    protocol.REPLAY_OF: (Id | None, None),
+    protocol.JOB_ID: (Annotated[Text, Field(max_length=MAX_FIRE_ID)] | None, None),
+    "on_success": (Name | None, None),
+    "on_failure": (Name | None, None),
+    "on_retry_exhausted": (Name | None, None),
+    "pipe_target": (dict[str, Any] | None, None),
+    "pipe_ignore": (bool | None, None),
+    "notify_shutdown": (bool | None, None),
     # Exception classes and callables: only in-process, never on the wire.
-    throws: None = None
-    retry_when: None = None
-    traceback: str | None = None
+    "throws": (None, None),
+    "retry_when": (None, None),
+    protocol.TRACEBACK: (str | None, None),
+}
+
+#: The options somebody reads (:data:`OPTION_TYPES`).  Others pass through unread.
+Options = create_model("Options", __config__=ConfigDict(extra="allow", strict=True),
+                       **OPTION_TYPES)  # type: ignore[call-overload]
 
 
 class Body(BaseModel):
@@ -104,7 +109,7 @@ class Body(BaseModel):
     actor_name: Name
     args: list[Any]
     kwargs: dict[str, Any]
-    options: Options
+    options: Options  # type: ignore[valid-type]
     message_id: Id
     message_timestamp: Annotated[int, Field(strict=True, ge=0, le=MAX_MILLIS)]
 

@@ -5,8 +5,7 @@ imported once :mod:`.env` has set the multiprocess directory, and because a
 forked worker process must create its own.  Every process (worker, scheduler,
 web app) writes into the host's directory; the exporter serves all of it.
 
-The slot outcomes are listed once here (:data:`SLOT_OUTCOMES`); the message
-protocol's outcome enum replaces the strings when it exists.
+The slot outcomes come from the message protocol's enums (:mod:`broker_jobs.protocol`).
 """
 
 from __future__ import annotations
@@ -18,14 +17,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..protocol import PublishOutcome, SlotOutcome
 from .env import client
 
 logger = logging.getLogger(__name__)
 
 #: What the scheduler can do with a slot (``broker_jobs_schedule_slots_total{outcome}``).
-SLOT_OUTCOMES = ("fired", "caught_up", "backfilled", "manual", "skipped_overlap", "skipped_stale", "missed")
+SLOT_OUTCOMES = tuple(outcome.value for outcome in SlotOutcome)
 #: Outcomes that published a message for the slot (they move the last-fire time and the lag).
-PUBLISHED = SLOT_OUTCOMES[:4]
+PUBLISHED = tuple(outcome.value for outcome in PublishOutcome)
 
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 

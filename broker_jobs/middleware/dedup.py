@@ -18,6 +18,7 @@ import dramatiq
 
 from ..coordination import Claims, get_claims
 from ..errors import SkipJob
+from ..protocol import BJ_ERROR, FIRE_ID
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class FireDedup(dramatiq.Middleware):
         return self._claims or get_claims()
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        fire_id = message.options.get("fire_id")
+        fire_id = message.options.get(FIRE_ID)
         if not fire_id or message.failed:
             return
         try:
@@ -53,5 +54,5 @@ class FireDedup(dramatiq.Middleware):
             if holder.startswith("superseded by "):  # the scheduler's overlap policy "replace"
                 reason = f"fire {fire_id} {holder}"
             logger.info("[worker] job %s message %s dropped: %s", message.actor_name, message.message_id, reason)
-            message.options["bj_error"] = reason
+            message.options[BJ_ERROR] = reason
             raise SkipJob(reason)

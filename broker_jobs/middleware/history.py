@@ -25,6 +25,21 @@ import dramatiq
 from dramatiq.errors import ActorNotFound
 
 from ..priorities import delivered_label, from_amqp
+from ..protocol import (
+    BJ_ERROR,
+    BJ_OUTCOME,
+    BJ_REPORT,
+    BROKER_PRIORITY,
+    DEFERRALS,
+    FIRE_ID,
+    PRIORITY,
+    RETRIES,
+    TRACEBACK,
+    DeliveryOutcome,
+    RunStatus,
+    attempt_of,
+    dead_attempts,
+)
 from ..redaction import redact, redact_value
 from ..store.history import HistoryWriter
 
@@ -35,16 +50,16 @@ _RUNNING, _DONE = 1, 2
 
 def _seq(message: Any, phase: int) -> int:
     options = message.options
-    return int(options.get("retries", 0)) * 1_000_000 + int(options.get("deferrals", 0)) * 10 + phase
+    return int(options.get(RETRIES, 0)) * 1_000_000 + int(options.get(DEFERRALS, 0)) * 10 + phase
 
 
 def _attempt(message: Any) -> int:
-    return int(message.options.get("retries", 0)) + 1
+    return attempt_of(message.options)
 
 
 def _error_text(message: Any) -> str | None:
     # Errors and reports are stored and shown: a URL they quote loses its password here.
-    text = message.options.get("bj_error")
+    text = message.options.get(BJ_ERROR)
     if text:
         return redact(str(text))
     exc = getattr(message, "_exception", None)
@@ -61,7 +76,7 @@ def _priority(message: Any) -> str:
     delivered = message.__dict__.get("amqp_priority", _NOT_DELIVERED)
     if delivered is not _NOT_DELIVERED:
         return delivered_label(delivered)
-    return message.options.get("priority") or from_amqp(message.options.get("broker_priority")).label
+    return message.options.get(PRIORITY) or from_amqp(message.options.get(BROKER_PRIORITY)).label
 
 
 _NOT_DELIVERED = object()
@@ -95,7 +110,8 @@ class History(dramatiq.Middleware):
         self._running[message.message_id] = (message, time.time())
 
     def _running_rows(self) -> list[dict[str, Any]]:
-        return [self._row(message, "running", None, _attempt(message), _seq(message, _RUNNING), started, None)
+        return [self._row(message, RunStatus.RUNNING.value, None, _attempt(message), _seq(message, _RUNNING),
+                          started, None)
                 for message, started in list(self._running.values())]
 
     def _row(self, message: Any, status: str, error: str | None, attempt: int, seq: int,
@@ -117,13 +133,13 @@ class History(dramatiq.Middleware):
             "duration_ms": (finished - started) * 1000 if started and finished else None,
             "error": error,
             "worker": self.worker_name,
-            "fire_id": options.get("fire_id"),
-            "report": redact_value(options.get("bj_report")),
+            "fire_id": options.get(FIRE_ID),
+            "report": redact_value(options.get(BJ_REPORT)),
         }
 
     def _finish(self, message: Any, status: str, error: str | None, attempt: int) -> float | None:
         running = self._running.pop(message.message_id, None)
-        seq = _seq(message, _DONE) - (1_000_000 if status == "retrying" else 0)
+        seq = _seq(message, _DONE) - (1_000_000 if status == RunStatus.RETRYING else 0)
         row = self._row(message, status, error, attempt, seq, running[1] if running else None, time.time())
         self.writer.put(row)
         return row["duration_ms"]
@@ -131,17 +147,17 @@ class History(dramatiq.Middleware):
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
             return
-        outcome = message.options.get("bj_outcome")
-        if outcome == "deferred":
+        outcome = message.options.get(BJ_OUTCOME)
+        if outcome == DeliveryOutcome.DEFERRED:
             self._running.pop(message.message_id, None)
             return
-        if outcome == "skipped":
-            self._finish(message, "skipped", message.options.get("bj_error"), _attempt(message))
+        if outcome == DeliveryOutcome.SKIPPED:
+            self._finish(message, RunStatus.SKIPPED.value, message.options.get(BJ_ERROR), _attempt(message))
             return
         error = _error_text(message)
         if error is None:
             attempt = _attempt(message)
-            duration = self._finish(message, "succeeded", None, attempt)
+            duration = self._finish(message, RunStatus.SUCCEEDED.value, None, attempt)
             # One line per success costs ~10% of a no-op job's time: LOG_RUNS=slow (the default)
             # keeps it for runs of a second or more and for successes after a retry.
             if self.log_runs == "all" or (
@@ -154,19 +170,18 @@ class History(dramatiq.Middleware):
                              message.actor_name, message.message_id, duration or 0)
         else:
             # Retries already counted this failure in the "retries" option.
-            self._finish(message, "retrying", error, max(1, message.options.get("retries", 1)))
+            self._finish(message, RunStatus.RETRYING.value, error, max(1, message.options.get(RETRIES, 1)))
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.queue_name.endswith(".DQ") and getattr(message, "_exception", None) is None:
             return
         error = _error_text(message) or "failed"
         exc = getattr(message, "_exception", None)
-        tb = "".join(traceback.format_exception(exc)) if exc is not None else message.options.get("traceback")
+        tb = "".join(traceback.format_exception(exc)) if exc is not None else message.options.get(TRACEBACK)
         tb = redact(tb) if tb else tb
         # A permanent error fails before Retries counts the attempt; exhausted retries were counted.
-        retries = message.options.get("retries", 0)
-        attempts = retries + 1 if message.options.get("bj_error") else max(1, retries)
-        self._finish(message, "dead", error, attempts)
+        attempts = dead_attempts(message.options)
+        self._finish(message, RunStatus.DEAD.value, error, attempts)
         self.writer.dead_letter(
             message_id=message.message_id,
             actor=message.actor_name,
@@ -182,8 +197,8 @@ class History(dramatiq.Middleware):
                        message.actor_name, message.message_id, error)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        if message.options.get("bj_outcome") != "deferred":
-            message.options["bj_outcome"] = "skipped"
+        if message.options.get(BJ_OUTCOME) != DeliveryOutcome.DEFERRED:
+            message.options[BJ_OUTCOME] = DeliveryOutcome.SKIPPED.value
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         self.writer.close()

@@ -22,6 +22,8 @@ from ..metrics import env
 from ..metrics.batch import batch
 from ..metrics.exporter import serve_worker_metrics
 from ..metrics.labels import labels
+from ..protocol import BJ_ERROR, BJ_OUTCOME, FIRE_ID, DeliveryOutcome, FireId, RunStatus, dead_attempts
+from ..protocol import job_id_of as protocol_job_id
 
 
 def prometheus_middleware() -> dramatiq.Middleware:
@@ -110,8 +112,7 @@ def prometheus_middleware() -> dramatiq.Middleware:
 
 def job_id_of(message: Any) -> str | None:
     """The schedule id of a message the scheduler fired (``fire_id = job_id@slot``)."""
-    fire_id = message.options.get("fire_id")
-    return str(fire_id).split("@", 1)[0] if fire_id else None
+    return protocol_job_id(message.options.get(FIRE_ID))
 
 
 class JobMetrics(dramatiq.Middleware):
@@ -132,27 +133,27 @@ class JobMetrics(dramatiq.Middleware):
             return
         queue, actor = labels(broker, message)
         options = message.options
-        outcome = options.get("bj_outcome")
-        if outcome == "deferred":
+        outcome = options.get(BJ_OUTCOME)
+        if outcome == DeliveryOutcome.DEFERRED:
             metrics.rate_limited(queue, actor)
             return
-        if outcome == "skipped":
-            metrics.run_finished(queue, actor, "skipped")
+        if outcome == DeliveryOutcome.SKIPPED:
+            metrics.run_finished(queue, actor, RunStatus.SKIPPED.value)
             return
-        failed = getattr(message, "_exception", None) is not None or options.get("bj_error")
-        runs = metrics.run_counter(queue, actor, "retrying" if failed else "succeeded")
+        failed = getattr(message, "_exception", None) is not None or options.get(BJ_ERROR)
+        runs = metrics.run_counter(queue, actor, RunStatus.RETRYING.value if failed else RunStatus.SUCCEEDED.value)
         if runs is not None:
             batch.inc(runs, 1)
-        if not failed and options.get("fire_id"):
-            metrics.job_succeeded(str(options["fire_id"]).split("@", 1)[0], time.time())
+        fire_id = options.get(FIRE_ID)
+        if not failed and fire_id:
+            metrics.job_succeeded(FireId.parse(str(fire_id)).job_id, time.time())
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         queue = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
         label_queue, actor = labels(broker, message.copy(queue_name=queue))
         metrics.dead_lettered(label_queue, actor)
-        metrics.run_finished(label_queue, actor, "dead")
+        metrics.run_finished(label_queue, actor, RunStatus.DEAD.value)
         exc = getattr(message, "_exception", None)
-        error = str(message.options.get("bj_error") or (f"{type(exc).__name__}: {exc}" if exc else "failed"))
-        retries = int(message.options.get("retries", 0))
-        attempts = retries + 1 if message.options.get("bj_error") else max(1, retries)
+        error = str(message.options.get(BJ_ERROR) or (f"{type(exc).__name__}: {exc}" if exc else "failed"))
+        attempts = dead_attempts(message.options)
         alerts.job_failed(job_id_of(message) or message.actor_name, message.message_id, queue, error, attempts)

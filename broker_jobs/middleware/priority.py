@@ -7,6 +7,7 @@ from typing import Any
 import dramatiq
 
 from ..priorities import amqp_priority, parse_priority
+from ..protocol import BROKER_PRIORITY, PRIORITY
 
 
 class PriorityTagging(dramatiq.Middleware):
@@ -23,12 +24,12 @@ class PriorityTagging(dramatiq.Middleware):
 
     def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
         options = message.options
-        if "broker_priority" in options and "priority" not in options:
+        if BROKER_PRIORITY in options and PRIORITY not in options:
             return
-        level = options.get("priority")
+        level = options.get(PRIORITY)
         if level is None:
             actor = broker.actors.get(message.actor_name)
             level = actor.options.get("job_priority", "medium") if actor else "medium"
         parsed = parse_priority(level)
-        options["priority"] = parsed.label
-        options["broker_priority"] = amqp_priority(parsed)
+        options[PRIORITY] = parsed.label
+        options[BROKER_PRIORITY] = amqp_priority(parsed)

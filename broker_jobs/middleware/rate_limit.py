@@ -16,6 +16,8 @@ import dramatiq
 from dramatiq.middleware import SkipMessage
 from dramatiq.rate_limits import RateLimiterBackend, WindowRateLimiter
 
+from ..protocol import BJ_OUTCOME, DEFERRAL_DROPS, DEFERRALS, DeliveryOutcome
+
 logger = logging.getLogger(__name__)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -75,12 +77,12 @@ class RateLimit(dramatiq.Middleware):
         _, window = parse_rate(actor.options["rate_limit"])
         delay = int(window * 1000 * random.uniform(0.1, 0.5))
         options = dict(message.options)
-        options["deferrals"] = options.get("deferrals", 0) + 1
-        for transient in ("eta", "bj_error", "bj_outcome"):
+        options[DEFERRALS] = options.get(DEFERRALS, 0) + 1
+        for transient in DEFERRAL_DROPS:
             options.pop(transient, None)
         broker.enqueue(message.copy(queue_name=actor.queue_name, options=options), delay=delay)
         self.deferred += 1
         logger.info("[worker] job %s message %s rate limited, deferred %d ms",
                     message.actor_name, message.message_id, delay)
-        message.options["bj_outcome"] = "deferred"
+        message.options[BJ_OUTCOME] = DeliveryOutcome.DEFERRED.value
         raise SkipMessage("rate limited")

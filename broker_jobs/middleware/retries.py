@@ -17,6 +17,7 @@ import dramatiq
 from dramatiq.middleware import Retries
 
 from ..errors import MessageTooLarge, PermanentJobError, UnknownActor
+from ..protocol import BJ_ERROR
 
 
 class JobRetries(Retries):
@@ -26,7 +27,7 @@ class JobRetries(Retries):
         if message.actor_name not in broker.actors:
             error = UnknownActor(f"unknown actor {message.actor_name!r} on queue {message.queue_name!r}")
             message.stuff_exception(error)
-            message.options["bj_error"] = str(error)
+            message.options[BJ_ERROR] = str(error)
             message.fail()
 
     def after_process_message(
@@ -35,11 +36,11 @@ class JobRetries(Retries):
         if message.actor_name not in broker.actors:
             return
         if isinstance(exception, PermanentJobError):
-            message.options["bj_error"] = f"{type(exception).__name__}: {exception}"
+            message.options[BJ_ERROR] = f"{type(exception).__name__}: {exception}"
             message.fail()
             return
         try:
             super().after_process_message(broker, message, result=result, exception=exception)
         except MessageTooLarge as refused:
-            message.options["bj_error"] = f"{type(exception).__name__}: {exception}; retry not enqueued: {refused}"
+            message.options[BJ_ERROR] = f"{type(exception).__name__}: {exception}; retry not enqueued: {refused}"
             message.fail()

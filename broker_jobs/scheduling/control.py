@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 
 from ..clock import as_utc, utc_now
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
+from ..protocol import FireId
 from ..settings import Settings
 from ..store.models import JobControl, JobState
 from ..store.scheduler_state import SchedulerStore, open_scheduler_store
 from .config import JobDef, load_config, parse_job
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
-from .publisher import iso
 from .scheduler import REFRESH
 from .triggers import describe, fire_times, next_fire
 
@@ -181,7 +181,7 @@ def run_now(settings: Settings, job_id: str, force: bool = False) -> dict[str, A
     plans = [plan]
     plan_flights(plan, plans, flights, 0)
     if plan.out is not None:  # a manual run is no slot: its fire id says so
-        plan.out.fire_id, plan.out.slot = f"{job.id}@manual:{iso(now)}", None
+        plan.out.fire_id, plan.out.slot = str(FireId.manual(job.id, now)), None
         if force:
             plan.detail = "forced"
     _publish(settings, store, plans)

@@ -22,14 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ..protocol import PublishOutcome, SlotOutcome
 from ..store.scheduler_state import Flight
 
 #: A slot handled within this many seconds is on time (a tick's own work is not lateness).
 LATE_AFTER = 2.0
-FIRED, CAUGHT_UP, BACKFILLED, MANUAL = "fired", "caught_up", "backfilled", "manual"
-MISSED, STALE, OVERLAP, SUPERSEDED, PAUSED = "missed", "skipped_stale", "skipped_overlap", "superseded", "paused"
+# The slot outcomes of broker_jobs.protocol, as the plain strings the audit rows and metrics hold.
+FIRED, CAUGHT_UP, BACKFILLED, MANUAL = (o.value for o in (
+    SlotOutcome.FIRED, SlotOutcome.CAUGHT_UP, SlotOutcome.BACKFILLED, SlotOutcome.MANUAL))
+MISSED, STALE, OVERLAP, SUPERSEDED, PAUSED = (o.value for o in (
+    SlotOutcome.MISSED, SlotOutcome.SKIPPED_STALE, SlotOutcome.SKIPPED_OVERLAP, SlotOutcome.SUPERSEDED,
+    SlotOutcome.PAUSED))
 #: Outcomes that publish a message.
-PUBLISHING = (FIRED, CAUGHT_UP, BACKFILLED, MANUAL)
+PUBLISHING = tuple(o.value for o in PublishOutcome)
 
 
 @dataclass

@@ -25,24 +25,21 @@ import dramatiq
 import pika
 from dramatiq.common import dq_name
 
+from .. import publishing
 from ..errors import BrokerUnavailableError
-from ..middleware.size_limit import check_body
 from ..priorities import Priority, amqp_priority
+from ..protocol import BROKER_PRIORITY, ETA, FIRE_ID, JOB_ID, PRIORITY, SLOT, FireId, iso_slot
 
 logger = logging.getLogger(__name__)
 
 
-def iso(slot: datetime) -> str:
-    """A slot as it appears in fire ids: UTC, ``Z``, microseconds only when present."""
-    text = slot.strftime("%Y-%m-%dT%H:%M:%S")
-    if slot.microsecond:
-        text += f".{slot.microsecond:06d}"
-    return text + "Z"
+#: A slot as it appears in fire ids (kept under its old name for the scheduler's modules).
+iso = iso_slot
 
 
 def fire_id(job_id: str, slot: datetime) -> str:
-    """The deterministic id of one slot of one job: ``job_id@slotISO``."""
-    return f"{job_id}@{iso(slot)}"
+    """The deterministic id of one slot of one job: ``job_id@slotISO`` (:class:`~broker_jobs.protocol.FireId`)."""
+    return str(FireId.make(job_id, slot))
 
 
 @dataclass
@@ -70,17 +67,17 @@ class Outgoing:
     def fields(self, now_ms: int) -> dict[str, Any]:
         """The Dramatiq message as a dict, in ``Message.asdict()`` order (the body's JSON)."""
         options: dict[str, Any] = {
-            "priority": self.priority.label,
-            "broker_priority": amqp_priority(self.priority),
-            "fire_id": self.fire_id,
-            "job_id": self.job_id,
+            PRIORITY: self.priority.label,
+            BROKER_PRIORITY: amqp_priority(self.priority),
+            FIRE_ID: self.fire_id,
+            JOB_ID: self.job_id,
         }
         if self.slot is not None:
-            options["slot"] = iso(self.slot)
+            options[SLOT] = iso_slot(self.slot)
         queue = self.queue
         if self.delay_ms > 0:
             queue = dq_name(self.queue)
-            options["eta"] = now_ms + self.delay_ms
+            options[ETA] = now_ms + self.delay_ms
         return {"queue_name": queue, "actor_name": self.actor, "args": tuple(self.args), "kwargs": self.kwargs,
                 "options": options, "message_id": self.message_id, "message_timestamp": now_ms}
 
@@ -91,7 +88,7 @@ class Outgoing:
     def encoded(self, now_ms: int) -> tuple[str, bytes, int]:
         """(queue, body, AMQP priority): what :meth:`message` encodes to, without building it."""
         fields = self.fields(now_ms)
-        return fields["queue_name"], dramatiq.get_encoder().encode(fields), fields["options"]["broker_priority"]
+        return fields["queue_name"], dramatiq.get_encoder().encode(fields), fields["options"][BROKER_PRIORITY]
 
     def renew(self) -> None:
         """Draw a new message id (before publishing again after a failed commit)."""
@@ -134,20 +131,18 @@ class Publisher:
         if not batch:
             return
         encoded = [item.encoded(now_ms) for item in batch]
-        if self.max_bytes is not None:
-            for item, (_queue, body, _priority) in zip(batch, encoded, strict=True):
-                check_body(body, item.actor, self.max_bytes)
+        # The size limit and the properties of the one publish path (broker_jobs.publishing);
+        # the whole batch is checked before anything of it is published.
+        for item, (_queue, body, _priority) in zip(batch, encoded, strict=True):
+            publishing.check_body(body, item.actor, self.max_bytes)
         try:
             channel = self._open()
             # The blocking channel flushes and polls after every publish (about 0.5 ms each);
             # its underlying channel only buffers, and tx_commit sends and waits once.
             publish = getattr(channel, "_impl", channel).basic_publish
-            properties: dict[int, pika.BasicProperties] = {}  # one per priority: pika only reads them
+            properties = publishing.properties
             for queue, body, priority in encoded:
-                props = properties.get(priority)
-                if props is None:
-                    props = properties[priority] = pika.BasicProperties(delivery_mode=2, priority=priority)
-                publish(exchange="", routing_key=queue, body=body, properties=props)
+                publish(exchange="", routing_key=queue, body=body, properties=properties(priority))
             channel.tx_commit()
         except (pika.exceptions.AMQPError, OSError) as exc:
             self.close()

@@ -28,6 +28,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import as_utc, utc_now
+from ..protocol import FireId
 from .db import get_engine
 from .models import (
     Fence,
@@ -144,7 +145,7 @@ class SchedulerStore:
                 flights.setdefault(fire.job_id, []).append(Flight(fire.fire_id, queued=True))
         known = {f.fire_id for f in fires}
         for fire_id in running_ids - known:
-            job_id = fire_id.split("@", 1)[0]
+            job_id = FireId.parse(fire_id).job_id
             if wanted is None or job_id in wanted:
                 flights.setdefault(job_id, []).append(Flight(fire_id, queued=False))
         if closed:

@@ -377,7 +377,7 @@ def check_config(path: str | None) -> None:
 COMMAND_MODULES = (
     "broker_jobs.scheduling.commands",
     "broker_jobs.api.commands",
-    "broker_jobs.actors.commands",
+    "broker_jobs.app.commands",
 )
 
 

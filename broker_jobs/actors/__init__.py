@@ -28,17 +28,23 @@ except ConfigError as exc:  # a user mistake: one line, exit 2, no traceback
     print(f"broker-jobs: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
-from .diagnostics import diagnostics
-from .etl import etl_sync, reprocess_documents
-from .maintenance import (
+from ..app.jobs import (
     batch_reprocess,
     concept_hygiene,
+    csv_import,
+    diagnostics,
+    emergency_sync,
+    etl_sync,
+    export_data,
+    github_ingest,
     prune_history,
+    reprocess_documents,
+    spotify_ingest,
+    sync_all_services,
+    sync_service,
     system_maintenance,
+    vault_sync,
 )
-from .ondemand import emergency_sync, export_data
-from .sync import csv_import, github_ingest, spotify_ingest, sync_all_services, sync_service
-from .vault import vault_sync
 
 __all__ = [
     "batch_reprocess", "broker", "concept_hygiene", "csv_import", "diagnostics", "emergency_sync",

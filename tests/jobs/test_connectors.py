@@ -5,8 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker_jobs.settings import get_settings
-from broker_jobs.store.data_models import (
+from broker_jobs.app.tables import (
     Company,
     CompanyRecord,
     GithubRepository,
@@ -17,6 +16,7 @@ from broker_jobs.store.data_models import (
     SpotifyPlaylist,
     SpotifyTrack,
 )
+from broker_jobs.settings import get_settings
 
 from .conftest import JobsEnv, run_job, snapshot_db
 from .fake_apis import Answer, FakeApis
@@ -33,7 +33,7 @@ def rows(model: type) -> list:
 
 
 def test_github_ingest_follows_link_pages_and_maps_repositories(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import github
+    from broker_jobs.app.connectors import github
     from broker_jobs.store.db import get_engine
 
     report = github.ingest(get_settings(), get_engine()).asdict()
@@ -47,7 +47,7 @@ def test_github_ingest_follows_link_pages_and_maps_repositories(jobs_env: JobsEn
 
 def test_github_second_run_uses_etags_and_a_removed_repository_is_flagged_deleted(jobs_env: JobsEnv,
                                                                                  apis: FakeApis):
-    from broker_jobs.connectors import github
+    from broker_jobs.app.connectors import github
     from broker_jobs.store.db import get_engine
 
     github.ingest(get_settings(), get_engine())
@@ -76,7 +76,7 @@ def test_github_ingest_without_a_token_is_skipped_once(jobs_env: JobsEnv, apis: 
 def test_github_ingest_job_records_its_report_and_enqueues_etl(jobs_env: JobsEnv, apis: FakeApis,
                                                                jobs_broker, stub_worker):
     from broker_jobs.actors import github_ingest
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     apis.state.script("/users/", Answer(502))
     run = run_job(jobs_broker, stub_worker, github_ingest, queues=("etl",))
@@ -90,7 +90,7 @@ def test_github_ingest_job_records_its_report_and_enqueues_etl(jobs_env: JobsEnv
 
 
 def test_spotify_ingest_refreshes_a_token_and_follows_next_pages(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
     report = spotify.ingest(get_settings(), get_engine()).asdict()
@@ -105,7 +105,7 @@ def test_spotify_ingest_refreshes_a_token_and_follows_next_pages(jobs_env: JobsE
 
 
 def test_an_expired_spotify_token_is_refreshed_on_401(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
     spotify.ingest(get_settings(), get_engine())
@@ -116,7 +116,7 @@ def test_an_expired_spotify_token_is_refreshed_on_401(jobs_env: JobsEnv, apis: F
 
 
 def test_spotify_429_with_retry_after_is_honoured(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
     apis.state.script("/v1/me/playlists", Answer(429, {"Retry-After": "1"}), Answer(503))
@@ -157,7 +157,7 @@ def test_spotify_without_credentials_is_skipped(jobs_env: JobsEnv, settings_env,
 
 
 def test_csv_import_stores_duplicate_rows_once_and_isolates_a_bad_file(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors.csv_import import import_all
+    from broker_jobs.app.connectors.csv_import import import_all
     from broker_jobs.store.db import get_engine
 
     apis.state.files["umbrella.csv"] = "date,product,units\n2026-03-01,Vaccine,10\n2026-03-01,Vaccine,10\n"
@@ -177,7 +177,7 @@ def test_csv_import_stores_duplicate_rows_once_and_isolates_a_bad_file(jobs_env:
 
 
 def test_csv_import_twice_changes_nothing_and_removed_rows_are_flagged(jobs_env: JobsEnv):
-    from broker_jobs.connectors.csv_import import import_all
+    from broker_jobs.app.connectors.csv_import import import_all
     from broker_jobs.store.db import get_engine
 
     import_all(get_settings(), get_engine())
@@ -194,7 +194,7 @@ def test_csv_import_twice_changes_nothing_and_removed_rows_are_flagged(jobs_env:
 def test_csv_import_runs_at_most_csv_max_concurrent_companies_at_once(jobs_env: JobsEnv, settings_env):
     import threading
 
-    from broker_jobs.connectors import csv_import
+    from broker_jobs.app.connectors import csv_import
     from broker_jobs.store.db import get_engine
 
     settings_env.setenv("CSV_MAX_CONCURRENT", "2")
@@ -228,7 +228,7 @@ def test_csv_import_runs_at_most_csv_max_concurrent_companies_at_once(jobs_env: 
 def test_sync_all_services_fans_out_and_each_service_inserts_only_new_records(jobs_env: JobsEnv, apis: FakeApis,
                                                                             jobs_broker, stub_worker):
     from broker_jobs.actors import sync_all_services
-    from broker_jobs.connectors.services import add_service
+    from broker_jobs.app.connectors.services import add_service
     from broker_jobs.store.db import get_engine
 
     web = add_service(get_engine(), "web", f"{apis.url}/status/web")
@@ -248,7 +248,7 @@ def test_sync_all_services_fans_out_and_each_service_inserts_only_new_records(jo
 
 
 def test_a_service_whose_api_is_down_fails_alone(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import services
+    from broker_jobs.app.connectors import services
     from broker_jobs.errors import TransientJobError
     from broker_jobs.store.db import get_engine
 
@@ -269,7 +269,7 @@ def test_a_service_whose_api_is_down_fails_alone(jobs_env: JobsEnv, apis: FakeAp
 def test_spotify_and_csv_jobs_on_the_stub_broker_report_and_feed_etl(jobs_env: JobsEnv, apis: FakeApis,
                                                                     jobs_broker, stub_worker):
     from broker_jobs.actors import csv_import, spotify_ingest
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     spotify = run_job(jobs_broker, stub_worker, spotify_ingest, queues=("etl",))
     assert spotify.status == "succeeded" and spotify.report["inserted"] == 13
@@ -284,7 +284,7 @@ def test_spotify_and_csv_jobs_on_the_stub_broker_report_and_feed_etl(jobs_env: J
 
 def test_every_connector_twice_on_sqlite_and_postgresql_leaves_the_same_rows(jobs_env_any_db: JobsEnv,
                                                                             apis: FakeApis):
-    from broker_jobs.connectors import csv_import, github, services, spotify
+    from broker_jobs.app.connectors import csv_import, github, services, spotify
     from broker_jobs.store.db import get_engine
 
     engine, settings = get_engine(), get_settings()
@@ -306,7 +306,7 @@ def test_an_unknown_github_owner_fails_alone_and_a_rejected_token_is_permanent(j
                                                                               settings_env):
     import pytest
 
-    from broker_jobs.connectors import github
+    from broker_jobs.app.connectors import github
     from broker_jobs.errors import PermanentJobError
     from broker_jobs.store.db import get_engine
 

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from broker_jobs.connectors.http import ApiClient, CircuitOpenError, RateLimitedError, retry_after
+from broker_jobs.app.connectors.http import ApiClient, CircuitOpenError, RateLimitedError, retry_after
 from broker_jobs.errors import TransientJobError
 from broker_jobs.settings import get_settings
 

@@ -19,7 +19,7 @@ def test_the_schema_is_at_the_head_revision_with_every_declared_table(database_u
     from broker_jobs.store.models import Base
 
     engine = get_engine(database_url)
-    assert "broker_jobs.store.data_models" in import_models()
+    assert "broker_jobs.app.tables" in import_models()
     upgrade(engine)  # a second upgrade is a no-op
     assert current(engine) == HEAD
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
@@ -47,8 +47,8 @@ def test_a_database_of_an_earlier_release_loses_the_redundant_actor_index(tmp_pa
 
 
 def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: JobsEnv):
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     migrated = run_cli("migrate", "--json")
     assert migrated.returncode == 0, migrated.stderr

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker_jobs.app.tables import Company, GithubRepository, SpotifyTrack
 from broker_jobs.settings import get_settings
-from broker_jobs.store.data_models import Company, GithubRepository, SpotifyTrack
 from tests.support import free_port
 
 from .conftest import JobsEnv, run_job
@@ -61,7 +61,7 @@ def test_a_github_link_header_to_another_origin_is_refused_and_the_token_never_l
 
 def test_a_spotify_next_link_to_another_origin_is_refused_and_that_list_deletes_nothing(
         jobs_env: JobsEnv, apis: FakeApis, foreign: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
     spotify.ingest(get_settings(), get_engine())
@@ -78,8 +78,8 @@ def test_a_spotify_next_link_to_another_origin_is_refused_and_that_list_deletes_
 
 def test_a_redirect_to_another_origin_loses_the_authorization_header(jobs_env: JobsEnv, apis: FakeApis,
                                                                     foreign: FakeApis):
-    from broker_jobs.connectors import github
-    from broker_jobs.connectors.http import ApiClient
+    from broker_jobs.app.connectors import github
+    from broker_jobs.app.connectors.http import ApiClient
 
     apis.state.script("/users/octo-org/repos", Answer(302, {"Location": f"{foreign.url}/users/octo-org/repos"}))
     with github.client(get_settings()) as api:
@@ -93,7 +93,7 @@ def test_a_redirect_to_another_origin_loses_the_authorization_header(jobs_env: J
 
 def test_httpx_request_lines_never_show_a_url_password(jobs_env: JobsEnv, apis: FakeApis,
                                                        caplog: pytest.LogCaptureFixture):
-    from broker_jobs.connectors.http import ApiClient
+    from broker_jobs.app.connectors.http import ApiClient
 
     with caplog.at_level(logging.INFO, logger="httpx"), ApiClient("plain", get_settings()) as api:
         api.request("GET", apis.url.replace("http://", "http://ops:s3cr3t-pw@") + "/csv/none.csv")

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ..entities.pipeline import embed_rows
-from ..entities.registry import Entity
-from ..entities.report import Report
-from ..entities.tables import table_of
-from ..store.data_models import Watermark, utcnow
-from .embedders import Embedder
-from .store import VectorStore
+from broker_jobs.app.entities.pipeline import embed_rows
+from broker_jobs.app.entities.registry import Entity
+from broker_jobs.app.entities.report import Report
+from broker_jobs.app.entities.tables import table_of
+from broker_jobs.app.tables import Watermark, utcnow
+from broker_jobs.app.vectors.embedders import Embedder
+from broker_jobs.app.vectors.store import VectorStore
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ..entities.registry import Entity
-from ..entities.report import Report
-from ..entities.tables import table_of
-from ..store.data_models import MergeProposal
-from .store import VectorStore
+from broker_jobs.app.entities.registry import Entity
+from broker_jobs.app.entities.report import Report
+from broker_jobs.app.entities.tables import table_of
+from broker_jobs.app.tables import MergeProposal
+from broker_jobs.app.vectors.store import VectorStore
 
 logger = logging.getLogger(__name__)
 

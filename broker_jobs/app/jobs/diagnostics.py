@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import TransientJobError
-from ..health import check_all
-from ..job import job
-from ..settings import get_settings
+from broker_jobs.errors import TransientJobError
+from broker_jobs.health import check_all
+from broker_jobs.job import job
+from broker_jobs.settings import get_settings
 
 
 @job(queue="default", priority="high", time_limit=60, max_retries=2)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base
+from broker_jobs.store.models import Base
 
 
 def utcnow() -> datetime:

@@ -12,22 +12,22 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..entities.report import Report
-from ..errors import PermanentJobError, SkipJob
-from ..job import job
-from ..safe_files import UnsafeFileError, open_root, write_file
-from ..settings import get_settings
-from ..store import data_models  # noqa: F401  (our tables on Base)
-from ..store.db import get_engine
-from ..store.models import Base
+import broker_jobs.app.tables  # noqa: F401  (our tables on Base)
+from broker_jobs.app.entities.report import Report
+from broker_jobs.errors import PermanentJobError, SkipJob
+from broker_jobs.job import job
+from broker_jobs.safe_files import UnsafeFileError, open_root, write_file
+from broker_jobs.settings import get_settings
+from broker_jobs.store.db import get_engine
+from broker_jobs.store.models import Base
 
 
 @job(queue="sync", priority="high", time_limit=300)
 def emergency_sync() -> dict[str, Any]:
     """Sync the vault and every service now (services without the random delay)."""
-    from ..connectors import services
-    from .sync import sync_service
-    from .vault import run_vault_sync
+    from broker_jobs.app.connectors import services
+    from broker_jobs.app.jobs.sync import sync_service
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     report = Report()
     try:

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report, message_tag
-from ..errors import PermanentJobError, SkipJob
-from ..settings import Settings
-from ..store.data_models import Service, ServiceLog, utcnow
-from .http import ApiClient
+from broker_jobs.app.connectors.http import ApiClient
+from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.tables import Service, ServiceLog, utcnow
+from broker_jobs.errors import PermanentJobError, SkipJob
+from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 

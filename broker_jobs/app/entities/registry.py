@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, NotFoundError
+from broker_jobs.errors import ConfigError, NotFoundError
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _from_file(path: Path) -> list[Entity]:
 def all_entities(config: Path | None = None) -> list[Entity]:
     """The built-in, registered and ``ENTITIES_CONFIG`` entities, sorted by kind."""
     if config is None:
-        from ..settings import get_settings
+        from broker_jobs.settings import get_settings
 
         config = get_settings().entities_config
     merged = dict(_registered)

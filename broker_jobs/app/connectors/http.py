@@ -33,9 +33,9 @@ from typing import Any
 import httpx
 import pybreaker
 
-from ..errors import PermanentJobError, TransientJobError
-from ..redaction import RedactFilter
-from ..settings import Settings
+from broker_jobs.errors import PermanentJobError, TransientJobError
+from broker_jobs.redaction import RedactFilter
+from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 # httpx logs each request's URL whole, user info included.

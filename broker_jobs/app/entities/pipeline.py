@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
-from ..store.data_models import Watermark, utcnow
-from ..vectors.embedders import Embedder
-from ..vectors.ids import point_id
-from .registry import Entity, render_text
-from .report import Report, message_tag
-from .tables import table_of
+from broker_jobs.app.entities.registry import Entity, render_text
+from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.entities.tables import table_of
+from broker_jobs.app.tables import Watermark, utcnow
+from broker_jobs.app.vectors.embedders import Embedder
+from broker_jobs.app.vectors.ids import point_id
 
 if TYPE_CHECKING:
     from qdrant_client import models
 
-    from ..vectors.store import VectorStore
+    from broker_jobs.app.vectors.store import VectorStore
 
 logger = logging.getLogger(__name__)
 

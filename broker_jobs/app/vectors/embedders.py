@@ -23,7 +23,7 @@ from typing import Protocol
 
 import mmh3
 
-from ..errors import ConfigError
+from broker_jobs.errors import ConfigError
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -114,7 +114,7 @@ def get_embedder(name: str | None = None, dim: int | None = None) -> Embedder:
       ConfigError: for an unknown name or a missing optional extra.
     """
     if name is None or dim is None:
-        from ..settings import get_settings
+        from broker_jobs.settings import get_settings
 
         settings = get_settings()
         name = name or settings.embedder

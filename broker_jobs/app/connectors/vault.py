@@ -30,9 +30,9 @@ import yaml
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report, message_tag
-from ..safe_files import UnsafeFileError, open_root, read_file, walk
-from ..store.data_models import Document, DocumentLink, utcnow
+from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.tables import Document, DocumentLink, utcnow
+from broker_jobs.safe_files import UnsafeFileError, open_root, read_file, walk
 
 logger = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report, message_tag
-from ..errors import PermanentJobError, SkipJob, TransientJobError
-from ..settings import Settings
-from ..store.data_models import GithubRepository, HttpCache, utcnow
-from .http import ApiClient, ForeignOriginError
-from .upsert import soft_delete_missing, upsert_rows
+from broker_jobs.app.connectors.http import ApiClient, ForeignOriginError
+from broker_jobs.app.connectors.upsert import soft_delete_missing, upsert_rows
+from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.tables import GithubRepository, HttpCache, utcnow
+from broker_jobs.errors import PermanentJobError, SkipJob, TransientJobError
+from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 

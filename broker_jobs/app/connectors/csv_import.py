@@ -20,12 +20,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report, message_tag
-from ..redaction import redact
-from ..settings import Settings
-from ..store.data_models import Company, CompanyRecord, utcnow
-from .http import ApiClient
-from .upsert import content_hash
+from broker_jobs.app.connectors.http import ApiClient
+from broker_jobs.app.connectors.upsert import content_hash
+from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.tables import Company, CompanyRecord, utcnow
+from broker_jobs.redaction import redact
+from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 

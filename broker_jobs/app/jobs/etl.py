@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..entities import all_entities, get_entity
-from ..entities.report import Report
-from ..errors import BrokerJobsError, PermanentJobError
-from ..job import job
-from ..settings import get_settings
-from ..store.db import get_engine
+from broker_jobs.app.entities import all_entities, get_entity
+from broker_jobs.app.entities.report import Report
+from broker_jobs.errors import BrokerJobsError, PermanentJobError
+from broker_jobs.job import job
+from broker_jobs.settings import get_settings
+from broker_jobs.store.db import get_engine
 
 # qdrant-client and numpy are imported inside the jobs: importing the actors
 # (every worker, scheduler and `broker-jobs send`) stays fast.
@@ -30,8 +30,8 @@ def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
     An entity that fails (a missing table, a bad template) is counted in
     ``failed`` and named in ``errors``; the others still run.
     """
-    from ..entities.pipeline import sync_entity
-    from ..vectors import get_embedder, open_store
+    from broker_jobs.app.entities.pipeline import sync_entity
+    from broker_jobs.app.vectors import get_embedder, open_store
 
     settings = get_settings()
     errors: dict[str, str] = {}
@@ -76,9 +76,9 @@ def etl_sync(entities: list[str] | None = None) -> dict[str, Any]:
 @job(queue="etl", priority="high", time_limit=300)
 def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
     """Re-embed the given vault documents now, whatever their watermark says."""
-    from ..entities.pipeline import embed_rows
-    from ..entities.tables import table_of
-    from ..vectors import get_embedder, open_store
+    from broker_jobs.app.entities.pipeline import embed_rows
+    from broker_jobs.app.entities.tables import table_of
+    from broker_jobs.app.vectors import get_embedder, open_store
 
     settings = get_settings()
     entity = get_entity("vault_documents")

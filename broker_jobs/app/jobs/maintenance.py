@@ -9,13 +9,13 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, MetaData, Table, delete, inspect
 from sqlalchemy.exc import OperationalError
 
-from ..entities import all_entities
-from ..entities.report import Report
-from ..job import job
-from ..settings import Settings, get_settings
-from ..store.db import get_engine
-from ..store.history import prune
-from ..store.models import DeadLetter
+from broker_jobs.app.entities import all_entities
+from broker_jobs.app.entities.report import Report
+from broker_jobs.job import job
+from broker_jobs.settings import Settings, get_settings
+from broker_jobs.store.db import get_engine
+from broker_jobs.store.history import prune
+from broker_jobs.store.models import DeadLetter
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def vacuum(engine: Engine) -> str:
 
 def run_system_maintenance() -> dict[str, Any]:
     """Retention of history, slot audit and dead letters, VACUUM/ANALYZE, health and vector counts."""
-    from ..health import check_all
-    from ..vectors import open_store
+    from broker_jobs.app.vectors import open_store
+    from broker_jobs.health import check_all
 
     settings, engine, report = get_settings(), get_engine(), Report()
     now = datetime.now(UTC)
@@ -110,8 +110,8 @@ def system_maintenance() -> dict[str, Any]:
 
 def run_concept_hygiene() -> dict[str, Any]:
     """Orphan vectors removed and near-duplicate pairs proposed, for every entity kind."""
-    from ..vectors import open_store
-    from ..vectors.hygiene import clean_kind
+    from broker_jobs.app.vectors import open_store
+    from broker_jobs.app.vectors.hygiene import clean_kind
 
     settings, engine, total = get_settings(), get_engine(), Report()
     kinds: dict[str, Any] = {}
@@ -141,9 +141,9 @@ def concept_hygiene() -> dict[str, Any]:
 
 def run_batch_reprocess(entities: list[str] | None = None) -> dict[str, Any]:
     """Rebuild every entity's collection (or the named ones) and switch the aliases."""
-    from ..entities import get_entity
-    from ..vectors import get_embedder, open_store
-    from ..vectors.rebuild import rebuild
+    from broker_jobs.app.entities import get_entity
+    from broker_jobs.app.vectors import get_embedder, open_store
+    from broker_jobs.app.vectors.rebuild import rebuild
 
     settings, engine, embedder, total = get_settings(), get_engine(), get_embedder(), Report()
     chosen = [get_entity(k) for k in entities] if entities else all_entities()

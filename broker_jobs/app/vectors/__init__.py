@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .embedders import Embedder, HashingEmbedder, get_embedder
-from .ids import point_id
+from broker_jobs.app.vectors.embedders import Embedder, HashingEmbedder, get_embedder
+from broker_jobs.app.vectors.ids import point_id
 
 if TYPE_CHECKING:
-    from .store import VectorStore, open_store
+    from broker_jobs.app.vectors.store import VectorStore, open_store
 
 __all__ = ["Embedder", "HashingEmbedder", "VectorStore", "get_embedder", "open_store", "point_id"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("VectorStore", "open_store"):
-        from . import store
+        from broker_jobs.app.vectors import store
 
         return getattr(store, name)
     raise AttributeError(name)

@@ -21,9 +21,9 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from ..errors import PermanentJobError, TransientJobError
-from ..settings import Settings, get_settings
-from .ids import point_id
+from broker_jobs.app.vectors.ids import point_id
+from broker_jobs.errors import PermanentJobError, TransientJobError
+from broker_jobs.settings import Settings, get_settings
 
 __all__ = ["VectorStore", "open_store", "point_id"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..cli import dump, guarded, settings, table
+from broker_jobs.cli import dump, guarded, settings, table
 
 
 @click.command("migrate")
@@ -14,8 +14,8 @@ from ..cli import dump, guarded, settings, table
 @guarded
 def migrate(as_json: bool) -> None:
     """Upgrade the database to the latest schema revision (Alembic head)."""
-    from ..store.db import get_engine
-    from ..store.migrations import current, upgrade
+    from broker_jobs.store.db import get_engine
+    from broker_jobs.store.migrations import current, upgrade
 
     engine = get_engine(settings().database_url)
     upgrade(engine)
@@ -31,8 +31,8 @@ def migrate(as_json: bool) -> None:
 @guarded
 def entities(as_json: bool) -> None:
     """List the entity kinds ETL embeds: table, template, payload, vectors stored."""
-    from ..entities import all_entities
-    from ..vectors import open_store
+    from broker_jobs.app.entities import all_entities
+    from broker_jobs.app.vectors import open_store
 
     with open_store(settings()) as store:
         counts = {kind: store.count(kind) for kind in store.kinds()}
@@ -58,8 +58,8 @@ def services() -> None:
 @guarded
 def services_add(name: str, status_url: str, inactive: bool) -> None:
     """Add (or update) service NAME with its STATUS_URL."""
-    from ..connectors.services import add_service
-    from ..store.db import get_engine
+    from broker_jobs.app.connectors.services import add_service
+    from broker_jobs.store.db import get_engine
 
     service_id = add_service(get_engine(settings().database_url), name, status_url, active=not inactive)
     click.echo(f"service {name!r} has id {service_id}")
@@ -73,9 +73,9 @@ def services_list(as_json: bool) -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from ..redaction import redact
-    from ..store.data_models import Service
-    from ..store.db import get_engine
+    from broker_jobs.app.tables import Service
+    from broker_jobs.redaction import redact
+    from broker_jobs.store.db import get_engine
 
     with Session(get_engine(settings().database_url)) as session:
         rows = [{"id": s.id, "name": s.name, "status_url": redact(s.status_url), "active": s.active,
@@ -95,8 +95,8 @@ def services_list(as_json: bool) -> None:
 @guarded
 def search(query: str, kind: str, limit: int, as_json: bool) -> None:
     """Semantic search in the vector store (what the ETL keeps up to date)."""
-    from ..errors import NotFoundError
-    from ..vectors import get_embedder, open_store
+    from broker_jobs.app.vectors import get_embedder, open_store
+    from broker_jobs.errors import NotFoundError
 
     embedder = get_embedder()
     with open_store(settings()) as store:

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..entities.report import Report
-from ..store.data_models import utcnow
+from broker_jobs.app.entities.report import Report
+from broker_jobs.app.tables import utcnow
 
 
 def content_hash(fields: dict[str, Any]) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..connectors.vault import reconcile
-from ..errors import SkipJob
-from ..job import job
-from ..settings import get_settings
-from ..store.db import get_engine
+from broker_jobs.app.connectors.vault import reconcile
+from broker_jobs.errors import SkipJob
+from broker_jobs.job import job
+from broker_jobs.settings import get_settings
+from broker_jobs.store.db import get_engine
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def run_vault_sync() -> dict[str, Any]:
     report, changed = reconcile(get_engine(), settings.vault_path, settings.etl_batch_size,
                                 settings.vault_max_note_bytes)
     if changed:
-        from .etl import etl_sync
+        from broker_jobs.app.jobs.etl import etl_sync
 
         etl_sync.send(["vault_documents"])
     report.extra["etl_enqueued"] = bool(changed)

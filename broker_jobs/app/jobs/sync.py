@@ -6,12 +6,12 @@ import logging
 import random
 from typing import Any
 
-from ..connectors import csv_import as csv_source
-from ..connectors import github, services, spotify
-from ..entities.report import Report
-from ..job import job
-from ..settings import get_settings
-from ..store.db import get_engine
+from broker_jobs.app.connectors import csv_import as csv_source
+from broker_jobs.app.connectors import github, services, spotify
+from broker_jobs.app.entities.report import Report
+from broker_jobs.job import job
+from broker_jobs.settings import get_settings
+from broker_jobs.store.db import get_engine
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 def _then_etl(report: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
     """Enqueue ETL of ``kinds`` when the ingest changed rows."""
     if report["inserted"] or report["updated"] or report["deleted"]:
-        from .etl import etl_sync
+        from broker_jobs.app.jobs.etl import etl_sync
 
         etl_sync.send(kinds)
         report["etl_enqueued"] = kinds

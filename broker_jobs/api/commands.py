@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import guarded, settings
+from ..cli.common import guarded, settings
 
 
 def is_loopback(host: str) -> bool:

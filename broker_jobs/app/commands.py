@@ -1,4 +1,4 @@
-"""CLI commands of the jobs: ``migrate``, ``entities``, ``services``, ``search``."""
+"""The built-in application's CLI commands: ``entities``, ``services``, ``search``."""
 
 from __future__ import annotations
 
@@ -6,24 +6,7 @@ from typing import Any
 
 import click
 
-from broker_jobs.cli import dump, guarded, settings, table
-
-
-@click.command("migrate")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@guarded
-def migrate(as_json: bool) -> None:
-    """Upgrade the database to the latest schema revision (Alembic head)."""
-    from broker_jobs.store.db import get_engine
-    from broker_jobs.store.migrations import current, upgrade
-
-    engine = get_engine(settings().database_url)
-    upgrade(engine)
-    revision = current(engine)
-    if as_json:
-        dump({"revision": revision, "database": engine.dialect.name})
-    else:
-        click.echo(f"database ({engine.dialect.name}) at revision {revision}")
+from broker_jobs.cli.common import dump, guarded, settings, table
 
 
 @click.command("entities")
@@ -111,4 +94,4 @@ def search(query: str, kind: str, limit: int, as_json: bool) -> None:
         click.echo(table(rows, ["score", "row_id", "text"]))
 
 
-COMMANDS = [migrate, entities, services, search]
+COMMANDS = [entities, services, search]

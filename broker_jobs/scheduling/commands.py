@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
-from ..cli import dump, guarded, load_jobs, parse_json, settings, table
-from ..errors import ConfigError
+from ..cli.common import dump, guarded, load_jobs, parse_json, settings, table
 
 
 def _when(option: str, text: str | None) -> datetime | None:
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
     if text is None:
         return None
     try:
@@ -22,6 +23,8 @@ def _when(option: str, text: str | None) -> datetime | None:
 
 
 def _every(text: str) -> float:
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         if text and text[-1] in units:
@@ -200,6 +203,8 @@ def jobs_backfill(job_id: str, start: str, end: str, force: bool, as_json: bool)
 def jobs_add(job_id: str, actor: str, cron: str | None, every: str | None, at: str | None,
              args_json: str | None, kwargs_json: str | None, extra: tuple[str, ...]) -> None:
     """Add a runtime job (stored in the database, shared by every scheduler)."""
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
     spec: dict[str, Any] = {"id": job_id, "actor": actor}
     if cron is not None:
         spec["cron"] = cron

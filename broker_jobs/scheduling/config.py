@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .. import registry
 from ..errors import BrokerJobsError, ConfigError
 from ..priorities import Priority, parse_priority
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, parse_cron
@@ -261,7 +262,6 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
     Raises:
       ConfigError: ``file:line: jobs[i].field: message``.
     """
-    from .. import registry
     from ..job import validate_arguments
 
     def fail(sub: Path_, message: str) -> ConfigError:
@@ -285,8 +285,7 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
         known = ", ".join(registry.names()) or "none"
         raise fail(("actor",), f"unknown actor {job.actor!r} (known: {known})")
     spec = registry.get(job.actor)
-    actor = spec.actor
-    fn, model = getattr(actor, "fn_unwrapped", None), getattr(actor, "args_model", None)
+    fn, model = spec.fn, spec.args_model
     if fn is not None and model is not None:
         try:
             validate_arguments(fn, model, tuple(job.args), job.kwargs)
@@ -351,8 +350,8 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
     Parameters:
       path: The file (``JOBS_CONFIG``).
       settings: The settings.
-      import_modules: Import ``broker_jobs.actors`` and the file's ``modules:``
-        first, so their jobs can be named.
+      import_modules: Load the registered jobs (:func:`broker_jobs.registry.load_jobs`) and
+        import the file's ``modules:`` first, so their jobs can be named.
 
     Raises:
       ConfigError: ``file:line: jobs[i].field: message``.
@@ -375,7 +374,7 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise doc.error(("modules",), "must be a list of module names")
     if import_modules:
-        importlib.import_module("broker_jobs.actors")
+        registry.load_jobs()
         _import_modules(doc, modules)
     raw_jobs = data.get("jobs") if data.get("jobs") is not None else []
     if not isinstance(raw_jobs, list):

@@ -56,7 +56,7 @@ def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: Jo
     # The rest in-process: same commands, without a Python start-up each.
     from click.testing import CliRunner
 
-    from broker_jobs.cli import main
+    from broker_jobs.app.main import cli as main
 
     cli = CliRunner()
     added = cli.invoke(main, ["services", "add", "web", "http://127.0.0.1:1/status"])

@@ -139,7 +139,7 @@ def test_a_csv_source_password_is_in_no_log_report_history_row_or_error(
 def test_services_list_shows_a_status_url_without_its_password(jobs_env: JobsEnv):
     from click.testing import CliRunner
 
-    from broker_jobs.cli import main
+    from broker_jobs.app.main import cli as main
 
     cli = CliRunner()
     assert cli.invoke(main, ["services", "add", "web", "https://ops:s3cr3t-pw@status.example/api"]).exit_code == 0

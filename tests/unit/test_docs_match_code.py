@@ -22,7 +22,7 @@ def test_every_setting_is_in_the_configuration_table():
 
 
 def test_every_cli_command_is_in_the_cli_table():
-    from broker_jobs.cli import main
+    from broker_jobs.app.main import cli as main
 
     table = section("cli")
     documented = set(re.findall(r"`broker-jobs ([a-z-]+)", table))

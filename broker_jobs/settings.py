@@ -122,7 +122,9 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         if value.startswith("postgresql"):
-            from sqlalchemy.engine import make_url  # its own parser: the one the engine will use
+            from sqlalchemy.engine import (
+                make_url,  # its own parser: the one the engine will use  # deferred: SQLAlchemy, only when this runs
+            )
 
             try:
                 make_url(value)
@@ -133,7 +135,7 @@ class Settings(BaseSettings):
     @field_validator("scheduler_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # deferred: only when this runs
 
         try:
             ZoneInfo(value)
@@ -156,7 +158,7 @@ class Settings(BaseSettings):
     def _no_weak_secret_in_production(self) -> Settings:
         # A placeholder copied from deploy/ would let anyone who read the repository forge
         # tokens. The value is never repeated in the message. Unset is `serve`'s to refuse.
-        from .secret_quality import weakness
+        from .secret_quality import weakness  # deferred: only when a secret is validated
 
         secret = self.api_jwt_secret.get_secret_value() if self.api_jwt_secret else ""
         reason = weakness(secret) if secret and self.app_env == "production" else None

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from broker_jobs.cli.common import dump, guarded, settings, table
+from broker_jobs.redaction import redact
 
 
 @click.command("entities")
@@ -14,8 +15,8 @@ from broker_jobs.cli.common import dump, guarded, settings, table
 @guarded
 def entities(as_json: bool) -> None:
     """List the entity kinds ETL embeds: table, template, payload, vectors stored."""
-    from broker_jobs.app.entities import all_entities
-    from broker_jobs.app.vectors import open_store
+    from broker_jobs.app.entities import all_entities  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
 
     with open_store(settings()) as store:
         counts = {kind: store.count(kind) for kind in store.kinds()}
@@ -41,8 +42,10 @@ def services() -> None:
 @guarded
 def services_add(name: str, status_url: str, inactive: bool) -> None:
     """Add (or update) service NAME with its STATUS_URL."""
-    from broker_jobs.app.connectors.services import add_service
-    from broker_jobs.store.db import get_engine
+    from broker_jobs.app.connectors.services import (
+        add_service,  # deferred: another job module: declared by broker_jobs.app.jobs, used only when this job runs
+    )
+    from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy, only when this runs
 
     service_id = add_service(get_engine(settings().database_url), name, status_url, active=not inactive)
     click.echo(f"service {name!r} has id {service_id}")
@@ -53,12 +56,11 @@ def services_add(name: str, status_url: str, inactive: bool) -> None:
 @guarded
 def services_list(as_json: bool) -> None:
     """List the services."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
+    from sqlalchemy import select  # deferred: SQLAlchemy, only when this runs
+    from sqlalchemy.orm import Session  # deferred: SQLAlchemy, only when this runs
 
-    from broker_jobs.app.tables import Service
-    from broker_jobs.redaction import redact
-    from broker_jobs.store.db import get_engine
+    from broker_jobs.app.tables import Service  # deferred: SQLAlchemy, only when this runs
+    from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy, only when this runs
 
     with Session(get_engine(settings().database_url)) as session:
         rows = [{"id": s.id, "name": s.name, "status_url": redact(s.status_url), "active": s.active,
@@ -78,8 +80,11 @@ def services_list(as_json: bool) -> None:
 @guarded
 def search(query: str, kind: str, limit: int, as_json: bool) -> None:
     """Semantic search in the vector store (what the ETL keeps up to date)."""
-    from broker_jobs.app.vectors import get_embedder, open_store
-    from broker_jobs.errors import NotFoundError
+    from broker_jobs.app.vectors import (  # deferred: numpy and qdrant-client, only when this runs
+        get_embedder,
+        open_store,
+    )
+    from broker_jobs.errors import NotFoundError  # deferred: errors.py pulls dramatiq; the CLI's --help stays light
 
     embedder = get_embedder()
     with open_store(settings()) as store:

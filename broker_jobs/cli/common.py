@@ -98,7 +98,7 @@ def settings() -> Any:
 def load_jobs(extra_modules: Sequence[str] = ()) -> None:
     """Load the registered jobs (the application's loaders), the jobs file's ``modules:`` and ``extra_modules``."""
     from broker_jobs.errors import ConfigError  # deferred: errors.py pulls dramatiq
-    from broker_jobs.scheduling.config import configured_modules  # deferred: pydantic and the triggers
+    from broker_jobs.scheduling.jobs_file import configured_modules  # deferred: yaml, and errors.py pulls dramatiq
 
     registry.load_jobs()
     modules = [*extra_modules, *configured_modules(settings().jobs_config)]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import threading
 from datetime import datetime
 from typing import Any
 
 import click
 
 from ..cli.common import dump, guarded, load_jobs, parse_json, settings, table
+from ..logging import configure_logging
 
 
 def _when(option: str, text: str | None) -> datetime | None:
@@ -38,22 +42,19 @@ def _every(text: str) -> float:
 @guarded
 def scheduler() -> None:
     """Run a scheduler instance (run any number: one leader fires each slot)."""
-    import signal
-    import threading
-
-    from ..broker import get_broker
-    from ..logging import configure_logging
-    from .control import declare_queues
-    from .lease import build_lease
-    from .publisher import Publisher
-    from .scheduler import Scheduler
-    from .state import open_store
+    # deferred (each below): the scheduler's machinery pulls dramatiq, SQLAlchemy and Redis; --help stays light
+    from ..broker import get_broker  # deferred: dramatiq and pika
+    from .control import declare_queues  # deferred: SQLAlchemy
+    from .lease import build_lease  # deferred: redis
+    from .publisher import Publisher  # deferred: dramatiq and pika
+    from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
+    from .state import open_store  # deferred: SQLAlchemy
 
     s = settings()
     configure_logging(s.log_level, s.log_format)
     load_jobs()
-    from .. import probes
-    from ..prometheus_env import configure, start_exporter
+    from .. import probes  # deferred: prometheus_client and the probes' server
+    from ..prometheus_env import configure, start_exporter  # deferred: prometheus_client
 
     # Serves now, or takes the port over when this host's worker exporter stops.
     start_exporter(s.metrics_host, s.metrics_port, role="scheduler")
@@ -69,7 +70,6 @@ def scheduler() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    import logging
 
     logging.getLogger(__name__).info(
         "[scheduler] instance %s started: %d jobs from %s, lease in %s", instance.instance_id,
@@ -87,7 +87,9 @@ def jobs() -> None:
 
 
 def _control() -> Any:
-    from . import control
+    from . import (
+        control,  # deferred: the scheduler's machinery (dramatiq, SQLAlchemy, Redis), only when the command runs
+    )
 
     load_jobs()
     return control
@@ -242,7 +244,9 @@ def jobs_remove(job_id: str) -> None:
 @guarded
 def jobs_status(as_json: bool) -> None:
     """The scheduler leader, its fencing token and the instances' heartbeats."""
-    from . import control
+    from . import (
+        control,  # deferred: the scheduler's machinery (dramatiq, SQLAlchemy, Redis), only when the command runs
+    )
 
     status = control.scheduler_status(settings())
     if as_json:

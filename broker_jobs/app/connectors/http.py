@@ -88,7 +88,7 @@ def origin(url: httpx.URL | str) -> str:
 @functools.lru_cache(maxsize=1)
 def _tls() -> ssl.SSLContext:
     # Loading the CA bundle costs tens of milliseconds: once per process, not per client.
-    import certifi
+    import certifi  # deferred: the CA bundle, only when a client is built
 
     return ssl.create_default_context(cafile=certifi.where())
 

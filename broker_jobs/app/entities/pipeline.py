@@ -61,7 +61,7 @@ def text_hash(text: str, embedder: Embedder) -> str:
 def build_point(entity: Entity, row: dict[str, Any], text: str, vector: list[float],
                 embedder: Embedder) -> models.PointStruct:
     """The point of ``row``: its vector and a payload with the row id, fields and embedder."""
-    from qdrant_client import models
+    from qdrant_client import models  # deferred: numpy and qdrant-client, only when this runs
 
     payload = {name: _json_safe(row.get(name)) for name in entity.payload}
     payload.update(kind=entity.kind, row_id=_json_safe(row[entity.id_column]), text=text[:1000],

@@ -100,7 +100,7 @@ def _from_file(path: Path) -> list[Entity]:
 def all_entities(config: Path | None = None) -> list[Entity]:
     """The built-in, registered and ``ENTITIES_CONFIG`` entities, sorted by kind."""
     if config is None:
-        from broker_jobs.settings import get_settings
+        from broker_jobs.settings import get_settings  # deferred: pydantic-settings, only when this runs
 
         config = get_settings().entities_config
     merged = dict(_registered)

@@ -54,7 +54,7 @@ class Report:
 
 def message_tag() -> str:
     """``" [job X message Y]"`` inside a job, ``""`` outside: for log lines about a job."""
-    from dramatiq.middleware import CurrentMessage
+    from dramatiq.middleware import CurrentMessage  # deferred: dramatiq, only when a report is recorded
 
     message = CurrentMessage.get_current_message()
     return f" [job {message.actor_name} message {message.message_id}]" if message is not None else ""

@@ -30,8 +30,11 @@ def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
     An entity that fails (a missing table, a bad template) is counted in
     ``failed`` and named in ``errors``; the others still run.
     """
-    from broker_jobs.app.entities.pipeline import sync_entity
-    from broker_jobs.app.vectors import get_embedder, open_store
+    from broker_jobs.app.entities.pipeline import sync_entity  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.app.vectors import (  # deferred: numpy and qdrant-client, only when this runs
+        get_embedder,
+        open_store,
+    )
 
     settings = get_settings()
     errors: dict[str, str] = {}
@@ -76,9 +79,12 @@ def etl_sync(entities: list[str] | None = None) -> dict[str, Any]:
 @job(queue="etl", priority="high", time_limit=300)
 def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
     """Re-embed the given vault documents now, whatever their watermark says."""
-    from broker_jobs.app.entities.pipeline import embed_rows
-    from broker_jobs.app.entities.tables import table_of
-    from broker_jobs.app.vectors import get_embedder, open_store
+    from broker_jobs.app.entities.pipeline import embed_rows  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.app.entities.tables import table_of  # deferred: SQLAlchemy, only when this runs
+    from broker_jobs.app.vectors import (  # deferred: numpy and qdrant-client, only when this runs
+        get_embedder,
+        open_store,
+    )
 
     settings = get_settings()
     entity = get_entity("vault_documents")

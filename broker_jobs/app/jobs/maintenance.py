@@ -74,8 +74,8 @@ def vacuum(engine: Engine) -> str:
 
 def run_system_maintenance() -> dict[str, Any]:
     """Retention of history, slot audit and dead letters, VACUUM/ANALYZE, health and vector counts."""
-    from broker_jobs.app.vectors import open_store
-    from broker_jobs.health import check_all
+    from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.health import check_all  # deferred: the health checks' clients, only when this job runs
 
     settings, engine, report = get_settings(), get_engine(), Report()
     now = datetime.now(UTC)
@@ -110,8 +110,8 @@ def system_maintenance() -> dict[str, Any]:
 
 def run_concept_hygiene() -> dict[str, Any]:
     """Orphan vectors removed and near-duplicate pairs proposed, for every entity kind."""
-    from broker_jobs.app.vectors import open_store
-    from broker_jobs.app.vectors.hygiene import clean_kind
+    from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.app.vectors.hygiene import clean_kind  # deferred: numpy and qdrant-client, only when this runs
 
     settings, engine, total = get_settings(), get_engine(), Report()
     kinds: dict[str, Any] = {}
@@ -141,9 +141,12 @@ def concept_hygiene() -> dict[str, Any]:
 
 def run_batch_reprocess(entities: list[str] | None = None) -> dict[str, Any]:
     """Rebuild every entity's collection (or the named ones) and switch the aliases."""
-    from broker_jobs.app.entities import get_entity
-    from broker_jobs.app.vectors import get_embedder, open_store
-    from broker_jobs.app.vectors.rebuild import rebuild
+    from broker_jobs.app.entities import get_entity  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.app.vectors import (  # deferred: numpy and qdrant-client, only when this runs
+        get_embedder,
+        open_store,
+    )
+    from broker_jobs.app.vectors.rebuild import rebuild  # deferred: numpy and qdrant-client, only when this runs
 
     settings, engine, embedder, total = get_settings(), get_engine(), get_embedder(), Report()
     chosen = [get_entity(k) for k in entities] if entities else all_entities()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from datetime import UTC, date, datetime
@@ -25,9 +26,15 @@ from broker_jobs.store.models import Base
 @job(queue="sync", priority="high", time_limit=300)
 def emergency_sync() -> dict[str, Any]:
     """Sync the vault and every service now (services without the random delay)."""
-    from broker_jobs.app.connectors import services
-    from broker_jobs.app.jobs.sync import sync_service
-    from broker_jobs.app.jobs.vault import run_vault_sync
+    from broker_jobs.app.connectors import (
+        services,  # deferred: another job module: declared by broker_jobs.app.jobs, used only when this job runs
+    )
+    from broker_jobs.app.jobs.sync import (
+        sync_service,  # deferred: another job module: declared by broker_jobs.app.jobs, used only when this job runs
+    )
+    from broker_jobs.app.jobs.vault import (
+        run_vault_sync,  # deferred: another job module: declared by broker_jobs.app.jobs, used only when this job runs
+    )
 
     report = Report()
     try:
@@ -105,7 +112,6 @@ def _export_tables(dir_fd: int, tables: list[str], format: str, report: Report) 
         columns = [c.name for c in table.columns]
         with report.timed("write"):
             if format == "csv":
-                import io
 
                 buffer = io.StringIO()
                 writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

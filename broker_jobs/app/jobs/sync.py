@@ -19,7 +19,9 @@ logger = logging.getLogger(__name__)
 def _then_etl(report: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
     """Enqueue ETL of ``kinds`` when the ingest changed rows."""
     if report["inserted"] or report["updated"] or report["deleted"]:
-        from broker_jobs.app.jobs.etl import etl_sync
+        from broker_jobs.app.jobs.etl import (
+            etl_sync,  # deferred: another job module: declared by broker_jobs.app.jobs, used only when this job runs
+        )
 
         etl_sync.send(kinds)
         report["etl_enqueued"] = kinds

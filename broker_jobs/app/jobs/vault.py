@@ -22,7 +22,9 @@ def run_vault_sync() -> dict[str, Any]:
     report, changed = reconcile(get_engine(), settings.vault_path, settings.etl_batch_size,
                                 settings.vault_max_note_bytes)
     if changed:
-        from broker_jobs.app.jobs.etl import etl_sync
+        from broker_jobs.app.jobs.etl import (
+            etl_sync,  # deferred: another job module: declared by broker_jobs.app.jobs, used only when this job runs
+        )
 
         etl_sync.send(["vault_documents"])
     report.extra["etl_enqueued"] = bool(changed)

@@ -18,7 +18,7 @@ __all__ = ["Embedder", "HashingEmbedder", "VectorStore", "get_embedder", "open_s
 
 def __getattr__(name: str) -> Any:
     if name in ("VectorStore", "open_store"):
-        from broker_jobs.app.vectors import store
+        from broker_jobs.app.vectors import store  # deferred: numpy and qdrant-client, only when this runs
 
         return getattr(store, name)
     raise AttributeError(name)

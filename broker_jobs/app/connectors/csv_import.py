@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from broker_jobs.app.connectors.http import ApiClient
 from broker_jobs.app.connectors.upsert import content_hash
 from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.settings import AppSettings
 from broker_jobs.app.tables import Company, CompanyRecord, utcnow
 from broker_jobs.redaction import redact
-from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class BadCsvError(ValueError):
     """A CSV source that cannot be read or parsed."""
 
 
-def load_companies(settings: Settings, engine: Engine) -> int:
+def load_companies(settings: AppSettings, engine: Engine) -> int:
     """Upsert the companies listed in ``COMPANIES_FILE`` (``name,source[,active]``); returns how many.
 
     Relative sources are taken relative to the companies file.
@@ -58,7 +58,7 @@ def load_companies(settings: Settings, engine: Engine) -> int:
     return len(entries)
 
 
-def read_source(source: str, settings: Settings) -> str:
+def read_source(source: str, settings: AppSettings) -> str:
     """The text of a CSV source.
 
     Raises:
@@ -100,7 +100,7 @@ def parse_rows(text: str) -> list[dict[str, str]]:
     return rows
 
 
-def import_company(settings: Settings, engine: Engine, company_id: int) -> Report:
+def import_company(settings: AppSettings, engine: Engine, company_id: int) -> Report:
     """Import one company's source; raises :class:`BadCsvError` for a bad file."""
     report = Report()
     with Session(engine) as session:
@@ -147,7 +147,7 @@ def import_company(settings: Settings, engine: Engine, company_id: int) -> Repor
     return report
 
 
-def import_all(settings: Settings, engine: Engine) -> Report:
+def import_all(settings: AppSettings, engine: Engine) -> Report:
     """Import every active company, ``CSV_MAX_CONCURRENT`` at a time, each failure isolated."""
     report = Report()
     report.extra["companies_listed"] = load_companies(settings, engine)

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from broker_jobs.app.connectors.http import ApiClient, ForeignOriginError
 from broker_jobs.app.connectors.upsert import soft_delete_missing, upsert_rows
 from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.settings import AppSettings
 from broker_jobs.app.tables import GithubRepository, HttpCache, utcnow
 from broker_jobs.errors import PermanentJobError, SkipJob, TransientJobError
-from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ def repository_fields(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def owners(settings: Settings) -> list[str]:
+def owners(settings: AppSettings) -> list[str]:
     """``GITHUB_OWNERS`` as a list."""
     return [o.strip() for o in settings.github_owners.replace(";", ",").split(",") if o.strip()]
 
 
-def client(settings: Settings) -> ApiClient:
+def client(settings: AppSettings) -> ApiClient:
     """The GitHub API client (skips the job when ``GITHUB_TOKEN`` or ``GITHUB_OWNERS`` is missing)."""
     if settings.github_token is None or not settings.github_token.get_secret_value():
         raise SkipJob("github: GITHUB_TOKEN not set")
@@ -96,7 +96,7 @@ def _page(api: ApiClient, engine: Engine, url: str, report: Report) -> tuple[lis
     return [r["id"] for r in rows], next_url
 
 
-def ingest(settings: Settings, engine: Engine) -> Report:
+def ingest(settings: AppSettings, engine: Engine) -> Report:
     """Upsert every repository of every owner; flag deleted the ones that disappeared."""
     report = Report()
     with client(settings) as api:

@@ -33,9 +33,9 @@ from typing import Any
 import httpx
 import pybreaker
 
+from broker_jobs.app.settings import AppSettings
 from broker_jobs.errors import PermanentJobError, TransientJobError
 from broker_jobs.redaction import RedactFilter
-from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 # httpx logs each request's URL whole, user info included.
@@ -93,7 +93,7 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def breaker_for(name: str, settings: Settings) -> pybreaker.CircuitBreaker:
+def breaker_for(name: str, settings: AppSettings) -> pybreaker.CircuitBreaker:
     """The circuit breaker of API ``name`` in this process."""
     with _lock:
         breaker = _breakers.get(name)
@@ -144,7 +144,7 @@ class ApiClient:
       headers: Sent with every request.
     """
 
-    def __init__(self, name: str, settings: Settings, base_url: str = "",
+    def __init__(self, name: str, settings: AppSettings, base_url: str = "",
                  headers: dict[str, str] | None = None) -> None:
         self.name = name
         self.settings = settings

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from broker_jobs.app.connectors.http import ApiClient
 from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.settings import AppSettings
 from broker_jobs.app.tables import Service, ServiceLog, utcnow
 from broker_jobs.errors import PermanentJobError, SkipJob
-from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def active_services(engine: Engine) -> list[int]:
         return list(session.scalars(select(Service.id).where(Service.active.is_(True)).order_by(Service.id)))
 
 
-def sync(settings: Settings, engine: Engine, service_id: int) -> Report:
+def sync(settings: AppSettings, engine: Engine, service_id: int) -> Report:
     """Fetch the service's new records page by page and insert them."""
     report = Report()
     with Session(engine) as session:

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from broker_jobs.app.connectors.http import ApiClient, ForeignOriginError
 from broker_jobs.app.connectors.upsert import soft_delete_missing, upsert_rows
 from broker_jobs.app.entities.report import Report, message_tag
+from broker_jobs.app.settings import AppSettings
 from broker_jobs.app.tables import SpotifyAlbum, SpotifyArtist, SpotifyPlaylist, SpotifyTrack
 from broker_jobs.errors import PermanentJobError, SkipJob, TransientJobError
-from broker_jobs.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class SpotifyClient:
       settings: Credentials and URLs.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AppSettings) -> None:
         missing = [name for name, value in (
             ("SPOTIFY_CLIENT_ID", settings.spotify_client_id),
             ("SPOTIFY_CLIENT_SECRET", settings.spotify_client_secret),
@@ -140,7 +140,7 @@ class SpotifyClient:
             url = page.get("next")
 
 
-def ingest(settings: Settings, engine: Engine) -> Report:
+def ingest(settings: AppSettings, engine: Engine) -> Report:
     """Upsert the four lists page by page; flag deleted what a complete list no longer has."""
     report = Report()
     spotify = SpotifyClient(settings)

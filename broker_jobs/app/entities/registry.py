@@ -100,9 +100,9 @@ def _from_file(path: Path) -> list[Entity]:
 def all_entities(config: Path | None = None) -> list[Entity]:
     """The built-in, registered and ``ENTITIES_CONFIG`` entities, sorted by kind."""
     if config is None:
-        from broker_jobs.settings import get_settings  # deferred: pydantic-settings, only when this runs
+        from broker_jobs.app.settings import get_app_settings  # deferred: pydantic-settings, only when this runs
 
-        config = get_settings().entities_config
+        config = get_app_settings().entities_config
     merged = dict(_registered)
     for entity in _from_file(config):
         merged[entity.kind] = entity

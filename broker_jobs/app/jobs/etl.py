@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from broker_jobs.app.entities import all_entities, get_entity
 from broker_jobs.app.entities.report import Report
+from broker_jobs.app.settings import get_app_settings
 from broker_jobs.errors import BrokerJobsError, PermanentJobError
 from broker_jobs.job import job
-from broker_jobs.settings import get_settings
 from broker_jobs.store.db import get_engine
 
 # qdrant-client and numpy are imported inside the jobs: importing the actors
@@ -36,7 +36,7 @@ def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
         open_store,
     )
 
-    settings = get_settings()
+    settings = get_app_settings()
     errors: dict[str, str] = {}
     if entities is None:
         chosen = all_entities()
@@ -86,7 +86,7 @@ def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
         open_store,
     )
 
-    settings = get_settings()
+    settings = get_app_settings()
     entity = get_entity("vault_documents")
     engine, embedder = get_engine(), get_embedder()
     table = table_of(engine, entity)

@@ -11,8 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from broker_jobs.app.entities import all_entities
 from broker_jobs.app.entities.report import Report
+from broker_jobs.app.settings import AppSettings, get_app_settings
 from broker_jobs.job import job
-from broker_jobs.settings import Settings, get_settings
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import prune
 from broker_jobs.store.models import DeadLetter
@@ -27,7 +27,7 @@ _AUDIT_TIME = ("recorded_at", "fired_at", "slot_at", "created_at", "at")
 @job(queue="maintenance", priority="low", time_limit=600)
 def prune_history() -> dict[str, Any]:
     """Delete history past its retention (completed: count and age, failed: age)."""
-    settings, report = get_settings(), Report()
+    settings, report = get_app_settings(), Report()
     with report.timed("history"):
         report.deleted = prune(
             get_engine(),
@@ -38,7 +38,7 @@ def prune_history() -> dict[str, Any]:
     return report.asdict()
 
 
-def prune_slot_audit(engine: Engine, settings: Settings, now: datetime) -> int | None:
+def prune_slot_audit(engine: Engine, settings: AppSettings, now: datetime) -> int | None:
     """Delete slot-audit rows past ``SLOT_AUDIT_TTL`` (default 30 days); None when there is no such table."""
     names = set(inspect(engine).get_table_names())
     name = next((n for n in _AUDIT_TABLES if n in names), None)
@@ -54,7 +54,7 @@ def prune_slot_audit(engine: Engine, settings: Settings, now: datetime) -> int |
         return conn.execute(delete(table).where(columns[0] < now - timedelta(seconds=ttl))).rowcount
 
 
-def prune_dead_letters(engine: Engine, settings: Settings, now: datetime) -> int:
+def prune_dead_letters(engine: Engine, settings: AppSettings, now: datetime) -> int:
     """Delete archived dead letters older than ``DEAD_LETTER_TTL`` (RabbitMQ drops the messages then too)."""
     with engine.begin() as conn:
         cutoff = now - timedelta(seconds=settings.dead_letter_ttl)
@@ -77,7 +77,7 @@ def run_system_maintenance() -> dict[str, Any]:
     from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.health import check_all  # deferred: the health checks' clients, only when this job runs
 
-    settings, engine, report = get_settings(), get_engine(), Report()
+    settings, engine, report = get_app_settings(), get_engine(), Report()
     now = datetime.now(UTC)
     with report.timed("history"):
         history = prune(engine, keep_completed=settings.history_keep_completed,
@@ -113,7 +113,7 @@ def run_concept_hygiene() -> dict[str, Any]:
     from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.app.vectors.hygiene import clean_kind  # deferred: numpy and qdrant-client, only when this runs
 
-    settings, engine, total = get_settings(), get_engine(), Report()
+    settings, engine, total = get_app_settings(), get_engine(), Report()
     kinds: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with open_store(settings) as store:
@@ -148,7 +148,7 @@ def run_batch_reprocess(entities: list[str] | None = None) -> dict[str, Any]:
     )
     from broker_jobs.app.vectors.rebuild import rebuild  # deferred: numpy and qdrant-client, only when this runs
 
-    settings, engine, embedder, total = get_settings(), get_engine(), get_embedder(), Report()
+    settings, engine, embedder, total = get_app_settings(), get_engine(), get_embedder(), Report()
     chosen = [get_entity(k) for k in entities] if entities else all_entities()
     collections: dict[str, Any] = {}
     errors: dict[str, str] = {}

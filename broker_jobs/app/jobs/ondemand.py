@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 import broker_jobs.app.tables  # noqa: F401  (our tables on Base)
 from broker_jobs.app.entities.report import Report
+from broker_jobs.app.settings import get_app_settings
 from broker_jobs.errors import PermanentJobError, SkipJob
 from broker_jobs.job import job
 from broker_jobs.safe_files import UnsafeFileError, open_root, write_file
-from broker_jobs.settings import get_settings
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.models import Base
 
@@ -88,7 +88,7 @@ def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
     if unknown:
         known = ", ".join(sorted(Base.metadata.tables))
         raise PermanentJobError(f"unknown tables {', '.join(unknown)} (known: {known})")
-    settings, report = get_settings(), Report()
+    settings, report = get_app_settings(), Report()
     out = settings.export_dir
     dir_fd = _open_export_dir(out)
     try:

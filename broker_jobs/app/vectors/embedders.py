@@ -116,9 +116,9 @@ def get_embedder(name: str | None = None, dim: int | None = None) -> Embedder:
       ConfigError: for an unknown name or a missing optional extra.
     """
     if name is None or dim is None:
-        from broker_jobs.settings import get_settings  # deferred: pydantic-settings, only when this runs
+        from broker_jobs.app.settings import get_app_settings  # deferred: pydantic-settings, only when this runs
 
-        settings = get_settings()
+        settings = get_app_settings()
         name = name or settings.embedder
         dim = dim or settings.embedding_dim
     if name == "hashing":

@@ -21,9 +21,9 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
+from broker_jobs.app.settings import AppSettings, get_app_settings
 from broker_jobs.app.vectors.ids import point_id
 from broker_jobs.errors import PermanentJobError, TransientJobError
-from broker_jobs.settings import Settings, get_settings
 
 __all__ = ["VectorStore", "open_store", "point_id"]
 
@@ -172,14 +172,14 @@ def _open_local(path: str, wait: float) -> QdrantClient:
 
 
 @contextmanager
-def open_store(settings: Settings | None = None, wait: float = 120.0) -> Iterator[VectorStore]:
+def open_store(settings: AppSettings | None = None, wait: float = 120.0) -> Iterator[VectorStore]:
     """The vector store for one job: a shared server client, or the embedded folder held meanwhile.
 
     Parameters:
       settings: Where the store is (default: the process settings).
       wait: Seconds to wait for another process to release the embedded folder.
     """
-    settings = settings or get_settings()
+    settings = settings or get_app_settings()
     if settings.qdrant_url:
         client = _remote.get(settings.qdrant_url)
         if client is None:

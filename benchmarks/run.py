@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 # CLI start-up against `dramatiq --help`: `send` publishes into this run's vhost.
                 env = {**os.environ, "RABBITMQ_URL": run.amqp_url, "REDIS_URL": run.redis_url,
                        "DATABASE_URL": f"sqlite:///{run.workdir / 'cli.sqlite3'}"}
-                rows_c = cli_startup.measure(3 if quick else 10, env)
+                rows_c = cli_startup.measure(2 if quick else 10, env)
                 for row_c in rows_c:
                     log(f"cli {row_c.command}: {row_c.median_ms:.0f} ms ({row_c.ratio}x)")
                 results["cli"] = cli_startup.as_results(rows_c)

@@ -54,9 +54,11 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
     """Exception classes of a library, when it is loaded: an error of a library never imported cannot be raised,
-    so classifying an error imports nothing (a command that never touched RabbitMQ does not pay for pika)."""
+    so classifying an error imports nothing (a command that never touched RabbitMQ does not pay for pika).
+    Only names the module defines itself (a deprecated alias served by a module ``__getattr__`` is skipped)."""
     loaded = sys.modules.get(module)
-    return tuple(getattr(loaded, name) for name in names) if loaded is not None else ()
+    defined = vars(loaded) if loaded is not None else {}
+    return tuple(defined[name] for name in names if name in defined)
 
 
 def report(exc: Exception) -> None:
@@ -69,7 +71,9 @@ def report(exc: Exception) -> None:
 
     if isinstance(exc, BrokerJobsError):
         fail(str(exc), exc.exit_code)
-    if isinstance(exc, _loaded("pika.exceptions", "AMQPError") + _loaded("dramatiq.errors", "ConnectionError")):
+    unreachable = _loaded("pika.exceptions", "AMQPError") + _loaded("dramatiq.errors", "BrokerConnectionError",
+                                                                     "ConnectionError")
+    if isinstance(exc, unreachable):
         fail(str(BrokerUnavailableError(f"RabbitMQ unavailable at RABBITMQ_URL: {exc!r}")), 4)
     if isinstance(exc, _loaded("sqlalchemy.exc", "DBAPIError")):
         cause = _first_line(getattr(exc, "orig", None))

@@ -6,10 +6,15 @@ from typing import Any
 
 import click
 
-from broker_jobs.app.settings import get_app_settings
 from broker_jobs.cli.common import dump, guarded, table
 from broker_jobs.redaction import redact
 
+
+def app_settings() -> Any:
+    """The built-in jobs' settings (a bad environment value ends as one line, through ``guarded``)."""
+    from broker_jobs.app.settings import get_app_settings  # deferred: pydantic-settings, only when a command runs
+
+    return get_app_settings()
 
 @click.command("entities")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -19,7 +24,7 @@ def entities(as_json: bool) -> None:
     from broker_jobs.app.entities import all_entities  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
 
-    with open_store(get_app_settings()) as store:
+    with open_store(app_settings()) as store:
         counts = {kind: store.count(kind) for kind in store.kinds()}
     rows: list[dict[str, Any]] = [
         {"kind": e.kind, "table": e.table, "text": e.text, "payload": list(e.payload),
@@ -48,7 +53,7 @@ def services_add(name: str, status_url: str, inactive: bool) -> None:
     )
     from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy, only when this runs
 
-    service_id = add_service(get_engine(get_app_settings().database_url), name, status_url, active=not inactive)
+    service_id = add_service(get_engine(app_settings().database_url), name, status_url, active=not inactive)
     click.echo(f"service {name!r} has id {service_id}")
 
 
@@ -63,7 +68,7 @@ def services_list(as_json: bool) -> None:
     from broker_jobs.app.tables import Service  # deferred: SQLAlchemy, only when this runs
     from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy, only when this runs
 
-    with Session(get_engine(get_app_settings().database_url)) as session:
+    with Session(get_engine(app_settings().database_url)) as session:
         rows = [{"id": s.id, "name": s.name, "status_url": redact(s.status_url), "active": s.active,
                  "last_status": s.last_status, "last_synced_at": s.last_synced_at}
                 for s in session.scalars(select(Service).order_by(Service.id))]
@@ -88,7 +93,7 @@ def search(query: str, kind: str, limit: int, as_json: bool) -> None:
     from broker_jobs.errors import NotFoundError  # deferred: errors.py pulls dramatiq; the CLI's --help stays light
 
     embedder = get_embedder()
-    with open_store(get_app_settings()) as store:
+    with open_store(app_settings()) as store:
         if store.physical(kind) is None:
             raise NotFoundError(f"no collection {kind!r} yet (known: {', '.join(store.kinds()) or 'none'})")
         hits = store.search(kind, embedder.embed([query])[0], limit)

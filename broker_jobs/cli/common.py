@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 import click
 
 from broker_jobs import registry
+from broker_jobs.logging import configure_logging
 from broker_jobs.redaction import redact
 
 #: Every exit code of the command, and what it means (the README's table comes from here).
@@ -42,6 +44,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            set_up()
             return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # click's own exits and usage errors: click prints and exits
@@ -50,6 +53,15 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise  # pragma: no cover - report always exits
 
     return wrapper
+
+
+def set_up() -> None:
+    """Read the settings (a bad value: one line, exit 2) and configure logging, as a command starts."""
+    s = settings()
+    configure_logging(s.log_level if s.log_level != "INFO" else "WARNING", s.log_format)
+    if s.log_level != "DEBUG":
+        # `guarded` reports a broker failure in one line; pika's own warnings would repeat it.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from broker_jobs.api.commands import COMMANDS as API_COMMANDS
-from broker_jobs.cli.common import fail, settings
 from broker_jobs.cli.dlq import dlq
 from broker_jobs.cli.history import history
 from broker_jobs.cli.migrate import migrate
 from broker_jobs.cli.queues import check_config, queues, setup
 from broker_jobs.cli.send import send
-from broker_jobs.logging import configure_logging
 from broker_jobs.scheduling.commands import COMMANDS as SCHEDULING_COMMANDS
 
 
@@ -21,16 +17,7 @@ from broker_jobs.scheduling.commands import COMMANDS as SCHEDULING_COMMANDS
 @click.version_option(package_name="broker-jobs")
 def main() -> None:
     """Scheduled and on-demand background jobs over RabbitMQ with Dramatiq."""
-    from broker_jobs.errors import ConfigError  # deferred: errors.py pulls dramatiq
-
-    try:
-        s = settings()
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    configure_logging(s.log_level if s.log_level != "INFO" else "WARNING", s.log_format)
-    if s.log_level != "DEBUG":
-        # `guarded` reports a broker failure in one line; pika's own warnings would repeat it.
-        logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # Settings and logging are set up by each command as it runs (``guarded``), so `<command> --help` stays light.
 
 
 for _command in (send, history, queues, dlq, setup, check_config, migrate, *SCHEDULING_COMMANDS, *API_COMMANDS):

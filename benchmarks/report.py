@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .cli_startup import Row as CliRow
+from .cli_startup import table as cli_table
 from .peers import PEERS
 from .scheduler_burst import SCHEDULERS
 
@@ -168,6 +170,9 @@ def markdown(results: dict[str, Any]) -> str:
                        f"| {_f(r['cpu_percent'], '{:.2f}%')} | {_f(r['rss_mib'], '{:.0f} MiB')} "
                        f"| {_f(r['startup_s'], '{:.1f} s')} |")
         out.append("")
+    if results.get("cli"):
+        out += ["## CLI start-up", "", "Median of interleaved runs, against `dramatiq --help`.", "",
+                cli_table([CliRow(**r) for r in results["cli"]]), ""]
     for note in results.get("notes", []):
         out.append(f"- {note}")
     return "\n".join(out).rstrip() + "\n"

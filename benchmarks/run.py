@@ -23,11 +23,11 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import report, scheduler_burst, throughput
+from benchmarks import cli_startup, report, scheduler_burst, throughput
 from benchmarks.common import BenchError, machine, private_run
 from benchmarks.peers import PEERS
 
-SECTIONS = ("throughput", "scaling", "scheduler", "idle")
+SECTIONS = ("throughput", "scaling", "scheduler", "idle", "cli")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -158,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
                                                  warmup_timeout=timeout)
                     log(f"idle {name}: {row_i.as_dict()}")
                     results["idle"].append(row_i.as_dict())
+            if "cli" in sections:
+                # CLI start-up against `dramatiq --help`: `send` publishes into this run's vhost.
+                env = {**os.environ, "RABBITMQ_URL": run.amqp_url, "REDIS_URL": run.redis_url,
+                       "DATABASE_URL": f"sqlite:///{run.workdir / 'cli.sqlite3'}"}
+                rows_c = cli_startup.measure(2 if quick else 10, env)
+                for row_c in rows_c:
+                    log(f"cli {row_c.command}: {row_c.median_ms:.0f} ms ({row_c.ratio}x)")
+                results["cli"] = cli_startup.as_results(rows_c)
     except BenchError as exc:
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 1

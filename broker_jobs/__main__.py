@@ -1,5 +1,5 @@
-"""``python -m broker_jobs`` is the ``broker-jobs`` command."""
+"""``python -m broker_jobs`` is the ``broker-jobs`` command (the framework's CLI with the built-in application)."""
 
-from .cli import main
+from broker_jobs.app.main import main
 
 main()

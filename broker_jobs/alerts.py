@@ -4,9 +4,9 @@ Posting happens on one background thread fed by a bounded queue, so a slow or
 dead webhook never delays a worker or the scheduler; the caller only pays for
 a dictionary lookup and a ``put_nowait``.  Each job alerts at most once per
 ``ALERT_COOLDOWN`` seconds across every process and host (the cooldown is a
-claim in Redis or the database, taken by the sender thread), and posts go through the webhook's circuit breaker in
-the connectors' registry (``BREAKER_FAIL_MAX`` failures in a row open it for
-``BREAKER_RESET_TIMEOUT`` seconds), like every other outbound HTTP call.
+claim in Redis or the database, taken by the sender thread), and posts go through the sender's own circuit breaker
+(``BREAKER_FAIL_MAX`` failures in a row open it for ``BREAKER_RESET_TIMEOUT`` seconds, the limits every outbound
+HTTP call uses).
 
 Payload (JSON)::
 
@@ -25,7 +25,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+import pybreaker
+
+from .coordination import get_claims
 from .redaction import redact
+from .settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +55,6 @@ class AlertSender:
     def __init__(self, url: str | None, cooldown: float = 900.0, timeout: float = 5.0,
                  fail_max: int = 5, reset_timeout: float = 60.0, breaker: Any = None,
                  claims: Any = None) -> None:
-        import pybreaker
-
         self.url = url
         self.claims = claims
         self.cooldown = cooldown
@@ -127,9 +130,6 @@ class AlertSender:
             return True
 
     def _send(self, payload: dict[str, Any]) -> None:
-        import httpx
-        import pybreaker
-
         if not self._claimed(payload):
             self.suppressed += 1
             return
@@ -162,25 +162,13 @@ def get_sender() -> AlertSender:
         with _sender_lock:
             if _sender is None:
                 try:
-                    from .settings import get_settings
-
                     settings = get_settings()
-                    from .coordination import get_claims
-
                     _sender = AlertSender(settings.alert_webhook_url, settings.alert_cooldown,
-                                          breaker=_shared_breaker(settings), claims=get_claims())
+                                          fail_max=settings.breaker_fail_max,
+                                          reset_timeout=settings.breaker_reset_timeout, claims=get_claims())
                 except Exception:  # alerts never break the caller
                     _sender = AlertSender(None)
     return _sender
-
-
-def _shared_breaker(settings: Any) -> Any:
-    """The webhook's breaker in the connectors' registry (same limits as every outbound API)."""
-    try:
-        from .connectors.http import breaker_for
-    except ImportError:
-        return None
-    return breaker_for("alert-webhook", settings)
 
 
 def set_sender(sender: AlertSender | None) -> None:

@@ -344,7 +344,6 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
     from .middleware.heartbeat import WorkerHeartbeat
     from .middleware.job_modules import JobModules
     from .middleware.metrics import JobMetrics, prometheus_middleware
-    from .scheduling.periodiq_compat import periodiq_middleware
 
     # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]
@@ -370,7 +369,6 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         History(history_writer, settings.log_runs),
         TopologyGuard(),
         *user_jobs,
-        *periodiq_middleware(),  # only under `periodiq`: must exist before actors are declared
     ]
 
 

@@ -214,13 +214,11 @@ def job(
             broker=broker or get_broker(),
             **actor_options,
         )
-        actor.fn_unwrapped = func  # type: ignore[attr-defined]
-        actor.args_model = model  # type: ignore[attr-defined]
         text = description or next(iter((func.__doc__ or "").strip().splitlines()), "")
         registry.register(
             registry.JobSpec(
                 name=actor.actor_name, queue=queue, priority=level, description=text,
-                actor=actor, rate_limit=rate_limit,
+                actor=actor, rate_limit=rate_limit, fn=func, args_model=model,
             )
         )
         return actor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +28,29 @@ class JobSpec:
     description: str
     actor: Any = field(repr=False, compare=False)
     rate_limit: str | None = None
+    #: The undecorated function and its arguments' pydantic model (what the jobs file's args are checked against).
+    fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    args_model: Any = field(default=None, repr=False, compare=False)
 
 
 _jobs: dict[str, JobSpec] = {}
+_loaders: builtins.list[Callable[[], object]] = []
+
+
+def add_loader(loader: Callable[[], object]) -> None:
+    """Register a function that declares jobs (imports an application's job modules).
+
+    The framework never names the application: an application (``broker_jobs.app.main``) registers its loader,
+    and :func:`load_jobs` calls it wherever the jobs must be known (the CLI, the jobs file, periodiq).
+    """
+    if loader not in _loaders:
+        _loaders.append(loader)
+
+
+def load_jobs() -> None:
+    """Call every registered loader (each is expected to be idempotent, as an import is)."""
+    for loader in builtins.list(_loaders):
+        loader()
 
 
 def register(spec: JobSpec) -> None:
@@ -53,7 +74,7 @@ def get(name: str) -> JobSpec:
     Raises:
       NotFoundError: naming the job and the known ones.
     """
-    from .errors import NotFoundError
+    from .errors import NotFoundError  # deferred: errors.py pulls dramatiq; the CLI imports this module at --help
 
     try:
         return _jobs[name]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -23,7 +23,7 @@ DEFAULT_CONSUMER_TIMEOUT = 1800
 
 
 class Settings(BaseSettings):
-    """All of broker_jobs' configuration, read once per process."""
+    """The framework's configuration, read once per process (the built-in jobs' own: ``broker_jobs.app.settings``)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -38,7 +38,6 @@ class Settings(BaseSettings):
     jobs_config: Path = Path("config/jobs.yaml")
     scheduler_timezone: str = "UTC"
     etl_concurrency: int = Field(2, ge=1, le=256)
-    etl_batch_size: int = Field(50, ge=1, le=100_000)
     job_timeout: int = Field(600, ge=1, description="seconds")
     max_retries: int = Field(3, ge=0, le=100)
     retry_min_backoff: float = Field(2.0, gt=0, description="seconds")
@@ -65,35 +64,9 @@ class Settings(BaseSettings):
     slot_audit_ttl: int = Field(30 * 86400, ge=0, description="seconds")
     publish_timeout: float = Field(10.0, gt=0, description="seconds")
     max_message_bytes: int = Field(1_048_576, ge=1024, le=134_217_728, description="bytes")
-    # The jobs (issue 4): stores, embedder, sources, connectors.
-    qdrant_path: Path = Path("data/qdrant")
-    qdrant_url: str | None = None
-    qdrant_api_key: SecretStr | None = None
-    embedder: str = "hashing"
-    etl_overlap: float = Field(30.0, ge=0, description="seconds")
-    embedding_dim: int = Field(384, ge=8, le=8192)
-    vault_path: Path = Path("examples/vault")
-    vault_max_note_bytes: int = Field(1_048_576, ge=1024, le=67_108_864, description="bytes")
-    export_dir: Path = Path("data/exports")
-    entities_config: Path = Path("config/entities.yaml")
-    companies_file: Path = Path("examples/companies.csv")
-    csv_max_concurrent: int = Field(4, ge=1, le=64)
-    duplicate_threshold: float = Field(0.92, gt=0, le=1)
-    service_sync_max_delay: float = Field(30.0, ge=0, description="seconds")
-    http_timeout: float = Field(10.0, gt=0, description="seconds")
-    http_max_retries: int = Field(4, ge=0, le=20)
-    http_max_wait: float = Field(60.0, ge=0, description="seconds")
-    http_backoff: float = Field(0.5, ge=0, description="seconds")
+    # Limits of every outbound HTTP call: the alerts' webhook, and the application's connectors.
     breaker_fail_max: int = Field(5, ge=1)
     breaker_reset_timeout: float = Field(30.0, gt=0, description="seconds")
-    github_token: SecretStr | None = None
-    github_owners: str = ""
-    github_api_url: str = "https://api.github.com"
-    spotify_client_id: str | None = None
-    spotify_client_secret: SecretStr | None = None
-    spotify_refresh_token: SecretStr | None = None
-    spotify_api_url: str = "https://api.spotify.com/v1"
-    spotify_accounts_url: str = "https://accounts.spotify.com"
 
     @field_validator("rabbitmq_url")
     @classmethod
@@ -122,7 +95,7 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         if value.startswith("postgresql"):
-            from sqlalchemy.engine import make_url  # its own parser: the one the engine will use
+            from sqlalchemy.engine import make_url  # deferred: SQLAlchemy's own URL parser, for PostgreSQL URLs only
 
             try:
                 make_url(value)
@@ -133,7 +106,7 @@ class Settings(BaseSettings):
     @field_validator("scheduler_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # deferred: only when this runs
 
         try:
             ZoneInfo(value)
@@ -156,7 +129,7 @@ class Settings(BaseSettings):
     def _no_weak_secret_in_production(self) -> Settings:
         # A placeholder copied from deploy/ would let anyone who read the repository forge
         # tokens. The value is never repeated in the message. Unset is `serve`'s to refuse.
-        from .secret_quality import weakness
+        from .secret_quality import weakness  # deferred: only when a secret is validated
 
         secret = self.api_jwt_secret.get_secret_value() if self.api_jwt_secret else ""
         reason = weakness(secret) if secret and self.app_env == "production" else None
@@ -175,6 +148,9 @@ class Settings(BaseSettings):
         """
         ceiling = max(1.0, self.consumer_timeout * 0.5)
         return int(min(self.retry_max_backoff, ceiling) * 1000)
+
+
+S = TypeVar("S", bound=Settings)
 
 
 def _with_valid_port(value: str) -> str:
@@ -196,14 +172,20 @@ def _field_env_name(loc: tuple[int | str, ...]) -> str:
 
 def load_settings() -> Settings:
     """Read the settings, raising one :class:`ConfigError` line on a bad value."""
+    return read_settings(Settings)
+
+
+def read_settings(cls: type[S]) -> S:
+    """Read ``cls`` (``Settings`` or an application's subclass) from the environment: one ConfigError line naming
+    the variable on a bad value, a URL's or a secret's value never echoed."""
     try:
-        return Settings()
+        return cls()
     except ValidationError as exc:
         err = exc.errors()[0]
         if not err["loc"]:  # a rule across variables: its message names them
             raise ConfigError(f"invalid settings: {err['msg'].removeprefix('Value error, ')}") from None
         name = _field_env_name(tuple(err["loc"]))
-        field = Settings.model_fields.get(str(err["loc"][0]))
+        field = cls.model_fields.get(str(err["loc"][0]))
         if name.endswith("_URL") or (field is not None and "SecretStr" in str(field.annotation)):
             # A URL may carry a password (even one a mistake left unmasked): named, never echoed.
             raise ConfigError(f"invalid environment variable {name}: {err['msg']}") from None

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import broker_jobs.app.main  # noqa: F401  (registers the built-in jobs' loader, as the console script does)
 from tests.support import RABBITMQ_URL, ROOT, database, vhost
 
 _TMP = Path(tempfile.mkdtemp(prefix="broker-jobs-tests-"))

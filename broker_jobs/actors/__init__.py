@@ -1,4 +1,4 @@
-"""Every built-in job, for ``dramatiq broker_jobs.actors`` and ``periodiq broker_jobs.actors``.
+"""Every built-in job, for ``dramatiq broker_jobs.actors`` and ``periodiq broker_jobs.actors`` (an application entry).
 
 User jobs go in their own modules, declared with :func:`broker_jobs.job`:
 ``dramatiq broker_jobs.actors myapp.jobs``.
@@ -8,37 +8,39 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import ConfigError
+from broker_jobs.broker import get_broker
+from broker_jobs.errors import ConfigError
+from broker_jobs.logging import configure_logging, redact_handlers
+from broker_jobs.scheduling.periodiq_compat import add_periodiq_middleware, periodiq_active, register
+from broker_jobs.settings import get_settings
 
 try:
-    from ..broker import get_broker
-
     broker = get_broker()
-    from ..settings import get_settings as _settings
-
-    if _settings().log_format == "json":  # the dramatiq CLI set up plain lines; JSON was asked for
-        from ..logging import configure_logging
-
-        configure_logging(_settings().log_level, "json")
+    if get_settings().log_format == "json":  # the dramatiq CLI set up plain lines; JSON was asked for
+        configure_logging(get_settings().log_level, "json")
     else:  # the dramatiq CLI's plain lines: URL passwords masked all the same
-        from ..logging import redact_handlers
-
         redact_handlers()
 except ConfigError as exc:  # a user mistake: one line, exit 2, no traceback
     print(f"broker-jobs: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
-from .diagnostics import diagnostics
-from .etl import etl_sync, reprocess_documents
-from .maintenance import (
+from broker_jobs.app.jobs import (
     batch_reprocess,
     concept_hygiene,
+    csv_import,
+    diagnostics,
+    emergency_sync,
+    etl_sync,
+    export_data,
+    github_ingest,
     prune_history,
+    reprocess_documents,
+    spotify_ingest,
+    sync_all_services,
+    sync_service,
     system_maintenance,
+    vault_sync,
 )
-from .ondemand import emergency_sync, export_data
-from .sync import csv_import, github_ingest, spotify_ingest, sync_all_services, sync_service
-from .vault import vault_sync
 
 __all__ = [
     "batch_reprocess", "broker", "concept_hygiene", "csv_import", "diagnostics", "emergency_sync",
@@ -46,12 +48,8 @@ __all__ = [
     "spotify_ingest", "sync_all_services", "sync_service", "system_maintenance", "vault_sync",
 ]
 
-from ..scheduling.periodiq_compat import periodiq_active
-
 if periodiq_active():  # `periodiq broker_jobs.actors`: one trigger actor per job of the jobs file
-    from ..scheduling.periodiq_compat import register
-    from ..settings import get_settings
-
+    add_periodiq_middleware(broker)
     try:
         register(broker, get_settings())
     except ConfigError as exc:

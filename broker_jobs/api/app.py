@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, jwt_secret: str | None = Non
         settings = get_settings()
     secret = jwt_secret or secret_of(settings)
     if load_jobs:
-        from ..cli import load_jobs as import_jobs
+        from ..cli.common import load_jobs as import_jobs
 
         import_jobs()
     monitor = monitor or HealthMonitor(settings)

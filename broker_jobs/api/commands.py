@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+
 import click
 
-from ..cli import guarded, settings
+from ..cli.common import guarded, settings
 
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is reachable from this machine only (``127.0.0.0/8``, ``::1``, ``localhost``)."""
-    import ipaddress
 
     if host.lower() == "localhost":
         return True
@@ -25,9 +27,8 @@ def check_listen(host: str, port: int) -> None:
     Raises:
       ConfigError: naming the address (taken by another process, not an address of this host, ...).
     """
-    import socket
 
-    from ..errors import ConfigError
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; the CLI's --help stays light
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -60,11 +61,15 @@ def serve(host: str | None, port: int | None, log_level: str, print_token: bool)
     link with an operate token (12 hours at most) and is refused when the server
     binds beyond loopback: a log line must not hand the API to whoever reads it.
     """
-    import uvicorn
+    import uvicorn  # deferred: FastAPI, uvicorn and PyJWT, only when serving or minting
 
-    from ..errors import ConfigError
-    from .app import create_app
-    from .auth import mint_token, random_secret, secret_of
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; the CLI's --help stays light
+    from .app import create_app  # deferred: FastAPI, uvicorn and PyJWT, only when serving or minting
+    from .auth import (  # deferred: FastAPI, uvicorn and PyJWT, only when serving or minting
+        mint_token,
+        random_secret,
+        secret_of,
+    )
 
     s = settings()
     host = host or s.api_host
@@ -106,7 +111,7 @@ def serve(host: str | None, port: int | None, log_level: str, print_token: bool)
 @guarded
 def token(scope: str, ttl: float, subject: str) -> None:
     """Print a bearer token for the HTTP API, signed with API_JWT_SECRET."""
-    from .auth import mint_token, secret_of
+    from .auth import mint_token, secret_of  # deferred: FastAPI, uvicorn and PyJWT, only when serving or minting
 
     s = settings()
     click.echo(mint_token(secret_of(s), scope, ttl=ttl, subject=subject, max_ttl=s.api_token_max_ttl))

@@ -28,8 +28,8 @@ class JobModules(dramatiq.Middleware):
     """Imports ``modules:`` of the jobs file at process boot; a bad one stops the process with one line."""
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        from ..scheduling.config import import_modules
-        from ..settings import get_settings
+        from ..scheduling.jobs_file import import_modules  # deferred: read at process boot only
+        from ..settings import get_settings  # deferred: pydantic-settings, only when this runs
 
         try:
             names = import_modules(get_settings().jobs_config)

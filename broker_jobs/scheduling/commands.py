@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import threading
 from datetime import datetime
 from typing import Any
 
 import click
 
-from ..cli import dump, guarded, load_jobs, parse_json, settings, table
-from ..errors import ConfigError
+from ..cli.common import dump, guarded, load_jobs, parse_json, settings, table
+from ..logging import configure_logging
 
 
 def _when(option: str, text: str | None) -> datetime | None:
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
     if text is None:
         return None
     try:
@@ -22,6 +27,8 @@ def _when(option: str, text: str | None) -> datetime | None:
 
 
 def _every(text: str) -> float:
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         if text and text[-1] in units:
@@ -35,23 +42,20 @@ def _every(text: str) -> float:
 @guarded
 def scheduler() -> None:
     """Run a scheduler instance (run any number: one leader fires each slot)."""
-    import signal
-    import threading
-
-    from ..broker import get_broker
-    from ..logging import configure_logging
-    from ..store.scheduler_state import open_scheduler_store
-    from .control import declare_queues
-    from .lease import build_lease
-    from .publisher import Publisher
-    from .scheduler import Scheduler
+    # deferred (each below): the scheduler's machinery pulls dramatiq, SQLAlchemy and Redis; --help stays light
+    from ..broker import get_broker  # deferred: dramatiq and pika
+    from ..store.scheduler_state import open_scheduler_store  # deferred: SQLAlchemy
+    from .control import declare_queues  # deferred: SQLAlchemy
+    from .lease import build_lease  # deferred: redis
+    from .publisher import Publisher  # deferred: dramatiq and pika
+    from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
 
     s = settings()
     configure_logging(s.log_level, s.log_format)
     load_jobs()
-    from .. import probes
-    from ..metrics.env import configure
-    from ..metrics.exporter import start_exporter
+    from .. import probes  # deferred: prometheus_client and the probes' server
+    from ..metrics.env import configure  # deferred: prometheus_client
+    from ..metrics.exporter import start_exporter  # deferred: prometheus_client
 
     # Serves now, or takes the port over when this host's worker exporter stops.
     start_exporter(s.metrics_host, s.metrics_port, role="scheduler")
@@ -67,7 +71,6 @@ def scheduler() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    import logging
 
     logging.getLogger(__name__).info(
         "[scheduler] instance %s started: %d jobs from %s, lease in %s", instance.instance_id,
@@ -85,7 +88,9 @@ def jobs() -> None:
 
 
 def _control() -> Any:
-    from . import control
+    from . import (
+        control,  # deferred: the scheduler's machinery (dramatiq, SQLAlchemy, Redis), only when the command runs
+    )
 
     load_jobs()
     return control
@@ -201,6 +206,8 @@ def jobs_backfill(job_id: str, start: str, end: str, force: bool, as_json: bool)
 def jobs_add(job_id: str, actor: str, cron: str | None, every: str | None, at: str | None,
              args_json: str | None, kwargs_json: str | None, extra: tuple[str, ...]) -> None:
     """Add a runtime job (stored in the database, shared by every scheduler)."""
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
     spec: dict[str, Any] = {"id": job_id, "actor": actor}
     if cron is not None:
         spec["cron"] = cron
@@ -238,7 +245,9 @@ def jobs_remove(job_id: str) -> None:
 @guarded
 def jobs_status(as_json: bool) -> None:
     """The scheduler leader, its fencing token and the instances' heartbeats."""
-    from . import control
+    from . import (
+        control,  # deferred: the scheduler's machinery (dramatiq, SQLAlchemy, Redis), only when the command runs
+    )
 
     status = control.scheduler_status(settings())
     if as_json:

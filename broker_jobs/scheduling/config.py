@@ -11,24 +11,23 @@ field except ``args``/``kwargs`` may be a per-environment mapping
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .. import registry
 from ..errors import BrokerJobsError, ConfigError
 from ..priorities import Priority, parse_priority
+from .jobs_file import Located, Path_, dotted, import_listed_modules
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, parse_cron
 
 Trigger = CronTrigger | IntervalTrigger | DateTrigger
 ENVIRONMENTS = ("development", "production", "default")
 TRIGGER_KINDS = ("cron", "interval", "date")
-Path_ = tuple[str | int, ...]
 
 
 class IntervalSpec(BaseModel):
@@ -151,74 +150,7 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
-def dotted(path: Path_) -> str:
-    """``('jobs', 2, 'cron')`` -> ``jobs[2].cron``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-class _Located:
-    """A YAML document as plain data, and the line of every key and item when an error needs one.
-
-    The data comes from libyaml when available; the node tree with line
-    numbers is only built to report an error (10,000 jobs would cost tens of MB).
-    """
-
-    def __init__(self, text: str, source: str) -> None:
-        self.source, self.text = source, text
-        self._lines: dict[Path_, int] | None = None
-        try:
-            self.data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(f"{source}:{line}: invalid YAML: {problem}") from None
-
-    @property
-    def lines(self) -> dict[Path_, int]:
-        """The line of every key and item, by path."""
-        if self._lines is None:
-            self._lines = {}
-            loader = yaml.SafeLoader(self.text)
-            try:
-                node = loader.get_single_node()
-                if node is not None:
-                    self._walk(loader, node, ())
-            finally:
-                loader.dispose()
-        return self._lines
-
-    def _walk(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path_) -> Any:
-        lines = self._lines
-        assert lines is not None
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self._walk(loader, value_node, (*path, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._walk(loader, item, (*path, i)) for i, item in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
-
-    def error(self, path: Path_, message: str) -> ConfigError:
-        """A ConfigError at the line of the deepest known part of ``path``."""
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.lines:
-                line = self.lines[path[:end]]
-                break
-        else:
-            line = 1
-        where = f"{dotted(path)}: " if path else ""
-        return ConfigError(f"{self.source}:{line}: {where}{message}")
-
-
-def _resolve_env(value: Any, app_env: str, path: Path_, doc: _Located | None) -> Any:
+def _resolve_env(value: Any, app_env: str, path: Path_, doc: Located | None) -> Any:
     if isinstance(value, dict) and value and set(value) <= set(ENVIRONMENTS):
         if app_env in value:
             return value[app_env]
@@ -247,7 +179,7 @@ def _when(value: datetime | str) -> datetime:
     return value
 
 
-def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located | None = None,
+def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: Located | None = None,
               origin: str = "config") -> JobDef:
     """Validate one job entry and resolve its actor, trigger and defaults.
 
@@ -261,8 +193,7 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
     Raises:
       ConfigError: ``file:line: jobs[i].field: message``.
     """
-    from .. import registry
-    from ..job import validate_arguments
+    from ..job import validate_arguments  # deferred: dramatiq and the publish path, only when a job is validated
 
     def fail(sub: Path_, message: str) -> ConfigError:
         full = (*path, *sub)
@@ -285,8 +216,7 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
         known = ", ".join(registry.names()) or "none"
         raise fail(("actor",), f"unknown actor {job.actor!r} (known: {known})")
     spec = registry.get(job.actor)
-    actor = spec.actor
-    fn, model = getattr(actor, "fn_unwrapped", None), getattr(actor, "args_model", None)
+    fn, model = spec.fn, spec.args_model
     if fn is not None and model is not None:
         try:
             validate_arguments(fn, model, tuple(job.args), job.kwargs)
@@ -325,16 +255,17 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: _Located 
 def _check_message_size(job: Any, spec: Any, settings: Any, fail: Any) -> None:
     """Refuse a job whose messages would be over ``MAX_MESSAGE_BYTES``: the scheduler could
     never publish them (measured on the largest body it can make: latest slot, with jitter)."""
-    from datetime import datetime as _datetime
 
-    from ..errors import MessageTooLarge
-    from ..middleware.size_limit import check_body
-    from .publisher import Outgoing
+    from ..errors import MessageTooLarge  # deferred: errors.py pulls dramatiq; the CLI's --help stays light
+    from ..middleware.size_limit import (
+        check_body,  # deferred: dramatiq and the publish path, only when a job is validated
+    )
+    from .publisher import Outgoing  # deferred: dramatiq and the publish path, only when a job is validated
 
     max_bytes = getattr(settings, "max_message_bytes", None)
     if max_bytes is None:  # settings of a unit test
         return
-    latest = _datetime(9999, 12, 31, 23, 59, 59, 999999)
+    latest = datetime(9999, 12, 31, 23, 59, 59, 999999)
     out = Outgoing(job_id=job.id, actor=job.actor, queue=job.queue or spec.queue, args=tuple(job.args),
                    kwargs=dict(job.kwargs), priority=spec.priority, fire_id=f"{job.id}@{latest.isoformat()}Z",
                    slot=latest, delay_ms=1)
@@ -351,8 +282,8 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
     Parameters:
       path: The file (``JOBS_CONFIG``).
       settings: The settings.
-      import_modules: Import ``broker_jobs.actors`` and the file's ``modules:``
-        first, so their jobs can be named.
+      import_modules: Load the registered jobs (:func:`broker_jobs.registry.load_jobs`) and
+        import the file's ``modules:`` first, so their jobs can be named.
 
     Raises:
       ConfigError: ``file:line: jobs[i].field: message``.
@@ -364,7 +295,7 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
         raise ConfigError(f"{source}: cannot read the jobs file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: the jobs file is not UTF-8 (byte {exc.start}: {exc.reason})") from None
-    doc = _Located(text, source)
+    doc = Located(text, source)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise doc.error((), "the jobs file must be a mapping with 'jobs:' (and optionally 'modules:')")
@@ -375,8 +306,8 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise doc.error(("modules",), "must be a list of module names")
     if import_modules:
-        importlib.import_module("broker_jobs.actors")
-        _import_modules(doc, modules)
+        registry.load_jobs()
+        import_listed_modules(doc, modules)
     raw_jobs = data.get("jobs") if data.get("jobs") is not None else []
     if not isinstance(raw_jobs, list):
         raise doc.error(("jobs",), "must be a list of jobs")
@@ -389,51 +320,3 @@ def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> Jo
         seen[job.id] = i
         jobs.append(job)
     return JobsConfig(source=source, jobs=jobs, modules=list(modules))
-
-
-def _import_modules(doc: _Located, modules: list[str]) -> None:
-    for i, name in enumerate(modules):
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise doc.error(("modules", i), f"cannot import {name!r}: {exc}") from None
-
-
-def import_modules(path: Path) -> list[str]:
-    """Import the jobs file's ``modules:``, as :func:`load_config` does, without reading its jobs.
-
-    What a worker process calls at boot (:class:`~broker_jobs.middleware.JobModules`):
-    it needs the user's jobs, not the schedule.  A file that cannot be read
-    imports nothing (a worker may run without one); a file that can be read but
-    is not valid YAML, or names a module that cannot be imported, fails, so a
-    listed job is never silently missing.
-
-    Returns:
-      The module names imported.
-
-    Raises:
-      ConfigError: ``file:line: modules[i]: cannot import 'name': why``.
-    """
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    doc = _Located(text, source)
-    modules = doc.data.get("modules") if isinstance(doc.data, dict) else None
-    if modules is None:
-        return []
-    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
-        raise doc.error(("modules",), "must be a list of module names")
-    _import_modules(doc, modules)
-    return list(modules)
-
-
-def configured_modules(path: Path) -> list[str]:
-    """The file's ``modules:`` list; ``[]`` when the file is missing or unreadable (never raises)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return []
-    modules = data.get("modules") if isinstance(data, dict) else None
-    return [m for m in modules if isinstance(m, str)] if isinstance(modules, list) else []

@@ -29,6 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dramatiq
+
+from .. import registry
+from .config import load_config
+from .publisher import iso
+from .triggers import CronTrigger, IntervalTrigger, parse_cron
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "periodic__"
@@ -39,13 +46,11 @@ def periodiq_active() -> bool:
     return os.environ.get("BROKER_JOBS_PERIODIQ") == "1" or Path(sys.argv[0] if sys.argv else "").name == "periodiq"
 
 
-def periodiq_middleware() -> list[Any]:
-    """``[PeriodiqMiddleware()]`` under periodiq, ``[]`` otherwise (for ``build_middleware``)."""
-    if not periodiq_active():
-        return []
-    from periodiq import PeriodiqMiddleware
+def add_periodiq_middleware(broker: Any) -> None:
+    """Add periodiq's middleware to ``broker`` (the ``periodiq`` entry calls it before declaring the triggers)."""
+    from periodiq import PeriodiqMiddleware  # deferred: periodiq is only needed under the periodiq command
 
-    return [PeriodiqMiddleware(skip_delay=30)]
+    broker.add_middleware(PeriodiqMiddleware(skip_delay=30))
 
 
 def _values(values: frozenset[int]) -> str:
@@ -57,8 +62,6 @@ def periodiq_cron(job: Any) -> tuple[str | None, str]:
 
     A Sunday (0) is also written as 7: periodiq never fires a Sunday-only ``0``.
     """
-    from .triggers import CronTrigger, IntervalTrigger, parse_cron
-
     trigger = job.trigger
     if isinstance(trigger, IntervalTrigger):
         seconds = trigger.seconds
@@ -93,12 +96,7 @@ def _local_zone_matches(timezone: str) -> bool:
 
 def register(broker: Any, settings: Any) -> list[str]:
     """Declare one trigger actor per convertible job of the jobs file; returns their names."""
-    import dramatiq
-    from periodiq import cron
-
-    from .. import registry
-    from .config import load_config
-    from .publisher import iso
+    from periodiq import cron  # deferred: periodiq is only needed under the periodiq command
 
     class TriggerActor(dramatiq.Actor):  # type: ignore[type-arg]
         """Sends the real job when periodiq sends the trigger."""

@@ -146,7 +146,7 @@ def test_the_procfile_has_release_worker_scheduler_and_web():
 def test_each_broker_jobs_command_of_the_procfile_exists(kind):
     import click
 
-    from broker_jobs.cli import main
+    from broker_jobs.app.main import cli as main
 
     words = procfile()[kind].split()
     assert words[0] == "broker-jobs"

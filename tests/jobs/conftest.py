@@ -14,8 +14,8 @@ from tests.conftest import ROOT
 
 from .fake_apis import FakeApis
 
-JOB_MODULES = ("broker_jobs.actors.etl", "broker_jobs.actors.sync", "broker_jobs.actors.vault",
-               "broker_jobs.actors.maintenance", "broker_jobs.actors.ondemand")
+JOB_MODULES = ("broker_jobs.app.jobs.etl", "broker_jobs.app.jobs.sync", "broker_jobs.app.jobs.vault",
+               "broker_jobs.app.jobs.maintenance", "broker_jobs.app.jobs.ondemand")
 
 
 @dataclass
@@ -41,8 +41,8 @@ def apis() -> Iterator[FakeApis]:
 
 def _environment(settings_env: pytest.MonkeyPatch, tmp_path: Path, database_url: str,
                  apis: FakeApis | None) -> JobsEnv:
-    from broker_jobs.connectors import http, spotify
-    from broker_jobs.vectors import embedders
+    from broker_jobs.app.connectors import http, spotify
+    from broker_jobs.app.vectors import embedders
 
     vault = tmp_path / "vault"
     shutil.copytree(ROOT / "examples" / "vault", vault)
@@ -192,7 +192,7 @@ def snapshot_db() -> dict[str, list[tuple[Any, ...]]]:
 
 def snapshot_vectors() -> dict[str, dict[str, Any]]:
     """Every collection's points: id -> (payload, vector rounded)."""
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     found: dict[str, dict[str, Any]] = {}
     with open_store() as store:

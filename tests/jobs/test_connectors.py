@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker_jobs.settings import get_settings
-from broker_jobs.store.data_models import (
+from broker_jobs.app.settings import get_app_settings
+from broker_jobs.app.tables import (
     Company,
     CompanyRecord,
     GithubRepository,
@@ -17,6 +17,7 @@ from broker_jobs.store.data_models import (
     SpotifyPlaylist,
     SpotifyTrack,
 )
+from broker_jobs.settings import get_settings
 
 from .conftest import JobsEnv, run_job, snapshot_db
 from .fake_apis import Answer, FakeApis
@@ -33,10 +34,10 @@ def rows(model: type) -> list:
 
 
 def test_github_ingest_follows_link_pages_and_maps_repositories(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import github
+    from broker_jobs.app.connectors import github
     from broker_jobs.store.db import get_engine
 
-    report = github.ingest(get_settings(), get_engine()).asdict()
+    report = github.ingest(get_app_settings(), get_engine()).asdict()
     assert (report["fetched"], report["inserted"]) == (5, 5)
     assert report["requests"] == 3  # five repositories, two per page
     repos = {r.full_name: r for r in rows(GithubRepository)}
@@ -47,16 +48,16 @@ def test_github_ingest_follows_link_pages_and_maps_repositories(jobs_env: JobsEn
 
 def test_github_second_run_uses_etags_and_a_removed_repository_is_flagged_deleted(jobs_env: JobsEnv,
                                                                                  apis: FakeApis):
-    from broker_jobs.connectors import github
+    from broker_jobs.app.connectors import github
     from broker_jobs.store.db import get_engine
 
-    github.ingest(get_settings(), get_engine())
-    again = github.ingest(get_settings(), get_engine()).asdict()
+    github.ingest(get_app_settings(), get_engine())
+    again = github.ingest(get_app_settings(), get_engine()).asdict()
     assert again["not_modified_pages"] == 3 and again["skipped"] == 5 and again["fetched"] == 0
     assert apis.state.count("/users/", 304) == 3
     apis.state.github_repos["octo-org"].pop(1)  # queue-workers goes away
     apis.state.github_repos["octo-org"][0]["stargazers_count"] = 1500
-    third = github.ingest(get_settings(), get_engine()).asdict()
+    third = github.ingest(get_app_settings(), get_engine()).asdict()
     assert (third["updated"], third["deleted"]) == (1, 1)
     repos = {r.full_name: r for r in rows(GithubRepository)}
     assert repos["octo-org/queue-workers"].deleted and repos["octo-org/hello-world"].stars == 1500
@@ -76,7 +77,7 @@ def test_github_ingest_without_a_token_is_skipped_once(jobs_env: JobsEnv, apis: 
 def test_github_ingest_job_records_its_report_and_enqueues_etl(jobs_env: JobsEnv, apis: FakeApis,
                                                                jobs_broker, stub_worker):
     from broker_jobs.actors import github_ingest
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     apis.state.script("/users/", Answer(502))
     run = run_job(jobs_broker, stub_worker, github_ingest, queues=("etl",))
@@ -90,10 +91,10 @@ def test_github_ingest_job_records_its_report_and_enqueues_etl(jobs_env: JobsEnv
 
 
 def test_spotify_ingest_refreshes_a_token_and_follows_next_pages(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
-    report = spotify.ingest(get_settings(), get_engine()).asdict()
+    report = spotify.ingest(get_app_settings(), get_engine()).asdict()
     assert report["tracks"]["inserted"] == 5 and report["artists"]["inserted"] == 3
     assert report["playlists"]["inserted"] == 3 and report["albums"]["inserted"] == 2
     assert report["token_refreshes"] == 1
@@ -105,22 +106,22 @@ def test_spotify_ingest_refreshes_a_token_and_follows_next_pages(jobs_env: JobsE
 
 
 def test_an_expired_spotify_token_is_refreshed_on_401(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
-    spotify.ingest(get_settings(), get_engine())
+    spotify.ingest(get_app_settings(), get_engine())
     apis.state.expire_tokens()
-    report = spotify.ingest(get_settings(), get_engine()).asdict()
+    report = spotify.ingest(get_app_settings(), get_engine()).asdict()
     assert report["token_refreshes"] == 1 and report["skipped"] == 13 and report["failed"] == 0
     assert apis.state.count("/v1/me/tracks", 401) == 1
 
 
 def test_spotify_429_with_retry_after_is_honoured(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
     apis.state.script("/v1/me/playlists", Answer(429, {"Retry-After": "1"}), Answer(503))
-    report = spotify.ingest(get_settings(), get_engine()).asdict()
+    report = spotify.ingest(get_app_settings(), get_engine()).asdict()
     assert report["playlists"]["inserted"] == 3 and report["retries"] == 2
 
 
@@ -157,7 +158,7 @@ def test_spotify_without_credentials_is_skipped(jobs_env: JobsEnv, settings_env,
 
 
 def test_csv_import_stores_duplicate_rows_once_and_isolates_a_bad_file(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors.csv_import import import_all
+    from broker_jobs.app.connectors.csv_import import import_all
     from broker_jobs.store.db import get_engine
 
     apis.state.files["umbrella.csv"] = "date,product,units\n2026-03-01,Vaccine,10\n2026-03-01,Vaccine,10\n"
@@ -166,7 +167,7 @@ def test_csv_import_stores_duplicate_rows_once_and_isolates_a_bad_file(jobs_env:
         handle.write(f"Umbrella Corp,{apis.url}/csv/umbrella.csv\n")
         handle.write("Broken Inc,csv/broken.csv\n")
         handle.write("Missing Ltd,csv/missing.csv\n")
-    report = import_all(get_settings(), get_engine()).asdict()
+    report = import_all(get_app_settings(), get_engine()).asdict()
     assert report["failed"] == 2 and set(report["errors"]) == {"Broken Inc", "Missing Ltd"}
     assert report["companies"]["Globex Energy"] == {"fetched": 4, "inserted": 3, "updated": 0, "skipped": 1,
                                                     "deleted": 0, "failed": 0}
@@ -177,24 +178,24 @@ def test_csv_import_stores_duplicate_rows_once_and_isolates_a_bad_file(jobs_env:
 
 
 def test_csv_import_twice_changes_nothing_and_removed_rows_are_flagged(jobs_env: JobsEnv):
-    from broker_jobs.connectors.csv_import import import_all
+    from broker_jobs.app.connectors.csv_import import import_all
     from broker_jobs.store.db import get_engine
 
-    import_all(get_settings(), get_engine())
+    import_all(get_app_settings(), get_engine())
     before = snapshot_db()
-    again = import_all(get_settings(), get_engine()).asdict()
+    again = import_all(get_app_settings(), get_engine()).asdict()
     assert again["inserted"] == 0 and again["skipped"] == 12
     assert snapshot_db() == before
     lines = (jobs_env.root / "csv" / "initech.csv").read_text().splitlines()
     (jobs_env.root / "csv" / "initech.csv").write_text("\n".join(lines[:-1]) + "\n")
-    third = import_all(get_settings(), get_engine()).asdict()
+    third = import_all(get_app_settings(), get_engine()).asdict()
     assert third["deleted"] == 1
 
 
 def test_csv_import_runs_at_most_csv_max_concurrent_companies_at_once(jobs_env: JobsEnv, settings_env):
     import threading
 
-    from broker_jobs.connectors import csv_import
+    from broker_jobs.app.connectors import csv_import
     from broker_jobs.store.db import get_engine
 
     settings_env.setenv("CSV_MAX_CONCURRENT", "2")
@@ -216,7 +217,7 @@ def test_csv_import_runs_at_most_csv_max_concurrent_companies_at_once(jobs_env: 
 
     csv_import.read_source = counting
     try:
-        report = csv_import.import_all(get_settings(), get_engine()).asdict()
+        report = csv_import.import_all(get_app_settings(), get_engine()).asdict()
     finally:
         csv_import.read_source = original
     assert peak == 2 and report["max_concurrent"] == 2 and report["failed"] == 0
@@ -228,7 +229,7 @@ def test_csv_import_runs_at_most_csv_max_concurrent_companies_at_once(jobs_env: 
 def test_sync_all_services_fans_out_and_each_service_inserts_only_new_records(jobs_env: JobsEnv, apis: FakeApis,
                                                                             jobs_broker, stub_worker):
     from broker_jobs.actors import sync_all_services
-    from broker_jobs.connectors.services import add_service
+    from broker_jobs.app.connectors.services import add_service
     from broker_jobs.store.db import get_engine
 
     web = add_service(get_engine(), "web", f"{apis.url}/status/web")
@@ -248,7 +249,7 @@ def test_sync_all_services_fans_out_and_each_service_inserts_only_new_records(jo
 
 
 def test_a_service_whose_api_is_down_fails_alone(jobs_env: JobsEnv, apis: FakeApis):
-    from broker_jobs.connectors import services
+    from broker_jobs.app.connectors import services
     from broker_jobs.errors import TransientJobError
     from broker_jobs.store.db import get_engine
 
@@ -257,19 +258,19 @@ def test_a_service_whose_api_is_down_fails_alone(jobs_env: JobsEnv, apis: FakeAp
     import pytest
 
     with pytest.raises(TransientJobError, match="404"):
-        services.sync(get_settings(), get_engine(), down)
-    assert services.sync(get_settings(), get_engine(), web).inserted == 7
+        services.sync(get_app_settings(), get_engine(), down)
+    assert services.sync(get_app_settings(), get_engine(), web).inserted == 7
     services.add_service(get_engine(), "web", f"{apis.url}/status/web", active=False)
     from broker_jobs.errors import SkipJob
 
     with pytest.raises(SkipJob, match="inactive"):
-        services.sync(get_settings(), get_engine(), web)
+        services.sync(get_app_settings(), get_engine(), web)
 
 
 def test_spotify_and_csv_jobs_on_the_stub_broker_report_and_feed_etl(jobs_env: JobsEnv, apis: FakeApis,
                                                                     jobs_broker, stub_worker):
     from broker_jobs.actors import csv_import, spotify_ingest
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     spotify = run_job(jobs_broker, stub_worker, spotify_ingest, queues=("etl",))
     assert spotify.status == "succeeded" and spotify.report["inserted"] == 13
@@ -284,10 +285,10 @@ def test_spotify_and_csv_jobs_on_the_stub_broker_report_and_feed_etl(jobs_env: J
 
 def test_every_connector_twice_on_sqlite_and_postgresql_leaves_the_same_rows(jobs_env_any_db: JobsEnv,
                                                                             apis: FakeApis):
-    from broker_jobs.connectors import csv_import, github, services, spotify
+    from broker_jobs.app.connectors import csv_import, github, services, spotify
     from broker_jobs.store.db import get_engine
 
-    engine, settings = get_engine(), get_settings()
+    engine, settings = get_engine(), get_app_settings()
     web = services.add_service(engine, "web", f"{apis.url}/status/web")
 
     def ingest_all() -> list[dict]:
@@ -306,15 +307,15 @@ def test_an_unknown_github_owner_fails_alone_and_a_rejected_token_is_permanent(j
                                                                               settings_env):
     import pytest
 
-    from broker_jobs.connectors import github
+    from broker_jobs.app.connectors import github
     from broker_jobs.errors import PermanentJobError
     from broker_jobs.store.db import get_engine
 
     settings_env.setenv("GITHUB_OWNERS", "no-such-owner, octo-org")
     get_settings.cache_clear()
-    report = github.ingest(get_settings(), get_engine()).asdict()
+    report = github.ingest(get_app_settings(), get_engine()).asdict()
     assert report["failed"] == 1 and "no-such-owner" in report["errors"] and report["inserted"] == 5
     settings_env.setenv("GITHUB_TOKEN", "revoked")
     get_settings.cache_clear()
     with pytest.raises(PermanentJobError, match="GITHUB_TOKEN rejected"):
-        github.ingest(get_settings(), get_engine())
+        github.ingest(get_app_settings(), get_engine())

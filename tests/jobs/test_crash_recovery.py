@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broker_jobs.app.settings import get_app_settings
+from broker_jobs.app.tables import CompanyRecord, Document, GithubRepository
 from broker_jobs.settings import get_settings
-from broker_jobs.store.data_models import CompanyRecord, Document, GithubRepository
 
 from .conftest import JobsEnv, snapshot_db
 from .fake_apis import FakeApis
@@ -41,9 +42,9 @@ def crash_on_call(monkeypatch: pytest.MonkeyPatch, target: str, n: int) -> None:
 
 def test_vault_sync_killed_in_its_second_batch_finishes_on_the_next_run(jobs_env: JobsEnv,
                                                                         monkeypatch: pytest.MonkeyPatch):
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
-    crash_on_call(monkeypatch, "broker_jobs.connectors.vault.parse_note", 5)  # batch 2 of 3 files each
+    crash_on_call(monkeypatch, "broker_jobs.app.connectors.vault.parse_note", 5)  # batch 2 of 3 files each
     with pytest.raises(RuntimeError):
         run_vault_sync()
     assert count(Document) == 3  # the first batch committed, the second rolled back whole
@@ -54,32 +55,32 @@ def test_vault_sync_killed_in_its_second_batch_finishes_on_the_next_run(jobs_env
 
 def test_csv_import_killed_mid_company_finishes_on_the_next_run(jobs_env: JobsEnv, settings_env,
                                                                  monkeypatch: pytest.MonkeyPatch):
-    from broker_jobs.connectors.csv_import import import_all
+    from broker_jobs.app.connectors.csv_import import import_all
     from broker_jobs.store.db import get_engine
 
     settings_env.setenv("CSV_MAX_CONCURRENT", "1")  # one company at a time: the crash lands in Acme
     get_settings.cache_clear()
-    crash_on_call(monkeypatch, "broker_jobs.connectors.csv_import.utc_now", 4)  # inside Acme's second batch
-    first = import_all(get_settings(), get_engine()).asdict()
+    crash_on_call(monkeypatch, "broker_jobs.app.connectors.csv_import.utc_now", 4)  # inside Acme's second batch
+    first = import_all(get_app_settings(), get_engine()).asdict()
     assert first["failed"] == 1 and list(first["errors"]) == ["Acme Robotics"]  # the others imported
     assert count(CompanyRecord) == 3 + 3 + 3  # Acme's first batch, Globex and Initech
-    second = import_all(get_settings(), get_engine()).asdict()
+    second = import_all(get_app_settings(), get_engine()).asdict()
     assert second["failed"] == 0
     assert count(CompanyRecord) == 11  # nothing lost, nothing twice
-    assert import_all(get_settings(), get_engine()).asdict()["inserted"] == 0
+    assert import_all(get_app_settings(), get_engine()).asdict()["inserted"] == 0
 
 
 def test_github_ingest_killed_after_its_first_page_finishes_on_the_next_run(jobs_env: JobsEnv, apis: FakeApis,
                                                                            monkeypatch: pytest.MonkeyPatch):
-    from broker_jobs.connectors import github
+    from broker_jobs.app.connectors import github
     from broker_jobs.store.db import get_engine
 
-    crash_on_call(monkeypatch, "broker_jobs.connectors.github.repository_fields", 3)  # on page 2
+    crash_on_call(monkeypatch, "broker_jobs.app.connectors.github.repository_fields", 3)  # on page 2
     with pytest.raises(RuntimeError):
-        github.ingest(get_settings(), get_engine())
+        github.ingest(get_app_settings(), get_engine())
     assert count(GithubRepository) == 2
-    report = github.ingest(get_settings(), get_engine()).asdict()
+    report = github.ingest(get_app_settings(), get_engine()).asdict()
     assert count(GithubRepository) == 5 and report["not_modified_pages"] == 1 and report["inserted"] == 3
     before = snapshot_db()
-    github.ingest(get_settings(), get_engine())
+    github.ingest(get_app_settings(), get_engine())
     assert snapshot_db() == before

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from broker_jobs.app.vectors.embedders import HashingEmbedder, get_embedder
+from broker_jobs.app.vectors.hygiene import similar_pairs
 from broker_jobs.errors import ConfigError
-from broker_jobs.vectors.embedders import HashingEmbedder, get_embedder
-from broker_jobs.vectors.hygiene import similar_pairs
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker_jobs.connectors.vault import NoteError, parse_note
-from broker_jobs.store.data_models import Document
+from broker_jobs.app.connectors.vault import NoteError, parse_note
+from broker_jobs.app.tables import Document
 
 from .conftest import JobsEnv, run_job
 
@@ -126,7 +126,7 @@ def outside(jobs_env_any_db: JobsEnv, settings_env: pytest.MonkeyPatch) -> Path:
 @given(tree=entries)
 def test_a_hostile_vault_stores_only_regular_notes_inside_it_and_reports_every_refusal(
         jobs_env_any_db: JobsEnv, outside: Path, tree):
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     planted = build(jobs_env_any_db.vault, outside, tree)
     live_before = {d.path for d in documents() if not d.deleted}
@@ -202,7 +202,7 @@ def outside_state(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 @pytest.fixture
 def exported(jobs_env: JobsEnv) -> JobsEnv:
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     run_vault_sync()
     return jobs_env
@@ -213,7 +213,7 @@ def exported(jobs_env: JobsEnv) -> JobsEnv:
                               st.sampled_from(["outside_file", "outside_folder", "dangling"]), min_size=1))
 def test_links_planted_in_export_dir_are_replaced_and_their_targets_outside_stay_untouched(exported: JobsEnv,
                                                                                          tmp_path: Path, plants):
-    from broker_jobs.actors.ondemand import run_export
+    from broker_jobs.app.jobs.ondemand import run_export
 
     target = tmp_path / "outside-export"
     target.mkdir(exist_ok=True)

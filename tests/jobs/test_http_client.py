@@ -7,7 +7,8 @@ import time
 import httpx
 import pytest
 
-from broker_jobs.connectors.http import ApiClient, CircuitOpenError, RateLimitedError, retry_after
+from broker_jobs.app.connectors.http import ApiClient, CircuitOpenError, RateLimitedError, retry_after
+from broker_jobs.app.settings import get_app_settings
 from broker_jobs.errors import TransientJobError
 from broker_jobs.settings import get_settings
 
@@ -15,7 +16,7 @@ from .fake_apis import Answer, FakeApis
 
 
 def github(apis: FakeApis) -> ApiClient:
-    return ApiClient("github-test", get_settings(), base_url=apis.url,
+    return ApiClient("github-test", get_app_settings(), base_url=apis.url,
                      headers={"Authorization": f"Bearer {apis.state.github_token}"})
 
 
@@ -80,7 +81,7 @@ def test_the_breaker_opens_after_repeated_failures_and_then_fails_fast(jobs_env,
 
 
 def test_network_errors_are_retried_then_reported(jobs_env):
-    with ApiClient("nowhere", get_settings(), base_url="http://127.0.0.1:9") as api:
+    with ApiClient("nowhere", get_app_settings(), base_url="http://127.0.0.1:9") as api:
         with pytest.raises(TransientJobError, match="nowhere"):
             api.request("GET", "/")
         assert api.retries == 3

@@ -10,21 +10,21 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from broker_jobs.store.data_models import Document, MergeProposal
+from broker_jobs.app.settings import get_app_settings
+from broker_jobs.app.tables import Document, MergeProposal
 
 from .conftest import JobsEnv, run_job, snapshot_db, snapshot_vectors
 
 
 def fill() -> None:
     """The sample vault and CSVs in the database and the vector store (nothing enqueued)."""
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.connectors.csv_import import import_all
-    from broker_jobs.connectors.vault import reconcile
-    from broker_jobs.settings import get_settings
+    from broker_jobs.app.connectors.csv_import import import_all
+    from broker_jobs.app.connectors.vault import reconcile
+    from broker_jobs.app.jobs.etl import run_etl
     from broker_jobs.store.db import get_engine
 
-    reconcile(get_engine(), get_settings().vault_path)
-    import_all(get_settings(), get_engine())
+    reconcile(get_engine(), get_app_settings().vault_path)
+    import_all(get_app_settings(), get_engine())
     run_etl()
 
 
@@ -37,7 +37,7 @@ def engine():
 def test_concept_hygiene_proposes_near_duplicates_and_drops_orphan_vectors(jobs_env_any_db: JobsEnv,
                                                                          jobs_broker, stub_worker):
     from broker_jobs.actors import concept_hygiene
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     fill()
     with Session(engine()) as session, session.begin():
@@ -61,7 +61,7 @@ def test_concept_hygiene_proposes_near_duplicates_and_drops_orphan_vectors(jobs_
 def test_batch_reprocess_builds_a_new_generation_and_switches_the_alias(jobs_env: JobsEnv, jobs_broker,
                                                                        stub_worker):
     from broker_jobs.actors import batch_reprocess
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     fill()
     before = snapshot_vectors()
@@ -75,9 +75,9 @@ def test_batch_reprocess_builds_a_new_generation_and_switches_the_alias(jobs_env
 
 def test_batch_reprocess_crashed_midway_resumes_into_the_same_new_collection(jobs_env: JobsEnv,
                                                                             monkeypatch: pytest.MonkeyPatch):
-    from broker_jobs.actors.maintenance import run_batch_reprocess
-    from broker_jobs.entities import pipeline
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.entities import pipeline
+    from broker_jobs.app.jobs.maintenance import run_batch_reprocess
+    from broker_jobs.app.vectors import open_store
 
     fill()
     real = pipeline.embed_rows
@@ -89,18 +89,18 @@ def test_batch_reprocess_crashed_midway_resumes_into_the_same_new_collection(job
             raise RuntimeError("worker killed mid-rebuild")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("broker_jobs.vectors.rebuild.embed_rows", crashing)
+    monkeypatch.setattr("broker_jobs.app.vectors.rebuild.embed_rows", crashing)
     with pytest.raises(RuntimeError):
-        from broker_jobs.entities import get_entity
-        from broker_jobs.vectors import get_embedder
-        from broker_jobs.vectors.rebuild import rebuild
+        from broker_jobs.app.entities import get_entity
+        from broker_jobs.app.vectors import get_embedder
+        from broker_jobs.app.vectors.rebuild import rebuild
 
         with open_store() as store:
             rebuild(engine(), store, get_entity("vault_documents"), get_embedder(), 3)
     with open_store() as store:
         assert store.physical("vault_documents") == "vault_documents__g1"  # search still sees the whole old index
         assert store.client.count("vault_documents__g2").count == 3
-    monkeypatch.setattr("broker_jobs.vectors.rebuild.embed_rows", real)
+    monkeypatch.setattr("broker_jobs.app.vectors.rebuild.embed_rows", real)
     report = run_batch_reprocess(["vault_documents"])
     assert report["skipped"] == 3 and report["inserted"] == 5
     with open_store() as store:
@@ -178,8 +178,8 @@ def test_export_of_an_unknown_table_dead_letters_without_retry(jobs_env: JobsEnv
 
 def test_emergency_sync_syncs_the_vault_and_every_service_now(jobs_env: JobsEnv, jobs_broker, stub_worker):
     from broker_jobs.actors import emergency_sync
-    from broker_jobs.connectors.services import add_service
-    from broker_jobs.store.data_models import ServiceLog
+    from broker_jobs.app.connectors.services import add_service
+    from broker_jobs.app.tables import ServiceLog
 
     add_service(engine(), "web", f"{jobs_env.apis.url}/status/web")
     run = run_job(jobs_broker, stub_worker, emergency_sync, queues=("sync", "etl"))
@@ -190,7 +190,7 @@ def test_emergency_sync_syncs_the_vault_and_every_service_now(jobs_env: JobsEnv,
 
 
 def test_every_maintenance_job_twice_leaves_the_same_stores(jobs_env: JobsEnv):
-    from broker_jobs.actors.maintenance import run_batch_reprocess, run_concept_hygiene, run_system_maintenance
+    from broker_jobs.app.jobs.maintenance import run_batch_reprocess, run_concept_hygiene, run_system_maintenance
 
     fill()
     run_concept_hygiene()

@@ -14,7 +14,7 @@ HEAD = "0002_drop_actor_index"
 
 
 def test_the_schema_is_at_the_head_revision_with_every_declared_table(database_url: str):
-    from broker_jobs.store import data_models  # noqa: F401  (the built-in jobs' tables on Base)
+    from broker_jobs.app import tables  # noqa: F401  (the built-in jobs' tables on Base)
     from broker_jobs.store.db import get_engine
     from broker_jobs.store.migrations import current, upgrade
     from broker_jobs.store.models import Base
@@ -46,8 +46,8 @@ def test_a_database_of_an_earlier_release_loses_the_redundant_actor_index(tmp_pa
 
 
 def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: JobsEnv):
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     migrated = run_cli("migrate", "--json")
     assert migrated.returncode == 0, migrated.stderr
@@ -55,7 +55,7 @@ def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: Jo
     # The rest in-process: same commands, without a Python start-up each.
     from click.testing import CliRunner
 
-    from broker_jobs.cli import main
+    from broker_jobs.app.main import cli as main
 
     cli = CliRunner()
     added = cli.invoke(main, ["services", "add", "web", "http://127.0.0.1:1/status"])

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker_jobs.settings import get_settings
-from broker_jobs.store.data_models import Company, GithubRepository, SpotifyTrack
+from broker_jobs.app.settings import get_app_settings
+from broker_jobs.app.tables import Company, GithubRepository, SpotifyTrack
 from tests.support import free_port
 
 from .conftest import JobsEnv, run_job
@@ -61,15 +61,15 @@ def test_a_github_link_header_to_another_origin_is_refused_and_the_token_never_l
 
 def test_a_spotify_next_link_to_another_origin_is_refused_and_that_list_deletes_nothing(
         jobs_env: JobsEnv, apis: FakeApis, foreign: FakeApis):
-    from broker_jobs.connectors import spotify
+    from broker_jobs.app.connectors import spotify
     from broker_jobs.store.db import get_engine
 
-    spotify.ingest(get_settings(), get_engine())
+    spotify.ingest(get_app_settings(), get_engine())
     apis.state.script("/v1/me/tracks", Answer(200, {}, {
         "href": f"{apis.url}/v1/me/tracks?offset=0&limit=2", "limit": 2, "offset": 0, "total": 5,
         "next": f"{foreign.url}/v1/me/tracks?offset=2&limit=2", "previous": None,
         "items": fixture("spotify_saved_tracks.json")[:2]}))
-    report = spotify.ingest(get_settings(), get_engine()).asdict()
+    report = spotify.ingest(get_app_settings(), get_engine()).asdict()
     assert foreign.state.hits == []
     assert report["failed"] == 1 and "refused to send credentials to " + foreign.url in report["errors"]["tracks"]
     assert report["tracks"]["deleted"] == 0 and not any(t.deleted for t in rows(SpotifyTrack))
@@ -78,24 +78,24 @@ def test_a_spotify_next_link_to_another_origin_is_refused_and_that_list_deletes_
 
 def test_a_redirect_to_another_origin_loses_the_authorization_header(jobs_env: JobsEnv, apis: FakeApis,
                                                                     foreign: FakeApis):
-    from broker_jobs.connectors import github
-    from broker_jobs.connectors.http import ApiClient
+    from broker_jobs.app.connectors import github
+    from broker_jobs.app.connectors.http import ApiClient
 
     apis.state.script("/users/octo-org/repos", Answer(302, {"Location": f"{foreign.url}/users/octo-org/repos"}))
-    with github.client(get_settings()) as api:
+    with github.client(get_app_settings()) as api:
         response = api.request("GET", "/users/octo-org/repos")
     assert apis.state.authorizations == [("/users/octo-org/repos", f"Bearer {apis.state.github_token}")]
     assert foreign.state.authorizations == [("/users/octo-org/repos", None)]
     assert response.status_code == 401  # the foreign host got no token to accept
-    with ApiClient("plain", get_settings()) as anonymous:  # no base URL: no credentials of its own to guard
+    with ApiClient("plain", get_app_settings()) as anonymous:  # no base URL: no credentials of its own to guard
         assert anonymous.request("GET", f"{foreign.url}/csv/none.csv").status_code == 404
 
 
 def test_httpx_request_lines_never_show_a_url_password(jobs_env: JobsEnv, apis: FakeApis,
                                                        caplog: pytest.LogCaptureFixture):
-    from broker_jobs.connectors.http import ApiClient
+    from broker_jobs.app.connectors.http import ApiClient
 
-    with caplog.at_level(logging.INFO, logger="httpx"), ApiClient("plain", get_settings()) as api:
+    with caplog.at_level(logging.INFO, logger="httpx"), ApiClient("plain", get_app_settings()) as api:
         api.request("GET", apis.url.replace("http://", "http://ops:s3cr3t-pw@") + "/csv/none.csv")
     assert "HTTP Request: GET http://ops:***@127.0.0.1" in caplog.text and "s3cr3t" not in caplog.text
 
@@ -139,7 +139,7 @@ def test_a_csv_source_password_is_in_no_log_report_history_row_or_error(
 def test_services_list_shows_a_status_url_without_its_password(jobs_env: JobsEnv):
     from click.testing import CliRunner
 
-    from broker_jobs.cli import main
+    from broker_jobs.app.main import cli as main
 
     cli = CliRunner()
     assert cli.invoke(main, ["services", "add", "web", "https://ops:s3cr3t-pw@status.example/api"]).exit_code == 0

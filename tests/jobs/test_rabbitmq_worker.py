@@ -51,7 +51,7 @@ def round_of_jobs(broker: Any, worker: dramatiq.Worker, service_id: int) -> dict
 
 def test_every_job_succeeds_on_a_real_worker_and_a_second_round_changes_nothing(
         jobs_env: JobsEnv, apis: FakeApis, rabbit_broker: Any) -> None:
-    from broker_jobs.connectors.services import add_service
+    from broker_jobs.app.connectors.services import add_service
     from broker_jobs.store.db import get_engine
 
     service_id = add_service(get_engine(), "web", f"{apis.url}/status/web")

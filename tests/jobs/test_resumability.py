@@ -29,7 +29,7 @@ def start_worker(crash_after: int | None = None) -> subprocess.Popen[str]:
 def test_an_etl_worker_killed_mid_batch_is_finished_by_another_without_loss_or_duplicates(
         jobs_env: JobsEnv, rabbit_broker: Any) -> None:
     from broker_jobs.actors import etl_sync
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     from .conftest import bind_jobs
 
@@ -58,7 +58,7 @@ def test_an_etl_worker_killed_mid_batch_is_finished_by_another_without_loss_or_d
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from broker_jobs.store.data_models import Document
+    from broker_jobs.app.tables import Document
     from broker_jobs.store.db import get_engine
 
     with Session(get_engine()) as session:

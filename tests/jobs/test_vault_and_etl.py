@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker_jobs.connectors.vault import NoteError, parse_note, split_front_matter, wiki_links
-from broker_jobs.store.data_models import Document, DocumentLink
+from broker_jobs.app.connectors.vault import NoteError, parse_note, split_front_matter, wiki_links
+from broker_jobs.app.tables import Document, DocumentLink
 
 from .conftest import JobsEnv, run_job, snapshot_db, snapshot_vectors
 
@@ -22,7 +22,7 @@ def documents() -> dict[str, Document]:
 
 
 def vector_titles(kind: str = "vault_documents") -> dict[str, str]:
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     with open_store() as store:
         return {str(p.payload["row_id"]): p.payload["title"] for p in store.scan(kind)}
@@ -66,8 +66,8 @@ def test_vault_sync_fills_documents_records_broken_links_and_etl_embeds_them(job
 
 
 def test_changed_new_and_deleted_notes_reach_the_vector_store(jobs_env_any_db: JobsEnv):
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     run_vault_sync()
     run_etl()
@@ -92,7 +92,7 @@ def test_changed_new_and_deleted_notes_reach_the_vector_store(jobs_env_any_db: J
 
 
 def test_a_note_with_bad_front_matter_fails_alone(jobs_env: JobsEnv):
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     (jobs_env.vault / "Broken.md").write_text("---\ntitle: [oops\n---\nbody\n")
     report = run_vault_sync()
@@ -101,8 +101,8 @@ def test_a_note_with_bad_front_matter_fails_alone(jobs_env: JobsEnv):
 
 
 def test_vault_sync_and_etl_twice_leave_the_same_stores(jobs_env_any_db: JobsEnv):
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     run_vault_sync()
     run_etl()
@@ -116,8 +116,8 @@ def test_vault_sync_and_etl_twice_leave_the_same_stores(jobs_env_any_db: JobsEnv
 
 def test_etl_crashed_mid_batch_resumes_without_loss_or_duplicates(jobs_env_any_db: JobsEnv,
                                                                  monkeypatch: pytest.MonkeyPatch):
-    from broker_jobs.actors import etl
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs import etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     run_vault_sync()
 
@@ -138,7 +138,7 @@ def test_etl_crashed_mid_batch_resumes_without_loss_or_duplicates(jobs_env_any_d
 def test_a_user_entity_declared_in_the_entities_file_is_embedded(jobs_env: JobsEnv):
     from sqlalchemy import text
 
-    from broker_jobs.actors.etl import run_etl
+    from broker_jobs.app.jobs.etl import run_etl
     from broker_jobs.store.db import get_engine
 
     with get_engine().begin() as conn:
@@ -152,7 +152,7 @@ def test_a_user_entity_declared_in_the_entities_file_is_embedded(jobs_env: JobsE
         "    payload: [name, cuisine]\n")
     report = run_etl(["recipes"])
     assert report["inserted"] == 2
-    from broker_jobs.vectors import open_store
+    from broker_jobs.app.vectors import open_store
 
     with open_store() as store:
         payloads = sorted((p.payload["name"], p.payload["cuisine"], p.payload["embedder"])
@@ -161,8 +161,8 @@ def test_a_user_entity_declared_in_the_entities_file_is_embedded(jobs_env: JobsE
 
 
 def test_an_entity_whose_table_is_missing_fails_without_stopping_the_others(jobs_env: JobsEnv):
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
 
     Path(jobs_env.root / "entities.yaml").write_text(
         "entities:\n  - {kind: ghosts, table: no_such_table, text: '{name}'}\n")
@@ -177,8 +177,8 @@ def test_a_row_committed_late_with_an_older_timestamp_is_caught_by_the_overlap(j
                                                                                 overlap: str, caught: bool):
     from datetime import UTC, datetime, timedelta
 
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
     from broker_jobs.settings import get_settings
     from broker_jobs.store.db import get_engine
 
@@ -198,7 +198,7 @@ def test_a_row_committed_late_with_an_older_timestamp_is_caught_by_the_overlap(j
 def test_an_unknown_entity_kind_fails_alone_and_only_unknown_kinds_dead_letter(jobs_env: JobsEnv, jobs_broker,
                                                                                stub_worker):
     from broker_jobs.actors import etl_sync
-    from broker_jobs.connectors.vault import reconcile
+    from broker_jobs.app.connectors.vault import reconcile
     from broker_jobs.store.db import get_engine
 
     reconcile(get_engine(), jobs_env.vault)  # the notes, without vault_sync's own ETL message
@@ -216,11 +216,11 @@ def test_an_unknown_entity_kind_fails_alone_and_only_unknown_kinds_dead_letter(j
 
 def test_etl_refuses_to_mix_embedders_until_batch_reprocess_rebuilds_the_collection(jobs_env: JobsEnv,
                                                                                   settings_env):
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.maintenance import run_batch_reprocess
-    from broker_jobs.actors.vault import run_vault_sync
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.maintenance import run_batch_reprocess
+    from broker_jobs.app.jobs.vault import run_vault_sync
+    from broker_jobs.app.vectors import embedders, open_store
     from broker_jobs.settings import get_settings
-    from broker_jobs.vectors import embedders, open_store
 
     run_vault_sync()
     run_etl(["vault_documents"])
@@ -240,13 +240,13 @@ def test_etl_refuses_to_mix_embedders_until_batch_reprocess_rebuilds_the_collect
 
 
 def test_a_same_size_embedder_of_another_kind_is_refused_too(jobs_env: JobsEnv):
-    from broker_jobs.actors.etl import run_etl
-    from broker_jobs.actors.vault import run_vault_sync
-    from broker_jobs.entities import get_entity
-    from broker_jobs.entities.pipeline import sync_entity
+    from broker_jobs.app.entities import get_entity
+    from broker_jobs.app.entities.pipeline import sync_entity
+    from broker_jobs.app.jobs.etl import run_etl
+    from broker_jobs.app.jobs.vault import run_vault_sync
+    from broker_jobs.app.vectors import HashingEmbedder, open_store
     from broker_jobs.errors import PermanentJobError
     from broker_jobs.store.db import get_engine
-    from broker_jobs.vectors import HashingEmbedder, open_store
 
     run_vault_sync()
     run_etl(["vault_documents"])

@@ -15,7 +15,7 @@ import threading
 def main() -> None:
     import dramatiq
 
-    from broker_jobs.actors import etl
+    from broker_jobs.app.jobs import etl
     from broker_jobs.broker import get_broker
 
     if len(sys.argv) > 1:

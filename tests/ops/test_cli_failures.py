@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from broker_jobs.cli import EXIT_CODES
+from broker_jobs.cli.common import EXIT_CODES
 from tests.conftest import RABBITMQ_URL, ROOT, port_open, run_cli, unavailable
 from tests.support import free_port, vhost
 
@@ -48,7 +48,7 @@ def test_dlq_list_with_a_letter_and_the_database_unreachable_is_one_line_and_exi
         assert run_cli("setup", env=env).returncode == 0
         # A dead letter in the diagnostics queue's dead-letter queue, as a worker leaves it.
         from broker_jobs import registry
-        from broker_jobs.cli import load_jobs
+        from broker_jobs.cli.common import load_jobs
 
         load_jobs()
         queue = registry.get("diagnostics").queue

@@ -33,7 +33,7 @@ def labels_exported(port: str) -> set[str]:
 
 def test_unknown_actor_names_become_one_unknown_label_on_a_real_worker(service_env, worker):
     from broker_jobs import registry
-    from broker_jobs.cli import load_jobs
+    from broker_jobs.cli.common import load_jobs
 
     load_jobs()
     queue = registry.get("diagnostics").queue

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from broker_jobs.errors import ConfigError
-from broker_jobs.scheduling.config import configured_modules, load_config
+from broker_jobs.scheduling.config import load_config
+from broker_jobs.scheduling.jobs_file import configured_modules
 from broker_jobs.scheduling.triggers import CronTrigger, IntervalTrigger
 
 from ..conftest import ROOT, run_cli

@@ -131,7 +131,7 @@ def test_scheduler_status_reports_no_leader_when_none_runs(settings):
 def test_the_jobs_commands_print_json_and_one_line_errors(tmp_path, settings_env):
     from click.testing import CliRunner
 
-    from broker_jobs.cli import main
+    from broker_jobs.app.main import cli as main
 
     path = jobs_file(tmp_path, "jobs:\n  - {id: d, actor: diagnostics, interval: 60}\n")
     settings_env.setenv("JOBS_CONFIG", str(path))

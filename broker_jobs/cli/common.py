@@ -1,0 +1,176 @@
+"""What every ``broker-jobs`` command shares: one-line failures, exit codes, output, the jobs.
+
+Every failure ends as one line on stderr and a documented exit code (see
+:data:`EXIT_CODES`, the README's table); ``--json`` prints machine-readable
+output only.  ``LOG_LEVEL=DEBUG`` shows the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+
+from broker_jobs import registry
+from broker_jobs.logging import configure_logging
+from broker_jobs.redaction import redact
+
+#: Every exit code of the command, and what it means (the README's table comes from here).
+EXIT_CODES = {
+    0: "success",
+    1: "an unexpected error (one line; LOG_LEVEL=DEBUG shows the traceback) or a file that cannot be read",
+    2: "a user mistake: a bad option, environment value, jobs file or name",
+    4: "RabbitMQ cannot be reached (RABBITMQ_URL: host down, wrong port, bad credentials)",
+    5: "the database cannot be reached (DATABASE_URL: host down, wrong port, bad credentials)",
+}
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``message`` as one line on stderr and exit with ``code``."""
+    click.echo(f"broker-jobs: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors (and a broker that cannot be reached) into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            set_up()
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own exits and usage errors: click prints and exits
+        except Exception as exc:
+            report(exc)
+            raise  # pragma: no cover - report always exits
+
+    return wrapper
+
+
+def set_up() -> None:
+    """Read the settings (a bad value: one line, exit 2) and configure logging, as a command starts."""
+    s = settings()
+    configure_logging(s.log_level if s.log_level != "INFO" else "WARNING", s.log_format)
+    if s.log_level != "DEBUG":
+        # `guarded` reports a broker failure in one line; pika's own warnings would repeat it.
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+
+def _loaded(module: str, *names: str) -> tuple[type[BaseException], ...]:
+    """Exception classes of a library, when it is loaded: an error of a library never imported cannot be raised,
+    so classifying an error imports nothing (a command that never touched RabbitMQ does not pay for pika).
+    Only names the module defines itself (a deprecated alias served by a module ``__getattr__`` is skipped)."""
+    loaded = sys.modules.get(module)
+    defined = vars(loaded) if loaded is not None else {}
+    return tuple(defined[name] for name in names if name in defined)
+
+
+def report(exc: Exception) -> None:
+    """Print ``exc`` as one line and exit with its code (``LOG_LEVEL=DEBUG``: an unexpected one keeps its traceback)."""
+    from broker_jobs.errors import (  # deferred: errors.py pulls dramatiq; only on a failure
+        BrokerJobsError,
+        BrokerUnavailableError,
+        DatabaseUnavailableError,
+    )
+
+    if isinstance(exc, BrokerJobsError):
+        fail(str(exc), exc.exit_code)
+    unreachable = _loaded("pika.exceptions", "AMQPError") + _loaded("dramatiq.errors", "BrokerConnectionError",
+                                                                     "ConnectionError")
+    if isinstance(exc, unreachable):
+        fail(str(BrokerUnavailableError(f"RabbitMQ unavailable at RABBITMQ_URL: {exc!r}")), 4)
+    if isinstance(exc, _loaded("sqlalchemy.exc", "DBAPIError")):
+        cause = _first_line(getattr(exc, "orig", None))
+        fail(str(DatabaseUnavailableError(f"database unavailable at DATABASE_URL: {cause}")),
+             DatabaseUnavailableError.exit_code)
+    if isinstance(exc, _loaded("sqlalchemy.exc", "ArgumentError", "NoSuchModuleError")):
+        fail(f"invalid environment variable DATABASE_URL: {_first_line(exc)}", 2)
+    if isinstance(exc, OSError):
+        fail(f"{exc}", 1)
+    if settings_debug():
+        raise exc
+    fail(f"unexpected {type(exc).__name__}: {_first_line(exc)} (LOG_LEVEL=DEBUG shows the traceback)", 1)
+
+
+def _first_line(exc: BaseException | None) -> str:
+    """The first line of an error's text (drivers add hints, SQL and URLs on further lines)."""
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def settings_debug() -> bool:
+    """Whether ``LOG_LEVEL=DEBUG`` (then unexpected errors keep their traceback)."""
+    try:
+        return bool(settings().log_level == "DEBUG")
+    except Exception:  # noqa: BLE001 - settings that do not load are reported elsewhere
+        return False
+
+
+def settings() -> Any:
+    """The settings (a bad environment value exits 2 with its name)."""
+    from broker_jobs.settings import get_settings  # deferred: pydantic-settings, only when a command runs
+
+    return get_settings()
+
+
+def load_jobs(extra_modules: Sequence[str] = ()) -> None:
+    """Load the registered jobs (the application's loaders), the jobs file's ``modules:`` and ``extra_modules``."""
+    from broker_jobs.errors import ConfigError  # deferred: errors.py pulls dramatiq
+    from broker_jobs.scheduling.jobs_file import configured_modules  # deferred: yaml, and errors.py pulls dramatiq
+
+    registry.load_jobs()
+    modules = [*extra_modules, *configured_modules(settings().jobs_config)]
+    for name in modules:
+        try:
+            importlib.import_module(name)  # the user's job modules: the jobs file's `modules:` or --module
+        except ImportError as exc:
+            raise ConfigError(f"cannot import job module {name!r}: {exc}") from None
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain text table."""
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(value, float):
+            return f"{value:.0f}"
+        text = str(value).replace("\n", " ")
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def dump(data: Any) -> None:
+    """Print ``data`` as JSON."""
+    click.echo(json.dumps(data, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
+
+
+def parse_json(option: str, text: str | None, kind: type) -> Any:
+    """Parse an option's JSON value, naming the option when it is not valid."""
+    from broker_jobs.errors import ConfigError  # deferred: errors.py pulls dramatiq
+
+    if text is None:
+        return kind()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{option}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, kind):
+        raise ConfigError(f"{option}: expected a JSON {'array' if kind is list else 'object'}")
+    return value
+
+

@@ -1,0 +1,30 @@
+"""``broker-jobs history``: recent executions."""
+
+from __future__ import annotations
+
+import click
+
+from broker_jobs.cli.common import dump, guarded, settings, table
+
+
+@click.command()
+@click.option("--actor", help="Only this actor's runs.")
+@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "retrying", "dead", "skipped"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def history(actor: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """Recent executions, newest first."""
+    from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy/dramatiq/pika, only when the command runs
+    from broker_jobs.store.history import query_runs  # deferred: SQLAlchemy/dramatiq/pika, only when the command runs
+
+    runs = query_runs(get_engine(settings().database_url), actor=actor, status=status, limit=limit)
+    rows = [
+        {c.name: getattr(run, c.name) for c in run.__table__.columns if c.name not in ("seq",)}
+        for run in runs
+    ]
+    if as_json:
+        dump(rows)
+    else:
+        click.echo(table(rows, ["message_id", "actor", "fire_id", "priority", "status", "attempt",
+                                "started_at", "duration_ms", "error"]))

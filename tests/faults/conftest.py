@@ -15,11 +15,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import database, free_port
-
-from .effects import EFFECTS_DDL
-from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, booted_rabbit, private_vhost
-from .support import Workers
+from tests.support import (
+    EFFECTS_DDL,
+    PrivateRabbit,
+    PrivateRedis,
+    ServiceUnavailable,
+    Workers,
+    booted_rabbit,
+    database,
+    free_port,
+    private_vhost,
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

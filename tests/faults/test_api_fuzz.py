@@ -24,9 +24,7 @@ import jwt
 import pytest
 
 from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import Process, database, free_port, wait_for
-
-from .services import PrivateRabbit, private_vhost
+from tests.support import PrivateRabbit, Process, database, free_port, private_vhost, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 

@@ -239,7 +239,7 @@ def probe_actor(stub_broker: Any) -> Any:
 def test_every_jobs_file_field_with_a_wrong_type_is_one_line_with_file_line_and_field(
         tmp_path, probe_actor, field, value):
     from broker_jobs.scheduling.config import load_config
-    from tests.scheduling.helpers import fake_settings
+    from tests.support.scheduling import fake_settings
 
     entry: dict[str, Any] = {"id": "probe", "actor": "fault_config_probe", "cron": "@daily"}
     if field in ("interval", "date"):

@@ -14,9 +14,7 @@ import time
 import pytest
 import sqlalchemy
 
-from tests.support import wait_for
-
-from .support import Producer, dead_keys, effect_times, fault_message, tally
+from tests.support import Producer, dead_keys, effect_times, fault_message, tally, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

@@ -12,9 +12,7 @@ import pytest
 import sqlalchemy
 
 from tests.conftest import TEST_POSTGRES_URL
-from tests.support import wait_for
-
-from .support import Producer, dead_keys, effects, fault_message, tally
+from tests.support import Producer, dead_keys, effects, fault_message, tally, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

@@ -26,11 +26,22 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import Process, database, free_port, queue_depth, wait_for
-
-from .effects import EFFECTS_DDL
-from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, private_vhost
-from .support import Workers, dead_keys, effects, tally
+from tests.support import (
+    EFFECTS_DDL,
+    PrivateRabbit,
+    PrivateRedis,
+    Process,
+    ServiceUnavailable,
+    Workers,
+    database,
+    dead_keys,
+    effects,
+    free_port,
+    private_vhost,
+    queue_depth,
+    tally,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-
-from .fake_apis import FakeApis
+from tests.support import FakeApis
 
 JOB_MODULES = ("broker_jobs.actors.etl", "broker_jobs.actors.sync", "broker_jobs.actors.vault",
                "broker_jobs.actors.maintenance", "broker_jobs.actors.ondemand")

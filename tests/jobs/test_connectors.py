@@ -17,9 +17,9 @@ from broker_jobs.store.data_models import (
     SpotifyPlaylist,
     SpotifyTrack,
 )
+from tests.support import Answer, FakeApis
 
 from .conftest import JobsEnv, run_job, snapshot_db
-from .fake_apis import Answer, FakeApis
 
 
 def rows(model: type) -> list:

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from broker_jobs.settings import get_settings
 from broker_jobs.store.data_models import CompanyRecord, Document, GithubRepository
+from tests.support import FakeApis
 
 from .conftest import JobsEnv, snapshot_db
-from .fake_apis import FakeApis
 
 
 def count(model: Any) -> int:

@@ -10,8 +10,7 @@ import pytest
 from broker_jobs.connectors.http import ApiClient, CircuitOpenError, RateLimitedError, retry_after
 from broker_jobs.errors import TransientJobError
 from broker_jobs.settings import get_settings
-
-from .fake_apis import Answer, FakeApis
+from tests.support import Answer, FakeApis
 
 
 def github(apis: FakeApis) -> ApiClient:

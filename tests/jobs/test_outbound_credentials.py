@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session
 
 from broker_jobs.settings import get_settings
 from broker_jobs.store.data_models import Company, GithubRepository, SpotifyTrack
-from tests.support import free_port
+from tests.support import Answer, FakeApis, fixture, free_port
 
 from .conftest import JobsEnv, run_job
-from .fake_apis import Answer, FakeApis, fixture
 
 
 @pytest.fixture

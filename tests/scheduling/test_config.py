@@ -10,9 +10,9 @@ import pytest
 from broker_jobs.errors import ConfigError
 from broker_jobs.scheduling.config import configured_modules, load_config
 from broker_jobs.scheduling.triggers import CronTrigger, IntervalTrigger
+from tests.support.scheduling import fake_settings
 
 from ..conftest import ROOT, run_cli
-from .helpers import fake_settings
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import pytest
 from broker_jobs.scheduling import scheduler as scheduler_module
 from broker_jobs.scheduling.lease import DatabaseLease, RedisLease
 from broker_jobs.scheduling.state import Fence, FencedOut, LeaseRow, open_store
-
-from .helpers import Clock, jobs_file, make_scheduler
+from tests.support.scheduling import Clock, jobs_file, make_scheduler
 
 
 def fresh_store(request, tmp_path, kind):

@@ -11,8 +11,7 @@ from broker_jobs.coordination import get_claims
 from broker_jobs.scheduling import control
 from broker_jobs.scheduling.state import LeaseRow
 from broker_jobs.store.models import JobRun
-
-from .helpers import T0, Clock, jobs_file, make_scheduler
+from tests.support.scheduling import T0, Clock, jobs_file, make_scheduler
 
 
 @pytest.fixture

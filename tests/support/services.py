@@ -1,5 +1,5 @@
 """Private RabbitMQ and Redis for the fault tests, which they may break (their PostgreSQL
-databases come from :func:`tests.support.database`).
+databases come from :func:`tests.support.databases.database`).
 
 The shared services on 5672, 6379 and 5432 belong to every engineer testing at
 the same time; a fault test stops, blocks and reconfigures only what it started
@@ -23,7 +23,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.support import free_port, kill, stop, wait_for
+from .polling import wait_for
+from .processes import free_port, kill, stop
 
 RABBITMQ_BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 

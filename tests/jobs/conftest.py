@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.support import FakeApis
+from tests.support import FakeApis, wait_for
 
 JOB_MODULES = ("broker_jobs.actors.etl", "broker_jobs.actors.sync", "broker_jobs.actors.vault",
                "broker_jobs.actors.maintenance", "broker_jobs.actors.ondemand")
@@ -145,8 +145,6 @@ def run_job(broker: Any, worker: Any, actor: Any, *args: Any, queues: tuple[str,
 
 def run_of(message_id: str, timeout: float = 10) -> Any:
     """The finished history row of ``message_id`` (waits for the writer)."""
-    import time
-
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -154,16 +152,13 @@ def run_of(message_id: str, timeout: float = 10) -> Any:
     from broker_jobs.store.history import writer
     from broker_jobs.store.models import JobRun
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished() -> Any:
         writer.flush()
         with Session(get_engine()) as session:
             run = session.scalar(select(JobRun).where(JobRun.message_id == message_id))
-        if run is not None and run.status not in ("running", "retrying", "enqueued"):
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"message {message_id} did not finish: {run and run.status}")
-        time.sleep(0.05)
+        return run if run is not None and run.status not in ("running", "retrying", "enqueued") else None
+
+    return wait_for(finished, f"message {message_id} to finish", timeout, every=0.05)
 
 
 #: Columns that record when a job last looked, not what the data is.

@@ -17,8 +17,8 @@ import pytest
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs
 from tests.conftest import RABBITMQ_URL, port_open, run_cli, unavailable
-from tests.integration.foreign import declare_like_plain_dramatiq, dramatiq_body, message_ids_in, publish
 from tests.support import Process, free_port, queue_depth, vhost, wait_for
+from tests.support.foreign import declare_like_plain_dramatiq, dramatiq_body, message_ids_in, publish
 
 pytestmark = pytest.mark.rabbitmq
 

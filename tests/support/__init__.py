@@ -9,6 +9,7 @@
 - :mod:`.services`: private RabbitMQ and Redis servers the fault tests may break;
 - :mod:`.events`: the start/done events the scale-out jobs write;
 - :mod:`.fake_apis`: local HTTP servers speaking GitHub's and Spotify's shapes;
+- :mod:`.foreign` (not re-exported: its names are the wire's): messages built by hand as a foreign sender would;
 - :mod:`.scheduling` (not re-exported: it imports broker_jobs): a scheduler on a stub broker, a fake clock.
 
 Nothing re-exported here imports broker_jobs at import time: tests/conftest.py imports this package before it

@@ -79,7 +79,7 @@ def test_a_database_outage_is_retried_with_backoff_and_the_history_catches_up(
     with outage(fault_db):
         for key in keys[BEFORE:]:
             producer.send(fault_message("record_effect", key))
-        time.sleep(seconds)
+        time.sleep(seconds)  # not a wait: the outage lasting ``seconds`` is the fault under test
 
     wait_for(lambda: len(effects(fault_db)) == len(keys), "every job to succeed after the outage", timeout=120)
     wait_for(lambda: runs_by_status(fault_db).get("succeeded") == len(keys), "the history to catch up",

@@ -113,7 +113,7 @@ class Producer:
                 self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.5)
+                time.sleep(0.5)  # not a wait: the producer's back-off between two tries
 
 
 def effects(url: str) -> dict[str, int]:

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, unavailable
-from tests.support import free_ports, stop, wait_for
+from tests.support import ROOT, free_ports, stop, unavailable, wait_for
 
 # Debian's rabbitmq-server package; the scripts in /usr/sbin would switch to the rabbitmq user.
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")

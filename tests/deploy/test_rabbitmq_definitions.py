@@ -11,9 +11,8 @@ import pytest
 
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs
-from tests.conftest import ROOT, run_cli
 from tests.deploy.conftest import Management
-from tests.support import start, stop, wait_for, wait_for_log
+from tests.support import ROOT, run_cli, start, stop, wait_for, wait_for_log
 
 RABBITMQ_DIR = ROOT / "rabbitmq"
 DEFINITIONS = json.loads((RABBITMQ_DIR / "definitions.json").read_text())

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
 from tests.support import (
     EFFECTS_DDL,
+    TEST_POSTGRES_URL,
     PrivateRabbit,
     PrivateRedis,
     ServiceUnavailable,
@@ -24,7 +24,9 @@ from tests.support import (
     booted_rabbit,
     database,
     free_port,
+    port_open,
     private_vhost,
+    unavailable,
 )
 
 

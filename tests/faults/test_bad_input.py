@@ -27,8 +27,7 @@ from broker_jobs.errors import ConfigError, MessageTooLarge
 from broker_jobs.settings import Settings, get_settings, load_settings
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs, writer
-from tests.conftest import run_cli
-from tests.support import wait_for
+from tests.support import run_cli, wait_for
 
 
 def unique(name: str) -> str:

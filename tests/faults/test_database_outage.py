@@ -11,8 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy
 
-from tests.conftest import TEST_POSTGRES_URL
-from tests.support import Producer, dead_keys, effects, fault_message, tally, wait_for
+from tests.support import TEST_POSTGRES_URL, Producer, dead_keys, effects, fault_message, tally, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

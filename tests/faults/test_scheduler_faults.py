@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
 from tests.support import (
     EFFECTS_DDL,
+    TEST_POSTGRES_URL,
     PrivateRabbit,
     PrivateRedis,
     Process,
@@ -37,9 +37,11 @@ from tests.support import (
     dead_keys,
     effects,
     free_port,
+    port_open,
     private_vhost,
     queue_depth,
     tally,
+    unavailable,
     wait_for,
 )
 

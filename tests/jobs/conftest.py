@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.support import FakeApis, wait_for
+from tests.support import ROOT, FakeApis, wait_for
 
 JOB_MODULES = ("broker_jobs.actors.etl", "broker_jobs.actors.sync", "broker_jobs.actors.vault",
                "broker_jobs.actors.maintenance", "broker_jobs.actors.ondemand")

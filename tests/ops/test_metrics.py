@@ -15,9 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker_jobs import metrics, prometheus_env
-from tests.api.conftest import UNREACHABLE
-from tests.conftest import ROOT
-from tests.support import wait_for
+from tests.support import ROOT, UNREACHABLE, wait_for
 
 NEXT_FIRE = 1_900_000_000.0
 

@@ -30,8 +30,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
-from tests.support import count_events, events, free_port, log_text, queue_depth, start, stop, wait_for, wait_for_log
+from tests.support import (
+    ROOT,
+    count_events,
+    events,
+    free_port,
+    log_text,
+    queue_depth,
+    run_cli,
+    start,
+    stop,
+    wait_for,
+    wait_for_log,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import ROOT
-from tests.support import start, stop, wait_for
+from tests.support import ROOT, start, stop, wait_for
 from tests.support.foreign import message_ids_in
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.slow]

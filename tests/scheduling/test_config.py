@@ -10,9 +10,8 @@ import pytest
 from broker_jobs.errors import ConfigError
 from broker_jobs.scheduling.config import configured_modules, load_config
 from broker_jobs.scheduling.triggers import CronTrigger, IntervalTrigger
+from tests.support import ROOT, run_cli
 from tests.support.scheduling import fake_settings
-
-from ..conftest import ROOT, run_cli
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ import pika
 import pytest
 
 from broker_jobs.scheduling.state import open_store
-from tests.support import Process, free_port, wait_for
-
-from ..conftest import run_cli
+from tests.support import Process, free_port, run_cli, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

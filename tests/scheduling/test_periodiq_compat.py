@@ -11,9 +11,8 @@ import pytest
 
 from broker_jobs.scheduling.config import load_config
 from broker_jobs.scheduling.periodiq_compat import periodiq_cron, register
+from tests.support import ROOT
 from tests.support.scheduling import fake_settings, jobs_file
-
-from ..conftest import ROOT
 
 JOBS = """
 jobs:

@@ -139,3 +139,10 @@ class Process:
     def text(self) -> str:
         """Everything the command logged so far."""
         return log_text(self.log)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``broker-jobs ARGS`` in a subprocess (in ``cwd``, default the repository), as a user would."""
+    return subprocess.run([sys.executable, "-m", "broker_jobs", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd or ROOT)

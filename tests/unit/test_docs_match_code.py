@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from broker_jobs.settings import Settings
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 README = (ROOT / "README.md").read_text()
 

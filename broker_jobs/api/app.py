@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
+from ..settings import Settings
 from .auth import secret_of
 from .health import HealthMonitor
 from .health import router as health_router
@@ -30,7 +31,7 @@ def _field_of(error: dict[str, Any]) -> str:
     return ".".join(loc) or "body"
 
 
-def create_app(settings: Any = None, *, jwt_secret: str | None = None, monitor: HealthMonitor | None = None,
+def create_app(settings: Settings | None = None, *, jwt_secret: str | None = None, monitor: HealthMonitor | None = None,
                load_jobs: bool = True) -> FastAPI:
     """Build the application.
 

@@ -21,6 +21,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import ConfigError
+from ..settings import Settings
 
 SCOPES = ("read", "operate")
 ALGORITHM = "HS256"
@@ -30,7 +31,7 @@ MIN_SECRET_LENGTH = 32
 _bearer = HTTPBearer(auto_error=False, description="A JWT minted by `broker-jobs token --scope read|operate`.")
 
 
-def secret_of(settings: Any) -> str:
+def secret_of(settings: Settings) -> str:
     """``API_JWT_SECRET`` as a string.
 
     Raises:

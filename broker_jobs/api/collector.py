@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from ..metrics import env as metrics_env
+
 
 def oldest_dead_ages(settings: Any) -> dict[str, float]:
     """Age in seconds of the oldest dead letter still archived as dead, by queue."""
@@ -95,10 +97,9 @@ class StateCollector:
         yield from families
 
     def _read(self) -> Iterator[Any]:
-        from ..metrics import _prom
         from ..queues import queue_stats
 
-        _prom()  # the multiprocess directory is set before prometheus_client loads
+        metrics_env.configure()  # the multiprocess directory is set before prometheus_client loads
         from prometheus_client.core import GaugeMetricFamily
 
         up = GaugeMetricFamily("broker_jobs_collector_up", "1 when the source answered this scrape.",

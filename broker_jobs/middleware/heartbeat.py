@@ -16,7 +16,8 @@ from typing import Any
 
 import dramatiq
 
-from .. import probes, prometheus_env
+from .. import probes
+from ..metrics import env as metrics_env
 
 
 def worker_state(worker: Any, stopping: bool = False) -> dict[str, Any]:
@@ -54,7 +55,7 @@ class WorkerHeartbeat(dramatiq.Middleware):
         self._stopping = False
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        directory = prometheus_env.configure()
+        directory = metrics_env.configure()
         self._stopping = False
         self._beat = probes.Beat(directory, "worker", lambda: worker_state(worker, self._stopping)).start()
 

@@ -17,21 +17,23 @@ from typing import Any
 import dramatiq
 from dramatiq.common import current_millis
 
-from .. import alerts, metrics, prometheus_env
-from ..metric_labels import labels
-from .metric_batch import batch
+from .. import alerts, metrics
+from ..metrics import env
+from ..metrics.batch import batch
+from ..metrics.exporter import serve_worker_metrics
+from ..metrics.labels import labels
 
 
 def prometheus_middleware() -> dramatiq.Middleware:
     """Dramatiq's Prometheus middleware, in the host's multiprocess directory, exported on ``METRICS_PORT``."""
     # Dramatiq's module reads dramatiq_prom_db when imported: configure first.
-    prometheus_env.configure()
-    from dramatiq.middleware.prometheus import Prometheus
+    env.configure()
+    from dramatiq.middleware.prometheus import Prometheus  # deferred: it reads dramatiq_prom_db on import
 
     class JobsPrometheus(Prometheus):
         @property
         def forks(self) -> list[Any]:
-            return [prometheus_env.serve_worker_metrics]
+            return [serve_worker_metrics]
 
         def __init__(self) -> None:
             super().__init__()
@@ -46,7 +48,7 @@ def prometheus_middleware() -> dramatiq.Middleware:
             return hasattr(self, "total_retried_messages")
 
         # Dramatiq labels by the message's own queue and actor names: it sees a copy
-        # carrying bounded ones (see broker_jobs.metric_labels).
+        # carrying bounded ones (see broker_jobs.metrics.labels).
         @staticmethod
         def _bounded(broker: dramatiq.Broker, message: Any) -> Any:
             queue, actor = labels(broker, message)
@@ -115,7 +117,7 @@ def job_id_of(message: Any) -> str | None:
 class JobMetrics(dramatiq.Middleware):
     """Counts outcomes, records schedule successes, alerts on dead jobs.
 
-    It also runs the process's :data:`~.metric_batch.batch` (Dramatiq's counters and
+    It also runs the process's :data:`broker_jobs.metrics.batch.batch` (Dramatiq's counters and
     ours, applied once a second) from worker boot to worker shutdown.
     """
 

@@ -50,7 +50,8 @@ def scheduler() -> None:
     configure_logging(s.log_level, s.log_format)
     load_jobs()
     from .. import probes
-    from ..prometheus_env import configure, start_exporter
+    from ..metrics.env import configure
+    from ..metrics.exporter import start_exporter
 
     # Serves now, or takes the port over when this host's worker exporter stops.
     start_exporter(s.metrics_host, s.metrics_port, role="scheduler")

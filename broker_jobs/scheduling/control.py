@@ -9,31 +9,35 @@ through the job's overlap policy, and record their slots in the audit trail.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
+from ..settings import Settings
 from .config import JobDef, load_config, parse_job
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
 from .publisher import iso
 from .scheduler import REFRESH
-from .state import SchedulerStore, now_utc, open_store, utc
+from .state import JobControl, JobState, SchedulerStore, now_utc, open_store, utc
 from .triggers import describe, fire_times, next_fire
+
+if TYPE_CHECKING:
+    from dramatiq import Broker  # deferred: the CLI imports this module and starts without dramatiq
 
 #: The most slots one backfill may publish.
 MAX_BACKFILL = 10_000
 
 
-def _store(settings: Any) -> SchedulerStore:
+def _store(settings: Settings) -> SchedulerStore:
     return open_store(settings.database_url)
 
 
-def _config_jobs(settings: Any) -> dict[str, JobDef]:
+def _config_jobs(settings: Settings) -> dict[str, JobDef]:
     return {job.id: job for job in load_config(settings.jobs_config, settings).jobs}
 
 
-def all_jobs(settings: Any, store: SchedulerStore | None = None) -> dict[str, JobDef]:
+def all_jobs(settings: Settings, store: SchedulerStore | None = None) -> dict[str, JobDef]:
     """The jobs file's jobs, then the runtime ones (a runtime job that no longer validates is left out)."""
     store = store or _store(settings)
     jobs = _config_jobs(settings)
@@ -46,7 +50,7 @@ def all_jobs(settings: Any, store: SchedulerStore | None = None) -> dict[str, Jo
     return jobs
 
 
-def get_job(settings: Any, job_id: str, store: SchedulerStore | None = None) -> JobDef:
+def get_job(settings: Settings, job_id: str, store: SchedulerStore | None = None) -> JobDef:
     """One job by id.
 
     Raises:
@@ -58,7 +62,7 @@ def get_job(settings: Any, job_id: str, store: SchedulerStore | None = None) -> 
     return jobs[job_id]
 
 
-def _row(job: JobDef, state: Any, control: Any, now: datetime) -> dict[str, Any]:
+def _row(job: JobDef, state: JobState | None, control: JobControl | None, now: datetime) -> dict[str, Any]:
     paused = bool(control is not None and control.paused)
     return {
         "id": job.id, "actor": job.actor, "trigger": describe(job.trigger), "priority": job.priority.label,
@@ -71,14 +75,14 @@ def _row(job: JobDef, state: Any, control: Any, now: datetime) -> dict[str, Any]
     }
 
 
-def list_jobs(settings: Any) -> list[dict[str, Any]]:
+def list_jobs(settings: Settings) -> list[dict[str, Any]]:
     """Every job: id, actor, trigger in words, priority, queue, enabled, paused, note, next and last run."""
     store = _store(settings)
     states, controls, now = store.states(), store.controls(), now_utc()
     return [_row(job, states.get(i), controls.get(i), now) for i, job in sorted(all_jobs(settings, store).items())]
 
 
-def show_job(settings: Any, job_id: str, audit: int = 20) -> dict[str, Any]:
+def show_job(settings: Settings, job_id: str, audit: int = 20) -> dict[str, Any]:
     """One job in full, with its runs in flight and its recent slot outcomes."""
     store = _store(settings)
     job = get_job(settings, job_id, store)
@@ -93,7 +97,7 @@ def show_job(settings: Any, job_id: str, audit: int = 20) -> dict[str, Any]:
     return row
 
 
-def preview(settings: Any, job_id: str, count: int = 10, start: datetime | None = None) -> list[datetime]:
+def preview(settings: Settings, job_id: str, count: int = 10, start: datetime | None = None) -> list[datetime]:
     """The next ``count`` fire times after ``start`` (default now), in the job's time zone."""
     job = get_job(settings, job_id)
     begin = start or now_utc()
@@ -104,7 +108,7 @@ def preview(settings: Any, job_id: str, count: int = 10, start: datetime | None 
     return [slot.astimezone(zone) for slot in slots]
 
 
-def pause(settings: Any, job_id: str, note: str | None = None) -> dict[str, Any]:
+def pause(settings: Settings, job_id: str, note: str | None = None) -> dict[str, Any]:
     """Pause a job; its slots are recorded ``paused`` until :func:`resume`."""
     store = _store(settings)
     get_job(settings, job_id, store)
@@ -112,7 +116,7 @@ def pause(settings: Any, job_id: str, note: str | None = None) -> dict[str, Any]
     return {"id": job_id, "paused": True, "note": note}
 
 
-def resume(settings: Any, job_id: str) -> dict[str, Any]:
+def resume(settings: Settings, job_id: str) -> dict[str, Any]:
     """Resume a paused job from its next slot (paused slots are not caught up)."""
     store = _store(settings)
     get_job(settings, job_id, store)
@@ -120,7 +124,7 @@ def resume(settings: Any, job_id: str) -> dict[str, Any]:
     return {"id": job_id, "paused": False}
 
 
-def declare_queues(broker: Any, queues: set[str]) -> None:
+def declare_queues(broker: Broker, queues: set[str]) -> None:
     """Declare ``queues`` on RabbitMQ through the broker.
 
     A queue that exists with other arguments is used as it is (:mod:`broker_jobs.topology`).
@@ -134,7 +138,7 @@ def declare_queues(broker: Any, queues: set[str]) -> None:
             broker.declare_queue(queue)
 
 
-def _publish(settings: Any, store: SchedulerStore, plans: list[Planned]) -> None:
+def _publish(settings: Settings, store: SchedulerStore, plans: list[Planned]) -> None:
     from ..broker import get_broker
     from .publisher import Publisher
 
@@ -161,7 +165,7 @@ def _publish(settings: Any, store: SchedulerStore, plans: list[Planned]) -> None
         store.close_fires(closed)
 
 
-def run_now(settings: Any, job_id: str, force: bool = False) -> dict[str, Any]:
+def run_now(settings: Settings, job_id: str, force: bool = False) -> dict[str, Any]:
     """Publish one run of the job now, through its overlap policy unless ``force``.
 
     Returns:
@@ -185,7 +189,7 @@ def run_now(settings: Any, job_id: str, force: bool = False) -> dict[str, Any]:
             "priority": job.priority.label}
 
 
-def backfill(settings: Any, job_id: str, start: datetime, end: datetime, force: bool = False) -> dict[str, Any]:
+def backfill(settings: Settings, job_id: str, start: datetime, end: datetime, force: bool = False) -> dict[str, Any]:
     """Publish every slot of the job in ``[start, end]``, through its overlap policy unless ``force``.
 
     A slot that already ran is dropped by the workers' fire-id dedup: backfill
@@ -215,7 +219,7 @@ def backfill(settings: Any, job_id: str, start: datetime, end: datetime, force: 
             "skipped_overlap": sum(p.outcome == OVERLAP for p in plans), "fire_ids": published}
 
 
-def add_runtime_job(settings: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def add_runtime_job(settings: Settings, spec: dict[str, Any]) -> dict[str, Any]:
     """Add (or replace) a runtime job, validated like a jobs-file entry; every instance picks it up."""
     store = _store(settings)
     config = _config_jobs(settings)
@@ -226,7 +230,7 @@ def add_runtime_job(settings: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return _row(job, store.states().get(job.id), store.controls().get(job.id), now_utc())
 
 
-def remove_runtime_job(settings: Any, job_id: str) -> dict[str, Any]:
+def remove_runtime_job(settings: Settings, job_id: str) -> dict[str, Any]:
     """Remove a runtime job (jobs of the jobs file are removed by editing it)."""
     store = _store(settings)
     if job_id in _config_jobs(settings):
@@ -236,7 +240,7 @@ def remove_runtime_job(settings: Any, job_id: str) -> dict[str, Any]:
     return {"id": job_id, "removed": True}
 
 
-def scheduler_status(settings: Any) -> dict[str, Any]:
+def scheduler_status(settings: Settings) -> dict[str, Any]:
     """The lease holder, its fencing token, the instances' heartbeats and errors."""
     from .lease import build_lease
 

@@ -13,12 +13,14 @@ clocks in sync (NTP), as for any lease.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..settings import Settings
 from .state import Fence, LeaseRow
 
 NAME = "scheduler"
@@ -128,12 +130,12 @@ class DatabaseLease:
       clock: Seconds since the epoch (tests pass a fake one).
     """
 
-    def __init__(self, engine: Engine, clock: object = time.time) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
 
     def _now(self) -> float:
-        return float(self.clock())  # type: ignore[operator]
+        return float(self.clock())
 
     def acquire(self, owner: str, ttl: float, min_token: int = 0) -> int | None:
         now = self._now()
@@ -176,7 +178,6 @@ class DatabaseLease:
         return Holder(row.owner, int(row.token), row.expires_at - self._now())
 
 
-def build_lease(settings: object, engine: Engine) -> Lease:
+def build_lease(settings: Settings, engine: Engine) -> Lease:
     """Redis when ``REDIS_URL`` is set, the database otherwise."""
-    url = getattr(settings, "redis_url", None)
-    return RedisLease(url) if url else DatabaseLease(engine)
+    return RedisLease(settings.redis_url) if settings.redis_url else DatabaseLease(engine)

@@ -7,24 +7,32 @@ the workers' dedup drops it (the ``replace`` overlap policy).
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Final
 
 from .config import JobDef
-from .policies import MISSED, OVERLAP, SUPERSEDED, DueSlots, overlap_action
+from .policies import MISSED, OVERLAP, PAUSED, PUBLISHING, SUPERSEDED, DueSlots, overlap_action, plan_misfire
 from .publisher import Outgoing, fire_id, iso
 from .state import Flight
-from .triggers import min_gap, next_fire
+from .triggers import Trigger, min_gap, next_fire
 
 logger = logging.getLogger("broker_jobs.scheduling.scheduler")
 
 #: Slots older than a job's look-back window are counted, not listed one by one.
 MAX_RECENT = 100_000
 
+
+
+class _Later(Enum):
+    LATER = "later"
+
+
 #: What :func:`collect_due` returns for the following slot when it left it to be computed
 #: later, after the publish (``next_fire`` of the last due slot).
-LATER: Any = object()
+LATER: Final = _Later.LATER
 
 
 @dataclass
@@ -39,8 +47,8 @@ class Planned:
     superseded: str | None = None
 
 
-def collect_due(trigger: Any, last: datetime, now: datetime, window: float,
-                first: datetime | None = None) -> tuple[DueSlots, datetime | None]:
+def collect_due(trigger: Trigger, last: datetime, now: datetime, window: float,
+                first: datetime | None = None) -> tuple[DueSlots, datetime | _Later | None]:
     """The slots in ``(last, now]`` (within ``window`` seconds of ``now`` one by one, the rest counted),
     and the first slot after ``now``, or :data:`LATER` when that is ``next_fire`` of the one due slot.
 
@@ -113,3 +121,38 @@ def log_outcome(plan: Planned, lag: float) -> None:
     else:
         logger.info("[scheduler] job %s %s slot %s%s", job.id, plan.outcome.replace("_", " "), slot,
                     f": {plan.detail}" if plan.detail else "")
+
+
+def jitter_ms(job: JobDef) -> int:
+    """A random delay within the job's ``jitter`` seconds, in milliseconds."""
+    return int(random.uniform(0, job.jitter) * 1000) if job.jitter else 0
+
+
+def plan_job(job: JobDef, last: datetime, now: datetime, flights: list[Flight], first: datetime,
+             paused: bool = False, pause_note: str | None = None) -> tuple[list[Planned], datetime | _Later | None]:
+    """Decide one job's due slots in a tick: misfire policy, then pause, then overlap policy.
+
+    Parameters:
+      job: The job.
+      last: Its last slot (the tick looks at the slots after it).
+      now: The tick's time.
+      flights: Its runs in flight (updated with the ones this tick fires).
+      first: Its first slot after ``last`` (from the due heap).
+      paused: The job is paused: its slots are recorded ``paused``.
+      pause_note: The pause's note (the slots' detail).
+
+    Returns:
+      The decisions, and the job's next slot after ``now`` (:data:`LATER`: computed when it is pushed).
+    """
+    due, following = collect_due(job.trigger, last, now, max(job.misfire_grace, 5.0), first)
+    plans: list[Planned] = []
+    for slot, outcome, detail in plan_misfire(due, now, job.misfire, job.misfire_grace):
+        plan = Planned(job, slot, outcome, detail)
+        plans.append(plan)
+        if outcome not in PUBLISHING:
+            continue
+        if paused:
+            plan.outcome, plan.detail = PAUSED, pause_note
+            continue
+        plan_flights(plan, plans, flights, jitter_ms(job))
+    return plans, following

@@ -14,6 +14,7 @@ import pytest
 
 from broker_jobs import alerts, job, metrics
 from broker_jobs.errors import PermanentJobError
+from tests.support.scheduling import Clock, jobs_file, make_scheduler
 
 
 class Webhook:
@@ -91,13 +92,38 @@ def test_a_job_alerts_at_most_once_per_cooldown(sender, webhook):
     assert sender.suppressed == 4
 
 
-def test_a_missed_slot_reported_by_the_scheduler_posts_an_alert(sender, webhook):
-    slot = datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
-    metrics.observe_fire("etl-spotify-tracks", slot, 0.0, "missed")
+def test_a_missed_slot_reported_by_the_scheduler_posts_an_alert(tmp_path, stub_broker, sender, webhook):
+    @job(name="missed_probe", queue="default", broker=stub_broker)
+    def missed_probe() -> None:
+        """A scheduled job whose slots are missed while no scheduler runs."""
+
+    clock = Clock()
+    path = jobs_file(tmp_path, """
+        jobs:
+          - id: etl-spotify-tracks
+            actor: missed_probe
+            interval: {seconds: 300}
+            misfire: skip
+    """)
+    first = make_scheduler(path, stub_broker, clock)
+    assert first.step_lease()
+    first.release()  # stopped at T0 after recording the job's start
+    clock.advance(305)  # the slot at 10:05 passes while no scheduler runs
+    second = make_scheduler(path, stub_broker, clock)
+    assert second.step_lease()
+    second.tick(clock.now)
     assert sender.drain()
     [alert] = webhook.received
     assert alert == {**alert, "kind": "slot_missed", "job": "etl-spotify-tracks"}
     assert alert["detail"]["slot"] == "2026-01-01T10:05:00+00:00"
+
+
+def test_recording_a_missed_slot_in_the_metrics_sends_no_alert(sender, webhook):
+    slot = datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
+    metrics.observe_fire("etl-spotify-tracks", slot, 0.0, "missed")
+    alerts.job_failed("sentinel", "m1", "etl", "boom", 1)  # posted after anything queued before it
+    assert sender.drain()
+    assert [a["job"] for a in webhook.received] == ["sentinel"]
 
 
 def test_a_hanging_webhook_does_not_hold_up_the_caller(sender, webhook):

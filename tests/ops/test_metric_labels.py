@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker_jobs.metric_labels import UNKNOWN, actor_label, queue_label
+from broker_jobs.metrics.labels import UNKNOWN, actor_label, queue_label
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.rabbitmq]

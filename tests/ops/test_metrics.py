@@ -14,7 +14,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker_jobs import metrics, prometheus_env
+from broker_jobs import metrics
+from broker_jobs.metrics import env as metrics_env
 from tests.support import ROOT, UNREACHABLE, wait_for
 
 NEXT_FIRE = 1_900_000_000.0
@@ -78,7 +79,7 @@ def test_stale_files_are_removed_and_live_ones_kept(tmp_path):
         for pid in (gone.pid, alive.pid):
             (tmp_path / f"counter_{pid}.db").write_bytes(b"")
             (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
-        assert prometheus_env.remove_stale(tmp_path) == 2
+        assert metrics_env.remove_stale(tmp_path) == 2
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             [f"counter_{alive.pid}.db", f"gauge_livesum_{alive.pid}.db"])
     finally:
@@ -133,5 +134,41 @@ def test_the_multiprocess_directory_is_chosen_in_a_fixed_order(monkeypatch, sett
         monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", inherited)
     else:
         monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    chosen = prometheus_env.metrics_dir(Settings(metrics_dir=setting, metrics_port=9393))
+    chosen = metrics_env.metrics_dir(Settings(metrics_dir=setting, metrics_port=9393))
     assert str(chosen).endswith(expected)
+
+
+def test_importing_the_metrics_package_leaves_prometheus_client_to_load_in_multiprocess_mode(tmp_path):
+    # prometheus_client picks its value store when first imported: no module of the package
+    # (nor the worker middleware) may import it before env.configure() has set the directory.
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import os, sys
+        import broker_jobs.metrics, broker_jobs.metrics.batch, broker_jobs.metrics.exporter
+        import broker_jobs.metrics.labels, broker_jobs.middleware.metrics
+        print("prometheus_client" in sys.modules)
+        broker_jobs.metrics.set_leader(True)
+        from prometheus_client import values
+        print(values.ValueClass is not values.MutexValue)
+        print(sorted(os.listdir(os.environ["METRICS_DIR"])))
+    """)], env={**os.environ, "METRICS_DIR": str(tmp_path)}, cwd=ROOT, capture_output=True, text=True,
+        timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded_early, multiprocess, files = out.stdout.splitlines()
+    assert (loaded_early, multiprocess) == ("False", "True")
+    assert files.startswith("['gauge_livemax_")
+
+
+def test_every_outcome_that_publishes_moves_the_last_fire_time():
+    from broker_jobs.scheduling.policies import PUBLISHING
+
+    assert set(PUBLISHING) <= set(metrics.PUBLISHED) <= set(metrics.SLOT_OUTCOMES)
+    slot = datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
+    jobs = {outcome: f"pub-{outcome}-{time.monotonic_ns()}" for outcome in metrics.SLOT_OUTCOMES}
+    for outcome, job_id in jobs.items():
+        metrics.observe_fire(job_id, slot, 0.5, outcome)
+    body, _ = metrics.render()
+    found = {(x.name, frozenset(x.labels.items())): x.value
+             for family in text_string_to_metric_families(body.decode()) for x in family.samples}
+    moved = {o for o, job_id in jobs.items()
+             if value(found, "broker_jobs_schedule_last_fire_timestamp", job=job_id) == slot.timestamp() + 0.5}
+    assert moved == set(PUBLISHING)

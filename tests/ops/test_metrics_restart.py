@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker_jobs import prometheus_env
+from broker_jobs.metrics import env as metrics_env
 from tests.ops.test_metrics import python, samples, value
 from tests.support import UNREACHABLE, free_port, start, stop, wait_for, wait_for_log
 
@@ -37,6 +37,6 @@ def test_a_restarted_worker_master_starts_from_clean_counters(service_env, tmp_p
                          every=0.1, ignore=UNREACHABLE)
         # ...and gone once the new master's workers start: nothing counted twice, no stale gauges.
         assert value(found, "dramatiq_messages_total", queue_name="default", actor_name="diagnostics") is None
-        assert all(prometheus_env._alive(int(p.stem.rsplit("_", 1)[1])) for p in (tmp_path / "prom").glob("*.db"))
+        assert all(metrics_env._alive(int(p.stem.rsplit("_", 1)[1])) for p in (tmp_path / "prom").glob("*.db"))
     finally:
         stop(second, timeout=20)

@@ -8,8 +8,8 @@ import re
 
 import yaml
 
-from broker_jobs import metrics
 from broker_jobs.api import collector
+from broker_jobs.metrics import definitions
 from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -18,7 +18,7 @@ SERIES = re.compile(r"\b((?:dramatiq|broker_jobs)_[a-z_]+)\b")
 
 def exported_names() -> set[str]:
     names: set[str] = set()
-    for metric in vars(metrics._get()).values():
+    for metric in vars(definitions.get()).values():
         kind = getattr(metric, "_type", None)
         name = getattr(metric, "_name", None)
         if name is None:

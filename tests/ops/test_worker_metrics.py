@@ -55,7 +55,7 @@ def test_outcomes_are_counted_and_a_scheduled_success_is_timestamped(stub_broker
     labels = {"queue": "default", "actor": name}
     wait_for(lambda: count("broker_jobs_dead_lettered_total", **labels) == 1, "the failed run counted as dead lettered",
              timeout=10, every=0.02)
-    # Counts of finished runs are applied once a second (middleware/metric_batch.py).
+    # Counts of finished runs are applied once a second (metrics/batch.py).
     wait_for(lambda: count("broker_jobs_job_runs_total", status="succeeded", **labels) == 1,
              "the succeeded run counted", timeout=10, every=0.05)
     assert count("broker_jobs_job_runs_total", status="dead", **labels) == 1

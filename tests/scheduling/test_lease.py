@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from broker_jobs.scheduling import scheduler as scheduler_module
+from broker_jobs.scheduling import lease_keeper
 from broker_jobs.scheduling.lease import DatabaseLease, RedisLease
 from broker_jobs.scheduling.state import Fence, FencedOut, LeaseRow, open_store
 from tests.support.scheduling import Clock, jobs_file, make_scheduler
@@ -74,7 +74,7 @@ def test_a_silent_leader_is_replaced_once_its_lease_expires(request, tmp_path, s
     @job(queue="default", broker=stub_broker)
     def sched_lease_probe() -> None: ...
 
-    monkeypatch.setattr(scheduler_module, "LEASE_TTL", 1.0)
+    monkeypatch.setattr(lease_keeper, "LEASE_TTL", 1.0)
     path = jobs_file(tmp_path, "jobs:\n  - {id: p, actor: sched_lease_probe, interval: 10}\n")
     clock = Clock()
     leader = make_scheduler(path, stub_broker, clock)

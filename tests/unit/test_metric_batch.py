@@ -7,7 +7,7 @@ import uuid
 import prometheus_client as prom
 import pytest
 
-from broker_jobs.middleware.metric_batch import MetricBatch
+from broker_jobs.metrics.batch import MetricBatch
 
 BUCKETS = (5, 10, 25, 50, 100, 250, float("inf"))
 #: Durations on, between and beyond the bucket bounds.

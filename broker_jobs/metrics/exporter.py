@@ -1,21 +1,7 @@
-"""Prometheus multiprocess mode, set up before anything imports ``prometheus_client``.
+"""The host's metrics and probes over HTTP on ``METRICS_PORT``, with port takeover.
 
-``prometheus_client`` decides at its first import whether values live in
-process memory or in files under ``PROMETHEUS_MULTIPROC_DIR``; Dramatiq's
-Prometheus middleware reads ``dramatiq_prom_db``, ``dramatiq_prom_host`` and
-``dramatiq_prom_port`` when it is imported.  :func:`configure` sets all of them
-to one directory (``METRICS_DIR``, default ``$TMPDIR/broker-jobs-metrics-<port>``)
-and must run first: :mod:`broker_jobs.metrics` and the broker call it before
-their imports.
-
-Stale files are removed at start: every file of a process that is no longer
-alive (and any left under this process's own id by a dead predecessor).  Files
-of live processes are kept, so a worker process never wipes a sibling's
-counters, nor a worker master a running scheduler's gauges.  One directory per
-host (or container): process ids mean nothing across pid namespaces.
-
-One process of the host serves the directory on ``METRICS_PORT``: the worker
-master's fork (:func:`serve_worker_metrics`) or a scheduler (:class:`Exporter`),
+One process of the host serves the multiprocess directory: the worker master's
+fork (:func:`serve_worker_metrics`) or a scheduler (:class:`Exporter`),
 whichever binds first.  It answers ``/metrics``, the probes ``/health/live`` and
 ``/health/ready`` (:mod:`broker_jobs.probes`) and 404 for anything else.  The
 others keep trying to bind every :data:`TAKEOVER_EVERY` seconds, so the port
@@ -25,102 +11,24 @@ outlives the process holding it.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ..probes import respond
+from .definitions import render
+from .env import configure, current_settings
+
 logger = logging.getLogger(__name__)
-
-_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")
-_configured: tuple[int, Path] | None = None  # (pid, directory): a forked child configures again
-_lock = threading.Lock()
-
-
-def _settings() -> Any:
-    try:
-        from .settings import get_settings
-
-        return get_settings()
-    except Exception:  # a bad setting is reported by whoever reads it next; metrics fall back
-        return None
-
-
-def metrics_dir(settings: Any = None) -> Path:
-    """The multiprocess directory: ``METRICS_DIR``, ``PROMETHEUS_MULTIPROC_DIR`` or a per-port temp dir."""
-    settings = settings if settings is not None else _settings()
-    if settings is not None and settings.metrics_dir:
-        return Path(settings.metrics_dir)
-    inherited = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if inherited:
-        return Path(inherited)
-    port = settings.metrics_port if settings is not None else 9191
-    return Path(tempfile.gettempdir()) / f"broker-jobs-metrics-{port}"
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a file under our id was left by a dead process before us
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale(directory: Path) -> int:
-    """Delete the metric files of processes that are gone; returns how many."""
-    removed = 0
-    for path in directory.glob("*.db"):
-        match = _FILE.match(path.name)
-        if match and not _alive(int(match.group(1))):
-            try:
-                path.unlink()
-                removed += 1
-            except FileNotFoundError:
-                pass
-    return removed
-
-
-def configure(settings: Any = None) -> Path:
-    """Point Prometheus and Dramatiq at the multiprocess directory (once per process).
-
-    Parameters:
-      settings: The settings (default: the process's).
-
-    Returns:
-      The directory.
-    """
-    global _configured
-    with _lock:
-        if _configured is not None and _configured[0] == os.getpid():
-            return _configured[1]
-        settings = settings if settings is not None else _settings()
-        directory = metrics_dir(settings)
-        directory.mkdir(parents=True, exist_ok=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-        os.environ["prometheus_multiproc_dir"] = str(directory)  # noqa: SIM112 - the old name, still read
-        os.environ["dramatiq_prom_db"] = str(directory)  # noqa: SIM112 - Dramatiq's lower-case name
-        if settings is not None:
-            os.environ.setdefault("dramatiq_prom_host", settings.metrics_host)
-            os.environ.setdefault("dramatiq_prom_port", str(settings.metrics_port))
-        remove_stale(directory)
-        _configured = (os.getpid(), directory)
-        return directory
 
 
 #: Seconds between two attempts to take the metrics port over from a process that holds it.
 TAKEOVER_EVERY = 2.0
 
 
-def _bind(host: str, port: int, role: str) -> Any:
-    from http.server import ThreadingHTTPServer
-
+def _bind(host: str, port: int, role: str) -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), _handler(role))
 
 
@@ -134,7 +42,7 @@ def serve_worker_metrics() -> int:
     seconds: when that process stops, this one takes the port over.  It runs
     until the master stops it.
     """
-    settings = _settings()
+    settings = current_settings()
     configure(settings)
     host = settings.metrics_host if settings is not None else "127.0.0.1"
     port = settings.metrics_port if settings is not None else 9191
@@ -177,7 +85,7 @@ class Exporter:
 
     def __init__(self, host: str, port: int, role: str = "scheduler") -> None:
         self.host, self.port, self.role = host, port, role
-        self.server: Any = None
+        self.server: ThreadingHTTPServer | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metrics-exporter", daemon=True)
 
@@ -221,20 +129,15 @@ def start_exporter(host: str, port: int, role: str = "scheduler") -> Exporter:
     return Exporter(host, port, role).start()
 
 
-def _handler(role: str) -> Any:
-    from http.server import BaseHTTPRequestHandler
-
+def _handler(role: str) -> type[BaseHTTPRequestHandler]:
     class MetricsHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            from . import probes
-            from .metrics import render
-
             route = self.path.split("?", 1)[0].rstrip("/")
             if route == "/metrics":
                 body, content_type = render()
                 status = 200
             else:
-                answer = probes.respond(self.path, configure(), role)
+                answer = respond(self.path, configure(), role)
                 if answer is None:
                     status, body, content_type = 404, b"not found: /metrics, /health/live, /health/ready\n", \
                         "text/plain; charset=utf-8"

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from ..metrics import safely
+from .definitions import safely
 
 
 class MetricBatch:

@@ -7,18 +7,28 @@ Real-service fixtures skip when the service is missing locally and FAIL when
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 import broker_jobs.app.main  # noqa: F401  (registers the built-in jobs' loader, as the console script does)
-from tests.support import RABBITMQ_URL, ROOT, database, vhost
+from tests.support import (
+    IN_CI,
+    RABBITMQ_URL,
+    ROOT,
+    TEST_POSTGRES_URL,
+    TEST_REDIS_URL,
+    database,
+    port_open,
+    run_cli,
+    unavailable,
+    vhost,
+)
+
+__all__ = ["IN_CI", "RABBITMQ_URL", "ROOT", "TEST_POSTGRES_URL", "TEST_REDIS_URL", "port_open", "run_cli",
+           "unavailable"]  # still importable from here while other branches do; new code imports tests.support
 
 _TMP = Path(tempfile.mkdtemp(prefix="broker-jobs-tests-"))
 
@@ -34,29 +44,6 @@ os.environ.setdefault("METRICS_DIR", str(_TMP / "metrics"))
 os.environ.setdefault("METRICS_PORT", str(19000 + os.getpid() % 1000))
 os.environ.pop("REDIS_URL", None)  # single-host mode unless a test asks for Redis
 
-# `make test` runs two pytest workers (xdist): each flushes a Redis database of its own.
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - 2 * _WORKER}")
-TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-IN_CI = bool(os.environ.get("CI"))
-
-
-def unavailable(what: str) -> None:
-    """Skip locally, fail in CI, when a real service is missing."""
-    message = f"{what} is not reachable; `make test` installs and starts it"
-    if IN_CI:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def port_open(url: str, default_port: int) -> bool:
-    """Whether something listens at ``url``'s host and port."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -166,10 +153,3 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
     return url
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``broker-jobs ARGS`` in a subprocess (in ``cwd``, default the repository), as a user would."""
-    return subprocess.run([sys.executable, "-m", "broker_jobs", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd or ROOT)

@@ -1,4 +1,7 @@
-"""A real ``broker-jobs serve`` and a real ``dramatiq`` worker on a private vhost and database."""
+"""A real ``broker-jobs serve`` and a real ``dramatiq`` worker on a private vhost and database.
+
+The API's constants and tokens (SECRET, JOBS_FILE, UNREACHABLE, token, bearer) live in :mod:`tests.support.api`.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +11,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RABBITMQ_URL, port_open, unavailable
-from tests.support import free_port, start, stop, vhost, wait_for, wait_for_log
-
-SECRET = "test-secret-" + "x" * 40
-
-#: One schedule that never fires by itself during a test (the first minute of a rare day).
-JOBS_FILE = """\
-jobs:
-  - id: nightly-diagnostics
-    actor: diagnostics
-    cron: "0 3 29 2 *"
-    priority: high
-"""
-
-
-#: What polling a process that may still be starting can raise: "not yet", not a failure.
-UNREACHABLE = (httpx.HTTPError, OSError)
+from tests.support import (
+    JOBS_FILE,
+    RABBITMQ_URL,
+    SECRET,
+    UNREACHABLE,
+    free_port,
+    port_open,
+    start,
+    stop,
+    unavailable,
+    vhost,
+    wait_for,
+    wait_for_log,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +86,3 @@ def worker(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         yield log
     finally:
         stop(proc, timeout=20)
-
-
-def token(scope: str, ttl: float = 600, secret: str = SECRET) -> str:
-    """A bearer token minted the way ``broker-jobs token`` does."""
-    from broker_jobs.api.auth import mint_token
-
-    return mint_token(secret, scope, ttl=ttl)
-
-
-def bearer(scope: str) -> dict[str, str]:
-    """Authorization header for ``scope``."""
-    return {"Authorization": f"Bearer {token(scope)}"}

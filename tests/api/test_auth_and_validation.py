@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from broker_jobs.api.app import create_app
 from broker_jobs.api.health import HealthMonitor
 from broker_jobs.settings import Settings
-from tests.api.conftest import SECRET, bearer, token
+from tests.support import SECRET, bearer, token
 
 
 class NoChecks(HealthMonitor):
@@ -71,7 +71,7 @@ def test_a_read_token_cannot_operate(client, method, path, body):
 
 
 def test_a_token_minted_by_the_cli_is_accepted(client, settings_env):
-    from tests.conftest import run_cli
+    from tests.support import run_cli
 
     result = run_cli("token", "--scope", "read", "--ttl", "60", env={"API_JWT_SECRET": SECRET})
     assert result.returncode == 0, result.stderr
@@ -80,7 +80,7 @@ def test_a_token_minted_by_the_cli_is_accepted(client, settings_env):
 
 
 def test_minting_a_token_without_a_secret_fails_with_one_line():
-    from tests.conftest import run_cli
+    from tests.support import run_cli
 
     result = run_cli("token", "--scope", "operate", env={"API_JWT_SECRET": ""})
     assert result.returncode == 2

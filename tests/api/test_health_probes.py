@@ -13,7 +13,7 @@ from broker_jobs.api.app import create_app
 from broker_jobs.api.health import HealthMonitor, build_report
 from broker_jobs.health import Check
 from broker_jobs.settings import Settings
-from tests.api.conftest import SECRET
+from tests.support import SECRET
 
 
 @pytest.fixture

@@ -20,9 +20,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.conftest import JOBS_FILE, SECRET, UNREACHABLE, token
-from tests.conftest import RABBITMQ_URL, TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import database, free_port, start, stop, vhost, wait_for
+from tests.support import (
+    JOBS_FILE,
+    RABBITMQ_URL,
+    SECRET,
+    TEST_POSTGRES_URL,
+    UNREACHABLE,
+    database,
+    free_port,
+    port_open,
+    start,
+    stop,
+    token,
+    unavailable,
+    vhost,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

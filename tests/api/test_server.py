@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.conftest import UNREACHABLE, bearer
-from tests.support import queue_depth, wait_for
+from tests.support import UNREACHABLE, bearer, queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -105,7 +104,7 @@ def test_serve_with_print_token_prints_a_working_dashboard_link(server, service_
 
 
 def test_serve_refuses_to_start_in_production_without_a_secret():
-    from tests.conftest import run_cli
+    from tests.support import run_cli
 
     result = run_cli("serve", "--port", "1", env={"APP_ENV": "production", "API_JWT_SECRET": ""})
     assert result.returncode == 2

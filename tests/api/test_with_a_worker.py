@@ -15,9 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import UNREACHABLE, bearer, token
-from tests.conftest import unavailable
-from tests.support import wait_for
+from tests.support import UNREACHABLE, bearer, token, unavailable, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 

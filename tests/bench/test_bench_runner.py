@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RABBITMQ_URL, ROOT, TEST_REDIS_URL, port_open, unavailable
+from tests.support import RABBITMQ_URL, ROOT, TEST_REDIS_URL, port_open, unavailable
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.slow]
 

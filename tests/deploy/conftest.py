@@ -18,8 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.conftest import RABBITMQ_URL, ROOT, port_open, unavailable
-from tests.support import free_port
+from tests.support import RABBITMQ_URL, ROOT, free_port, port_open, unavailable
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import IN_CI, ROOT
 from tests.deploy.conftest import tool
+from tests.support import IN_CI, ROOT
 
 APP_SERVICES = ("release", "worker", "scheduler", "web")
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, unavailable
 from tests.deploy.conftest import tool
+from tests.support import ROOT, unavailable
 
 K8S = ROOT / "deploy" / "k8s"
 SYSTEMD = ROOT / "deploy" / "systemd"

@@ -9,15 +9,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, unavailable
-from tests.support import free_ports, stop, wait_for
+from tests.support import ROOT, free_ports, stop, unavailable, wait_for
 
 # Debian's rabbitmq-server package; the scripts in /usr/sbin would switch to the rabbitmq user.
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -115,14 +113,12 @@ def test_the_conf_and_plugins_boot_with_management_and_prometheus(node: Node):
     errors = [line for line in node.log.read_text(errors="replace").splitlines() if "[error]" in line]
     assert errors == []
     wanted = 'rabbitmq_queue_messages_ready{vhost="broker_jobs",queue="etl"}'
-    deadline = time.monotonic() + 30
-    while True:  # per-object metrics (the conf says so) appear once the queue stats are collected
+    # per-object metrics (the conf says so) appear once the queue stats are collected
+    def scraped() -> str:
         metrics = httpx.get(f"http://127.0.0.1:{node.prometheus}/metrics", timeout=5)
-        if (metrics.status_code == 200 and wanted in metrics.text) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert metrics.status_code == 200
-    assert wanted in metrics.text
+        return metrics.text if metrics.status_code == 200 and wanted in metrics.text else ""
+
+    assert wanted in wait_for(scraped, f"{wanted} in RabbitMQ's /metrics", 30, every=1, ignore=(httpx.HTTPError,))
 
 
 def test_the_boot_imports_the_app_user_vhost_queues_and_policy(node: Node):

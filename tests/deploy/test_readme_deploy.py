@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import IN_CI, ROOT
+from tests.support import IN_CI, ROOT
 
 
 def deploy_section() -> str:

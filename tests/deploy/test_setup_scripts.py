@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import RABBITMQ_URL, ROOT, TEST_POSTGRES_URL, TEST_REDIS_URL, port_open, unavailable
 from tests.deploy.conftest import tool
+from tests.support import RABBITMQ_URL, ROOT, TEST_POSTGRES_URL, TEST_REDIS_URL, port_open, unavailable
 
 SCRIPT = ROOT / "deploy" / "ensure-services.sh"
 #: Ports nothing listens on, so the script walks its install-and-start path.

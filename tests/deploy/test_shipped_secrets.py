@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker_jobs.secret_quality import MIN_LENGTH, weakness
-from tests.conftest import ROOT, run_cli
+from tests.support import ROOT, run_cli
 
 #: ``API_JWT_SECRET=value`` or ``API_JWT_SECRET: value`` with a literal value.
 ASSIGNMENT = re.compile(r"""\bAPI_JWT_SECRET\s*[:=][ \t]*["']?([^\s"'#]*)""")

@@ -14,7 +14,7 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 #: Seconds between the end of the deadline and the platform's SIGKILL: the 1 s signal poll,
 #: closing connections and flushing history.

@@ -14,12 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import database, free_port
-
-from .effects import EFFECTS_DDL
-from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, booted_rabbit, private_vhost
-from .support import Workers
+from tests.support import (
+    EFFECTS_DDL,
+    TEST_POSTGRES_URL,
+    PrivateRabbit,
+    PrivateRedis,
+    ServiceUnavailable,
+    Workers,
+    booted_rabbit,
+    database,
+    free_port,
+    port_open,
+    private_vhost,
+    unavailable,
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

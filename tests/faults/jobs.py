@@ -20,8 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from broker_jobs import job
 from broker_jobs.errors import TransientJobError
-
-from .effects import QUEUE, UPSERT
+from tests.support import QUEUE, UPSERT
 
 _engine: Engine | None = None
 

@@ -23,10 +23,17 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import Process, database, free_port, wait_for
-
-from .services import PrivateRabbit, private_vhost
+from tests.support import (
+    TEST_POSTGRES_URL,
+    PrivateRabbit,
+    Process,
+    database,
+    free_port,
+    port_open,
+    private_vhost,
+    unavailable,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 

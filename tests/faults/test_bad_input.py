@@ -27,8 +27,7 @@ from broker_jobs.errors import ConfigError, MessageTooLarge
 from broker_jobs.settings import Settings, get_settings, load_settings
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs, writer
-from tests.conftest import run_cli
-from tests.support import wait_for
+from tests.support import run_cli, wait_for
 
 
 def unique(name: str) -> str:
@@ -239,7 +238,7 @@ def probe_actor(stub_broker: Any) -> Any:
 def test_every_jobs_file_field_with_a_wrong_type_is_one_line_with_file_line_and_field(
         tmp_path, probe_actor, field, value):
     from broker_jobs.scheduling.config import load_config
-    from tests.scheduling.helpers import fake_settings
+    from tests.support.scheduling import fake_settings
 
     entry: dict[str, Any] = {"id": "probe", "actor": "fault_config_probe", "cron": "@daily"}
     if field in ("interval", "date"):

@@ -14,9 +14,7 @@ import time
 import pytest
 import sqlalchemy
 
-from tests.support import wait_for
-
-from .support import Producer, dead_keys, effect_times, fault_message, tally
+from tests.support import Producer, dead_keys, effect_times, fault_message, tally, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -52,8 +50,8 @@ def test_delays_jitter_and_backoffs_longer_than_the_consumer_timeout_run_once_at
 
     keys = [*due, "retried-after-6-to-12s"]
     wait_for(lambda: set(effect_times(fault_db)) >= set(keys), "every job to run", timeout=90)
-    # A copy redelivered after a consumer-timeout close would come due at the same time:
-    # give it two more consumer timeouts to show up.
+    # Not a wait: a copy redelivered after a consumer-timeout close would come due at the same time, and only
+    # time shows its absence: give it two more consumer timeouts to show up.
     time.sleep(2 * CONSUMER_TIMEOUT_MS / 1000)
 
     done = effect_times(fault_db)

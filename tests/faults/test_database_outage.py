@@ -11,10 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy
 
-from tests.conftest import TEST_POSTGRES_URL
-from tests.support import wait_for
-
-from .support import Producer, dead_keys, effects, fault_message, tally
+from tests.support import TEST_POSTGRES_URL, Producer, dead_keys, effects, fault_message, tally, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -81,7 +78,7 @@ def test_a_database_outage_is_retried_with_backoff_and_the_history_catches_up(
     with outage(fault_db):
         for key in keys[BEFORE:]:
             producer.send(fault_message("record_effect", key))
-        time.sleep(seconds)
+        time.sleep(seconds)  # not a wait: the outage lasting ``seconds`` is the fault under test
 
     wait_for(lambda: len(effects(fault_db)) == len(keys), "every job to succeed after the outage", timeout=120)
     wait_for(lambda: runs_by_status(fault_db).get("succeeded") == len(keys), "the history to catch up",

@@ -24,10 +24,19 @@ import pytest
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, insert, text
 
-from tests.conftest import RABBITMQ_URL, port_open, run_cli, unavailable
-from tests.support import free_port, queue_depth, start, stop, vhost, wait_for
-
-from .support import collect
+from tests.support import (
+    RABBITMQ_URL,
+    collect,
+    free_port,
+    port_open,
+    queue_depth,
+    run_cli,
+    start,
+    stop,
+    unavailable,
+    vhost,
+    wait_for,
+)
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.support import wait_for
+from tests.support import run_cli, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -7,9 +7,7 @@ import time
 
 import pytest
 
-from tests.support import wait_for
-
-from .support import Producer, dead_keys, effects, fault_message, tally
+from tests.support import Producer, dead_keys, effects, fault_message, tally, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -34,7 +32,7 @@ def test_a_rabbitmq_restart_under_load_loses_nothing_and_everybody_reconnects_al
              every=0.05)
     rabbit.stop_app()
     in_flight_at_stop = len(published)
-    time.sleep(5)
+    time.sleep(5)  # not a wait: the outage, five seconds with the producer and the workers cut off, is the fault
     rabbit.start_app()
     thread.join(timeout=300)
     assert not thread.is_alive(), "the producer never finished"

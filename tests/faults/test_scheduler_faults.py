@@ -25,12 +25,25 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import Process, database, free_port, queue_depth, wait_for
-
-from .effects import EFFECTS_DDL
-from .services import PrivateRabbit, PrivateRedis, ServiceUnavailable, private_vhost
-from .support import Workers, dead_keys, effects, tally
+from tests.support import (
+    EFFECTS_DDL,
+    TEST_POSTGRES_URL,
+    PrivateRabbit,
+    PrivateRedis,
+    Process,
+    ServiceUnavailable,
+    Workers,
+    database,
+    dead_keys,
+    effects,
+    free_port,
+    port_open,
+    private_vhost,
+    queue_depth,
+    tally,
+    unavailable,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -71,6 +84,23 @@ def health(port: int) -> str:
         return str(httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["status"])
     except (httpx.HTTPError, ValueError, KeyError):
         return "unreachable"
+
+
+def fired(schedulers: dict[str, Process], name: str | None, after_lead: int = 1) -> int:
+    """How many slots scheduler ``name`` logged as published since its ``after_lead``-th leadership line."""
+    if name is None:
+        return 0
+    text = schedulers[name].text()
+    leads = [m.end() for m in re.finditer(r"leads \(fencing token", text)]
+    if len(leads) < after_lead:
+        return 0
+    return len(re.findall(r"job beat (?:fired|caught up) slot", text[leads[after_lead - 1]:]))
+
+
+def published_slots(schedulers: dict[str, Process]) -> set[int]:
+    """The slots (epoch seconds) every scheduler logged as published."""
+    return {slot_seconds("beat@" + slot) for process in schedulers.values()
+            for slot in re.findall(r"job beat (?:fired|caught up) slot (\S+)", process.text())}
 
 
 def leader_of(schedulers: dict[str, Process]) -> str | None:
@@ -116,30 +146,34 @@ def run(private_rabbit: PrivateRabbit, tmp_path_factory: pytest.TempPathFactory)
             processes["worker"].ready()  # type: ignore[attr-defined]
             wait_for(lambda: leader_of(schedulers), "a scheduler to lead")
             wait_for(lambda: health(api_port) == "healthy", "the API to report healthy")
-            time.sleep(4)
+            wait_for(lambda: fired(schedulers, leader_of(schedulers)) >= 3, "the leader to publish three slots")
 
             killed = leader_of(schedulers)
             assert killed is not None
             schedulers[killed].kill()  # SIGKILL: no lease release, maybe a slot published but not recorded
             standby = next(n for n in schedulers if n != killed)
             schedulers[standby].wait_for_log(r"leads \(fencing token", timeout=30)
-            time.sleep(3)
+            wait_for(lambda: fired(schedulers, standby) >= 2, "the new leader to publish two slots")
 
             redis.stop()
             outage_ends = time.monotonic() + REDIS_OUTAGE_SECONDS
             seen: list[str] = []
             while time.monotonic() < outage_ends:
                 seen.append(health(api_port))
-                time.sleep(1)
+                time.sleep(1)  # not a wait: /health sampled once a second for as long as the outage lasts
             redis.start()
             wait_for(lambda: health(api_port) == "healthy", "the API to report healthy again", timeout=60)
             schedulers[standby].wait_for_log(r"leads \(fencing token", count=2, timeout=60)
-            time.sleep(4)
+            before_outage = fired(schedulers, standby, after_lead=2)
+            wait_for(lambda: fired(schedulers, standby, after_lead=2) >= 2 + before_outage,
+                     "the new leader to publish two slots after the outage")
             after = health(api_port)  # while a scheduler is alive: without one, /health is not healthy
             schedulers[standby].stop()
             wait_for(lambda: queue_depth(amqp_url, "faults") == 0 and queue_depth(amqp_url, "faults.DQ") == 0,
                      "the workers to drain the queue", timeout=120)
-            time.sleep(2)
+            # messages delivered but not yet acknowledged are not in the depth: wait for their effects
+            wait_for(lambda: published_slots(schedulers) <= {slot_seconds(k) for k in effects(db) if "@" in k},
+                     "every published slot to have run", timeout=120)
             for process in processes.values():
                 process.stop()
             yield Run(effects=effects(db), dead=dead_keys(amqp_url), health_during_outage=seen,

@@ -16,9 +16,7 @@ import psutil
 import pytest
 import sqlalchemy
 
-from tests.support import queue_depth, wait_for
-
-from .support import Producer, dead_keys, fault_message, tally
+from tests.support import Producer, dead_keys, fault_message, queue_depth, tally, wait_for
 
 pytestmark = [pytest.mark.soak, pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.timeout(3600)]
 

@@ -26,11 +26,19 @@ import pytest
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from tests.conftest import RABBITMQ_URL, port_open, unavailable
-from tests.support import free_port, queue_depth, vhost, wait_for
-
-from .effects import QUEUE
-from .support import Workers, collect, effects
+from tests.support import (
+    QUEUE,
+    RABBITMQ_URL,
+    Workers,
+    collect,
+    effects,
+    free_port,
+    port_open,
+    queue_depth,
+    unavailable,
+    vhost,
+    wait_for,
+)
 
 pytestmark = pytest.mark.rabbitmq
 

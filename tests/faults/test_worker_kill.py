@@ -7,9 +7,7 @@ import signal
 
 import pytest
 
-from tests.support import wait_for
-
-from .support import Producer, dead_keys, effects, fault_message, tally
+from tests.support import Producer, dead_keys, effects, fault_message, tally, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 

@@ -16,9 +16,18 @@ import pytest
 
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs
-from tests.conftest import RABBITMQ_URL, port_open, run_cli, unavailable
-from tests.integration.foreign import declare_like_plain_dramatiq, dramatiq_body, message_ids_in, publish
-from tests.support import Process, free_port, queue_depth, vhost, wait_for
+from tests.support import (
+    RABBITMQ_URL,
+    Process,
+    free_port,
+    port_open,
+    queue_depth,
+    run_cli,
+    unavailable,
+    vhost,
+    wait_for,
+)
+from tests.support.foreign import declare_like_plain_dramatiq, dramatiq_body, message_ids_in, publish
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -68,7 +77,7 @@ def health(env: dict[str, str], tmp_path: Path) -> tuple[dict[str, Any], dict[st
     from broker_jobs.api.app import create_app
     from broker_jobs.api.health import HealthMonitor
     from broker_jobs.settings import Settings
-    from tests.api.conftest import SECRET
+    from tests.support import SECRET
 
     settings = Settings(api_jwt_secret=SECRET, rabbitmq_url=env["RABBITMQ_URL"], database_url=env["DATABASE_URL"],
                         jobs_config=tmp_path / "none.yaml", rabbitmq_management_url="http://127.0.0.1:1")

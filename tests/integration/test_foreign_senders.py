@@ -16,9 +16,8 @@ import pytest
 
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs
-from tests.conftest import RABBITMQ_URL, port_open, unavailable
-from tests.integration.foreign import dramatiq_body, publish
-from tests.support import Process, free_port, vhost, wait_for
+from tests.support import RABBITMQ_URL, Process, free_port, port_open, unavailable, vhost, wait_for
+from tests.support.foreign import dramatiq_body, publish
 
 pytestmark = pytest.mark.rabbitmq
 

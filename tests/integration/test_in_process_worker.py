@@ -4,7 +4,6 @@ command emits: a worker started in-process (tests, embedding) still runs jobs cl
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import pytest
@@ -13,7 +12,7 @@ from dramatiq import Worker
 from broker_jobs import job
 from broker_jobs.broker import build_broker
 from broker_jobs.settings import get_settings
-from tests.support import wait_for
+from tests.support import queue_depth, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -37,7 +36,8 @@ def test_an_in_process_worker_runs_jobs_without_metric_failures(settings_env, ra
             for i in range(3):
                 work.send(i)
             wait_for(lambda: sorted(ran) == [0, 1], "both good jobs ran", timeout=20)
-            time.sleep(0.3)  # the failing one is nacked by now
+            wait_for(lambda: queue_depth(rabbitmq_url, f"{queue}.XQ") == 1, "the failing one to be dead-lettered",
+                     timeout=20)
     finally:
         worker.stop()
         for q in broker.get_declared_queues():

@@ -14,6 +14,7 @@ from broker_jobs.broker import build_broker
 from broker_jobs.coordination import RedisClaims, get_claims, set_claims
 from broker_jobs.middleware import RateLimit
 from broker_jobs.settings import get_settings
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis]
 
@@ -80,10 +81,11 @@ def test_two_workers_share_fire_dedup_and_a_global_rate_limit(redis_mode):
             worker = Worker(broker, queues={queue}, worker_threads=2, worker_timeout=100)
             worker.start()
             workers.append(worker)
-        deadline = time.monotonic() + 40
-        while len(runs) < 11 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # a duplicate would show up now
+        wait_for(lambda: len(runs) >= 11, "eleven runs", timeout=40, every=0.05)
+        for broker in brokers:  # every message handled, the duplicate fire included: a second run would be in
+            broker.join(queue, timeout=40_000)
+        for worker in workers:
+            worker.join()
     finally:
         for worker in workers:
             worker.stop()

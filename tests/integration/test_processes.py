@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
-from tests.support import start, stop, wait_for
+from tests.support import ROOT, run_cli, start, stop, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 

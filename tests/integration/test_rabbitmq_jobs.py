@@ -159,10 +159,10 @@ def test_an_undecodable_body_is_dead_lettered_and_can_be_purged(rabbit_broker):
 
 
 def test_a_delay_longer_than_the_hold_limit_hops_and_runs_once_at_its_time(rabbit_broker):
-    name, ran = unique("later"), []
+    name, queue, ran = unique("later"), unique("hop"), []
     rabbit_broker.max_hold_ms = 300  # as if RabbitMQ's consumer timeout were 0.6 s
 
-    @job(name=name, queue=unique("hop"), broker=rabbit_broker)
+    @job(name=name, queue=queue, broker=rabbit_broker)
     def work() -> None:
         ran.append(time.time())
 
@@ -172,7 +172,8 @@ def test_a_delay_longer_than_the_hold_limit_hops_and_runs_once_at_its_time(rabbi
         sent_at = time.time()
         work.send_with_options(delay=1500)
         finished_runs(name)
-        time.sleep(0.5)  # a second run would show up now
+        rabbit_broker.join(queue, timeout=20_000)  # every hop handled: a second run would be in ``ran``
+        worker.join()
     finally:
         worker.stop()
     assert len(ran) == 1

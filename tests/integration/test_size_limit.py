@@ -145,7 +145,7 @@ def test_the_scheduler_publisher_refuses_a_batch_with_a_message_over_the_limit(r
 
 def test_a_jobs_file_entry_whose_message_would_be_over_the_limit_is_one_line_naming_it(stub_broker, tmp_path):
     from broker_jobs.scheduling.config import load_config
-    from tests.scheduling.helpers import fake_settings
+    from tests.support.scheduling import fake_settings
 
     @job(name="size_probe", queue="default", broker=stub_broker)
     def size_probe(note: str = "") -> None: ...

@@ -113,7 +113,7 @@ def test_an_expired_claim_can_be_taken_over(claims):
     assert claims.claim("lock", "a", ttl=0.05) == "a"
     import time
 
-    time.sleep(0.1)
+    time.sleep(0.1)  # not a wait: the claim running out with time, unreleased, is what is tested
     assert claims.claim("lock", "b", ttl=30) == "b"
 
 

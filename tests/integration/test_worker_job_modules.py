@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
-from tests.support import free_port, kill, start, stop, wait_for, wait_for_log
+from tests.support import ROOT, free_port, kill, run_cli, start, stop, wait_for, wait_for_log
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-
-from .fake_apis import FakeApis
+from tests.support import ROOT, FakeApis, wait_for
 
 JOB_MODULES = ("broker_jobs.app.jobs.etl", "broker_jobs.app.jobs.sync", "broker_jobs.app.jobs.vault",
                "broker_jobs.app.jobs.maintenance", "broker_jobs.app.jobs.ondemand")
@@ -146,8 +144,6 @@ def run_job(broker: Any, worker: Any, actor: Any, *args: Any, queues: tuple[str,
 
 def run_of(message_id: str, timeout: float = 10) -> Any:
     """The finished history row of ``message_id`` (waits for the writer)."""
-    import time
-
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -155,16 +151,13 @@ def run_of(message_id: str, timeout: float = 10) -> Any:
     from broker_jobs.store.history import writer
     from broker_jobs.store.models import JobRun
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished() -> Any:
         writer.flush()
         with Session(get_engine()) as session:
             run = session.scalar(select(JobRun).where(JobRun.message_id == message_id))
-        if run is not None and run.status not in ("running", "retrying", "enqueued"):
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"message {message_id} did not finish: {run and run.status}")
-        time.sleep(0.05)
+        return run if run is not None and run.status not in ("running", "retrying", "enqueued") else None
+
+    return wait_for(finished, f"message {message_id} to finish", timeout, every=0.05)
 
 
 #: Columns that record when a job last looked, not what the data is.

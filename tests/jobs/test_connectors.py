@@ -18,9 +18,9 @@ from broker_jobs.app.tables import (
     SpotifyTrack,
 )
 from broker_jobs.settings import get_settings
+from tests.support import Answer, FakeApis
 
 from .conftest import JobsEnv, run_job, snapshot_db
-from .fake_apis import Answer, FakeApis
 
 
 def rows(model: type) -> list:

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from broker_jobs.app.settings import get_app_settings
 from broker_jobs.app.tables import CompanyRecord, Document, GithubRepository
 from broker_jobs.settings import get_settings
+from tests.support import FakeApis
 
 from .conftest import JobsEnv, snapshot_db
-from .fake_apis import FakeApis
 
 
 def count(model: Any) -> int:

@@ -11,8 +11,7 @@ from broker_jobs.app.connectors.http import ApiClient, CircuitOpenError, RateLim
 from broker_jobs.app.settings import get_app_settings
 from broker_jobs.errors import TransientJobError
 from broker_jobs.settings import get_settings
-
-from .fake_apis import Answer, FakeApis
+from tests.support import Answer, FakeApis
 
 
 def github(apis: FakeApis) -> ApiClient:

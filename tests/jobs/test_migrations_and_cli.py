@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import inspect
 
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 from .conftest import JobsEnv
 

@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session
 
 from broker_jobs.app.settings import get_app_settings
 from broker_jobs.app.tables import Company, GithubRepository, SpotifyTrack
-from tests.support import free_port
+from tests.support import Answer, FakeApis, fixture, free_port
 
 from .conftest import JobsEnv, run_job
-from .fake_apis import Answer, FakeApis, fixture
 
 
 @pytest.fixture
@@ -152,8 +151,18 @@ def test_services_list_shows_a_status_url_without_its_password(jobs_env: JobsEnv
 @pytest.mark.rabbitmq
 def test_a_real_worker_importing_a_csv_url_with_a_password_never_prints_it(apis: FakeApis, tmp_path):
     """``dramatiq broker_jobs.actors`` as deployed: its stderr (our lines, httpx's, dramatiq's) and its history."""
-    from tests.conftest import RABBITMQ_URL, port_open, run_cli, unavailable
-    from tests.support import log_text, start, stop, vhost, wait_for, wait_for_log
+    from tests.support import (
+        RABBITMQ_URL,
+        log_text,
+        port_open,
+        run_cli,
+        start,
+        stop,
+        unavailable,
+        vhost,
+        wait_for,
+        wait_for_log,
+    )
 
     if not port_open(RABBITMQ_URL, 5672):
         unavailable(f"RabbitMQ at {RABBITMQ_URL}")

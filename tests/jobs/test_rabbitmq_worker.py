@@ -7,8 +7,9 @@ from typing import Any
 import dramatiq
 import pytest
 
+from tests.support import FakeApis
+
 from .conftest import DATA_TABLES, JobsEnv, bind_jobs, run_of, snapshot_db, snapshot_vectors
-from .fake_apis import FakeApis
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 from .conftest import JobsEnv, run_of, snapshot_vectors
 

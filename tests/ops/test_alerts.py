@@ -14,7 +14,7 @@ import pytest
 
 from broker_jobs import alerts, job, metrics
 from broker_jobs.errors import PermanentJobError
-from tests.scheduling.helpers import Clock, jobs_file, make_scheduler
+from tests.support.scheduling import Clock, jobs_file, make_scheduler
 
 
 class Webhook:

@@ -12,8 +12,7 @@ import re
 import pytest
 
 from broker_jobs.cli.common import EXIT_CODES
-from tests.conftest import RABBITMQ_URL, ROOT, port_open, run_cli, unavailable
-from tests.support import free_port, vhost
+from tests.support import RABBITMQ_URL, ROOT, free_port, port_open, run_cli, unavailable, vhost
 
 
 def one_line(result) -> str:

@@ -16,9 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broker_jobs import metrics
 from broker_jobs.metrics import env as metrics_env
-from tests.api.conftest import UNREACHABLE
-from tests.conftest import ROOT
-from tests.support import wait_for
+from tests.support import ROOT, UNREACHABLE, wait_for
 
 NEXT_FIRE = 1_900_000_000.0
 

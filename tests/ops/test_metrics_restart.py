@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from broker_jobs.metrics import env as metrics_env
-from tests.api.conftest import UNREACHABLE
 from tests.ops.test_metrics import python, samples, value
-from tests.support import free_port, start, stop, wait_for, wait_for_log
+from tests.support import UNREACHABLE, free_port, start, stop, wait_for, wait_for_log
 
 
 @pytest.mark.rabbitmq

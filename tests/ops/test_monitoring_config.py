@@ -10,7 +10,7 @@ import yaml
 
 from broker_jobs.api import collector
 from broker_jobs.metrics import definitions
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 DEPLOY = ROOT / "deploy"
 SERIES = re.compile(r"\b((?:dramatiq|broker_jobs)_[a-z_]+)\b")

@@ -25,8 +25,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import RABBITMQ_URL, ROOT, port_open, unavailable
-from tests.support import free_ports, start, stop, vhost, wait_for
+from tests.support import RABBITMQ_URL, ROOT, free_ports, port_open, start, stop, unavailable, vhost, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -9,11 +9,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import SECRET, UNREACHABLE
-from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
 from tests.faults.test_database_outage import unreachable
-from tests.ops.probe_support import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
-from tests.support import Process, database, wait_for
+from tests.support import SECRET, TEST_POSTGRES_URL, UNREACHABLE, Process, database, port_open, unavailable, wait_for
+from tests.support.probes import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
 
 
 def scheduler(env: dict[str, str], log) -> Process:

@@ -17,9 +17,19 @@ import pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import SECRET, UNREACHABLE, bearer
-from tests.conftest import RABBITMQ_URL, port_open, unavailable
-from tests.support import free_ports, start, stop, vhost, wait_for
+from tests.support import (
+    RABBITMQ_URL,
+    SECRET,
+    UNREACHABLE,
+    bearer,
+    free_ports,
+    port_open,
+    start,
+    stop,
+    unavailable,
+    vhost,
+    wait_for,
+)
 
 pytestmark = pytest.mark.rabbitmq
 

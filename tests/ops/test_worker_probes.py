@@ -6,9 +6,8 @@ import time
 
 import pytest
 
-from tests.api.conftest import UNREACHABLE
-from tests.ops.probe_support import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
-from tests.support import Process, wait_for
+from tests.support import UNREACHABLE, Process, wait_for
+from tests.support.probes import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
 
 
 @pytest.mark.rabbitmq

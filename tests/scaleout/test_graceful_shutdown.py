@@ -18,8 +18,7 @@ from typing import NamedTuple
 import pytest
 
 from broker_jobs.scheduling.scheduler import LEASE_TTL
-from tests.conftest import run_cli
-from tests.support import free_port, start, stop, wait_for
+from tests.support import free_port, run_cli, start, stop, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -30,10 +30,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
-from tests.support import free_port, log_text, start, stop, wait_for, wait_for_log
-
-from .support import events, ready, tally
+from tests.support import (
+    ROOT,
+    count_events,
+    events,
+    free_port,
+    log_text,
+    queue_depth,
+    run_cli,
+    start,
+    stop,
+    wait_for,
+    wait_for_log,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -73,11 +82,11 @@ def run_job_and_stop(env: dict[str, str], proc: subprocess.Popen[bytes], log: Pa
         def mine() -> list:  # type: ignore[type-arg]
             return [e for e in events(Path(env["SCALEOUT_EVENTS"])) if e.key == key]
 
-        wait_for(lambda: tally(mine(), "start"), "the job to start", 60)
+        wait_for(lambda: count_events(mine(), "start"), "the job to start", 60)
         signalled_at = time.time()
         os.killpg(proc.pid, stop_signal)
         # The event this test is about: the job finishing, timed from the signal.
-        wait_for(lambda: tally(mine(), "done"), "the job to finish after the signal", DEADLINE_MS / 1000)
+        wait_for(lambda: count_events(mine(), "done"), "the job to finish after the signal", DEADLINE_MS / 1000)
         [started] = [e for e in mine() if e.kind == "start"]
         [stopping] = [e for e in mine() if e.kind.startswith("stopping:")]
         [done] = [e for e in mine() if e.kind == "done"]
@@ -91,8 +100,9 @@ def run_job_and_stop(env: dict[str, str], proc: subprocess.Popen[bytes], log: Pa
         assert "Killing worker process" not in text, text[-3000:]
         assert code == exit_code, text[-3000:]
         # Acked: nothing for RabbitMQ to run again, nothing dead-lettered; it ran once.
-        assert ready(env["RABBITMQ_URL"], QUEUE) == 0 and ready(env["RABBITMQ_URL"], QUEUE + ".XQ") == 0
-        assert tally(mine(), "start") == {message_id: 1} and tally(mine(), "done") == {message_id: 1}, mine()
+        assert queue_depth(env["RABBITMQ_URL"], QUEUE) == 0 and queue_depth(env["RABBITMQ_URL"], QUEUE + ".XQ") == 0
+        assert count_events(mine(), "start") == {message_id: 1}, mine()
+        assert count_events(mine(), "done") == {message_id: 1}, mine()
         history = run_cli("history", "--json", env=env)
         assert history.returncode == 0, history.stderr
         [row] = [r for r in json.loads(history.stdout) if r["message_id"] == message_id]

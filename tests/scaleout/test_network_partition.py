@@ -30,10 +30,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.services import PrivateRabbit, booted_rabbit
-from tests.support import free_port, kill, start, wait_for
-
-from .support import Event, events, publish, tally
+from tests.support import (
+    Event,
+    PrivateRabbit,
+    booted_rabbit,
+    count_events,
+    events,
+    free_port,
+    kill,
+    publish,
+    start,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -175,7 +183,7 @@ def test_a_worker_cut_off_mid_run_loses_nothing_and_its_unacked_messages_run_on_
 
         def busy() -> bool:
             seen = events(tmp_path / "events")
-            return len(tally(seen, "done")) >= 40 and len(tally(seen, "start", cut)) >= THREADS
+            return len(count_events(seen, "done")) >= 40 and len(count_events(seen, "start", cut)) >= THREADS
 
         wait_for(busy, "all workers busy", 30)
         hosts.cut(0)
@@ -194,8 +202,8 @@ def test_a_worker_cut_off_mid_run_loses_nothing_and_its_unacked_messages_run_on_
 
         def complete() -> bool:
             seen = events(tmp_path / "events")
-            done_by_others = set(tally((e for e in seen if e.pid in others), "done"))
-            return set(sent) <= set(tally(seen, "done")) and unacked(seen) <= done_by_others
+            done_by_others = set(count_events((e for e in seen if e.pid in others), "done"))
+            return set(sent) <= set(count_events(seen, "done")) and unacked(seen) <= done_by_others
 
         # Until RabbitMQ dropped it, the cut worker kept running what it had prefetched.
         wait_for(complete, "every message done, the cut worker's unacked ones by the others", 90)
@@ -204,8 +212,8 @@ def test_a_worker_cut_off_mid_run_loses_nothing_and_its_unacked_messages_run_on_
 
         seen: list[Event] = events(tmp_path / "events")
         by_cut = {e.message_id: e for e in seen if e.pid == cut and e.kind == "start"}
-        done_by_others = tally((e for e in seen if e.pid in others), "done")
-        done = tally(seen, "done")
+        done_by_others = count_events((e for e in seen if e.pid in others), "done")
+        done = count_events(seen, "done")
         lost_acks = unacked(seen)
         assert lost_acks, "the cut worker had nothing in flight: the test did not test anything"
         assert lost_acks <= set(done_by_others), "redelivered to the connected workers and done there"
@@ -213,7 +221,7 @@ def test_a_worker_cut_off_mid_run_loses_nothing_and_its_unacked_messages_run_on_
         duplicates = {m for m, n in done.items() if n > 1}
         assert duplicates <= set(by_cut), "only messages the cut worker ran may run twice"
         assert all(n == 1 for n in done_by_others.values()), "the connected workers ran nothing twice"
-        assert all(n == 1 for n in tally(seen, "done", cut).values())
+        assert all(n == 1 for n in count_events(seen, "done", cut).values())
         assert {e.pid for e in seen} <= set(pids)
         wait_for(lambda: queue_counts(rabbit).get(QUEUE) == (0, 0), "the queue empty, nothing unacked", 10)
         assert queue_counts(rabbit).get(QUEUE + ".XQ", (0, 0)) == (0, 0)
@@ -223,7 +231,7 @@ def test_a_worker_cut_off_mid_run_loses_nothing_and_its_unacked_messages_run_on_
         print(f"cut worker: {len(by_cut)} started, {len(lost_acks)} unacked at the cut "
               f"({started_after_cut} started after it), {len(duplicates)} ran twice; RabbitMQ dropped it "
               f"{dropped_after:.1f} s after the cut, first redelivery ran {redelivered_after:.1f} s after it; "
-              f"per worker: {[len(tally(seen, 'done', p)) for p in pids]}")
+              f"per worker: {[len(count_events(seen, 'done', p)) for p in pids]}")
         for log in logs:
             assert "PRECONDITION_FAILED" not in log.read_text(errors="replace"), log.name
     finally:

@@ -39,9 +39,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, start, stop, wait_for, wait_for_log
-
-from .support import events, publish, purge, ready, tally
+from tests.support import (
+    count_events,
+    events,
+    free_port,
+    publish,
+    purge,
+    queue_depth,
+    start,
+    stop,
+    wait_for,
+    wait_for_log,
+)
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -86,42 +95,43 @@ def test_sigterm_finishes_running_jobs_kills_the_overdue_one_and_leaves_the_rest
         running = publish(url, QUEUE, "shutdown_job", [[f"{run}-short{i}", SHORT_S] for i in range(3)]
                           + [[f"{run}-long", LONG_S, 0.2]])
         short, long_ = running[:3], running[3]
-        wait_for(lambda: len(tally(seen(), "start")) == 4, "four jobs running", 30)
+        wait_for(lambda: len(count_events(seen(), "start")) == 4, "four jobs running", 30)
         pid_a = seen()[0].pid
         # Twelve more: A prefetches four of them (in memory, not started), eight stay in RabbitMQ.
         queued = publish(url, QUEUE, "shutdown_job", [[f"{run}-queued{i}", 0.2] for i in range(QUEUED)])
-        wait_for(lambda: ready(url, QUEUE) == QUEUED - (2 * THREADS - 4), "A prefetching four queued", 30)
+        wait_for(lambda: queue_depth(url, QUEUE) == QUEUED - (2 * THREADS - 4), "A prefetching four queued", 30)
 
         signalled_at = time.time()
         os.kill(first.pid, signal.SIGTERM)  # the master only, as systemd (KillMode=mixed), Docker, k8s do
         # Nothing acked that did not finish: the killed job and the twelve queued are all back.
-        wait_for(lambda: ready(url, QUEUE) == QUEUED + 1, "the killed job and the queued ones back",
+        wait_for(lambda: queue_depth(url, QUEUE) == QUEUED + 1, "the killed job and the queued ones back",
                  DEADLINE_MS / 1000 + 60)
         back = time.time() - signalled_at
         assert first.wait(timeout=60) == 0, log_a.read_text()[-3000:]
 
         assert {e.pid for e in seen()} == {pid_a}
-        assert tally(seen(), "done") == {m: 1 for m in short}, "short jobs finish within the deadline"
-        assert tally(seen(), "start")[long_] == 1 and long_ not in tally(seen(), "done"), "long job killed"
-        assert not set(queued) & set(tally(seen(), "start")), "no new job started after SIGTERM"
+        assert count_events(seen(), "done") == {m: 1 for m in short}, "short jobs finish within the deadline"
+        assert count_events(seen(), "start")[long_] == 1, "long job started"
+        assert long_ not in count_events(seen(), "done"), "long job killed"
+        assert not set(queued) & set(count_events(seen(), "start")), "no new job started after SIGTERM"
         assert max(e.at for e in seen() if e.kind == "done") > signalled_at, "short jobs ran on after SIGTERM"
-        assert ready(url, QUEUE) == QUEUED + 1 and ready(url, QUEUE + ".XQ") == 0
+        assert queue_depth(url, QUEUE) == QUEUED + 1 and queue_depth(url, QUEUE + ".XQ") == 0
 
         log_b = tmp_path / "worker-b.log"
         second = worker(env, log_b, THREADS, DEADLINE_MS)
-        wait_for(lambda: {*queued, long_} <= set(tally(seen(), "done")), "B finishing the rest", 120)
+        wait_for(lambda: {*queued, long_} <= set(count_events(seen(), "done")), "B finishing the rest", 120)
         # Once B has stopped, whatever it did not ack would be back in the queue: a duplicate to come
         # would show there.
         assert stop(second, timeout=60) == 0
 
         pid_b = next(e.pid for e in seen() if e.pid != pid_a)
-        done = tally(seen(), "done")
+        done = count_events(seen(), "done")
         assert set(done) == {*running, *queued}, "nothing lost"
         assert all(n == 1 for n in done.values()), "nothing finished twice"
-        assert tally(seen(), "done", pid_b) == {m: 1 for m in [*queued, long_]}
-        assert tally(seen(), "start")[long_] == 2, "the killed job ran again"
-        assert all(n == 1 for m, n in tally(seen(), "start").items() if m != long_), "nothing else did"
-        assert ready(url, QUEUE) == 0 and ready(url, QUEUE + ".XQ") == 0
+        assert count_events(seen(), "done", pid_b) == {m: 1 for m in [*queued, long_]}
+        assert count_events(seen(), "start")[long_] == 2, "the killed job ran again"
+        assert all(n == 1 for m, n in count_events(seen(), "start").items() if m != long_), "nothing else did"
+        assert queue_depth(url, QUEUE) == 0 and queue_depth(url, QUEUE + ".XQ") == 0
         print(f"SIGTERM to the killed job back in RabbitMQ: {back:.2f} s (deadline {DEADLINE_MS / 1000:g} s)")
     finally:
         stop(first)
@@ -151,15 +161,15 @@ def test_every_job_that_ends_within_the_shutdown_deadline_is_allowed_to_finish(r
     try:
         wait_for_log(log, "Worker process is ready for action", proc)
         sent = publish(url, QUEUE, "shutdown_after_stop", [[f"{run}-{i}", needs] for i in range(len(needs))])
-        wait_for(lambda: len(tally(seen(), "start")) == len(needs), "every thread busy", 30)
+        wait_for(lambda: len(count_events(seen(), "start")) == len(needs), "every thread busy", 30)
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=deadline_s + 60) == 0
         exited_at = time.time()
         stopping = {e.message_id: int(e.kind.split(":")[1]) for e in seen() if e.kind.startswith("stopping:")}
         assert sorted(stopping.values()) == list(range(len(needs)))
         # Whatever did not finish was not acked: RabbitMQ has it back.
-        done = tally(seen(), "done")
-        wait_for(lambda: ready(url, QUEUE) == len(sent) - len(done), "unfinished jobs back in the queue", 30)
+        done = count_events(seen(), "done")
+        wait_for(lambda: queue_depth(url, QUEUE) == len(sent) - len(done), "unfinished jobs back in the queue", 30)
 
         began = min(e.at for e in seen() if e.kind.startswith("stopping:"))
         killed = sorted(stopping[m] for m in sent if m not in done)

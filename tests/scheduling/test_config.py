@@ -11,9 +11,8 @@ from broker_jobs.errors import ConfigError
 from broker_jobs.scheduling.config import load_config
 from broker_jobs.scheduling.jobs_file import configured_modules
 from broker_jobs.scheduling.triggers import CronTrigger, IntervalTrigger
-
-from ..conftest import ROOT, run_cli
-from .helpers import fake_settings
+from tests.support import ROOT, run_cli
+from tests.support.scheduling import fake_settings
 
 
 @pytest.fixture

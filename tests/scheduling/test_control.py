@@ -10,8 +10,7 @@ import pytest
 
 from broker_jobs.errors import ConfigError, NotFoundError
 from broker_jobs.scheduling import control
-
-from .helpers import fake_settings, jobs_file
+from tests.support.scheduling import fake_settings, jobs_file
 
 JOBS = """
 jobs:

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 from broker_jobs.scheduling.due import DueHeap
 from broker_jobs.scheduling.triggers import IntervalTrigger
-
-from .helpers import T0
+from tests.support.scheduling import T0
 
 
 def test_jobs_come_out_earliest_first_and_only_once_due():

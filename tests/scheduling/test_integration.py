@@ -7,6 +7,7 @@ worker runs, so what the schedulers published is exactly what is there.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from datetime import datetime
@@ -16,9 +17,7 @@ import pika
 import pytest
 
 from broker_jobs.store.scheduler_state import open_scheduler_store
-from tests.support import Process, free_port
-
-from ..conftest import run_cli
+from tests.support import Process, free_port, run_cli, wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -50,6 +49,11 @@ def drain(rabbitmq_url: str, queue: str) -> list[dict]:
     return messages
 
 
+def fired(instance: Process) -> int:
+    """How many slots of the job ``beat`` ``instance`` has logged as published (live or caught up)."""
+    return len(re.findall(r"job beat (?:fired|caught up) slot", instance.text()))
+
+
 def slots(messages: list[dict], job_id: str) -> Counter[str]:
     return Counter(m["options"]["fire_id"] for m in messages if m["options"]["job_id"] == job_id)
 
@@ -67,13 +71,14 @@ def test_two_schedulers_publish_one_message_per_slot_and_survive_a_killed_leader
     try:
         for instance in (a, b):
             instance.wait_for_log(r"\[scheduler\] instance \S+ started", timeout=40)
-        time.sleep(4)
+        wait_for(lambda: fired(a) + fired(b) >= 4, "the leader to publish four slots")
         leader, follower = (a, b) if "leads" in a.text() else (b, a)
         leader.kill()  # kill -9: no lease release
         killed_at = time.monotonic()
         follower.wait_for_log(r"leads \(fencing token", timeout=15)
         assert time.monotonic() - killed_at < 10  # hand-over within 10 s
-        time.sleep(2)
+        # nine slot lines (one slot may be logged by both instances): at least eight distinct slots published
+        wait_for(lambda: fired(follower) >= 2 and fired(a) + fired(b) >= 9, "the new leader to publish slots")
         assert follower.stop(timeout=20) == 0
         assert "released the lease" in follower.text()
     finally:
@@ -98,14 +103,15 @@ MISFIRE_JOBS = "jobs:\n" + "".join(
 def test_a_restarted_scheduler_obeys_each_misfire_policy(rabbitmq_url, tmp_path):
     env = environment(rabbitmq_url, tmp_path, MISFIRE_JOBS)
     first = scheduler(env, tmp_path / "first.log")
-    first.wait_for_log(r"job run_all fired slot", timeout=40)
-    time.sleep(2)
+    first.wait_for_log(r"job run_all fired slot", timeout=40, count=3)
     assert first.stop(timeout=20) == 0
-    time.sleep(5)  # plus the restart: about eight slots with no scheduler
+    # Not a wait: the time with no scheduler running IS what is tested (plus the restart, about eight slots
+    # pass unpublished, which each policy must then skip, catch up once or catch up all).
+    time.sleep(5)
     second = scheduler(env, tmp_path / "second.log")
     try:
-        second.wait_for_log(r"job run_all fired slot", timeout=40)
-        time.sleep(1.5)
+        for policy in ("skip", "run_once", "run_all"):  # each one past its catch-up, publishing live again
+            second.wait_for_log(rf"job {policy} fired slot", timeout=40)
         assert second.stop(timeout=20) == 0
     finally:
         second.kill()

@@ -10,8 +10,7 @@ from broker_jobs.scheduling import lease_keeper
 from broker_jobs.scheduling.lease import DatabaseLease, RedisLease
 from broker_jobs.store.models import Fence, LeaseRow
 from broker_jobs.store.scheduler_state import FencedOut, open_scheduler_store
-
-from .helpers import Clock, jobs_file, make_scheduler
+from tests.support.scheduling import Clock, jobs_file, make_scheduler
 
 
 def fresh_store(request, tmp_path, kind):
@@ -46,7 +45,7 @@ def test_one_holder_at_a_time_and_every_new_holder_gets_a_higher_token(lease):
 
 def test_an_expired_lease_is_taken_over(lease):
     first = lease.acquire("a", 0.3)
-    time.sleep(0.4)
+    time.sleep(0.4)  # not a wait: the lease running out with time, unrenewed and unreleased, is what is tested
     assert lease.holder() is None
     second = lease.acquire("b", 5)
     assert second is not None and second > first
@@ -85,7 +84,8 @@ def test_a_silent_leader_is_replaced_once_its_lease_expires(request, tmp_path, s
         url = request.getfixturevalue("redis_url")
         leader.lease, follower.lease = RedisLease(url), RedisLease(url)
     assert leader.step_lease() and not follower.step_lease()
-    time.sleep(1.1)  # the leader is killed: no renewal
+    # Not a wait: the leader is "killed" (no renewal) and its lease runs out with time, which is what is tested.
+    time.sleep(1.1)
     assert follower.step_lease()
     assert follower.token > leader.token
     assert follower.store.fence() == follower.token

@@ -11,9 +11,8 @@ import pytest
 
 from broker_jobs.scheduling.config import load_config
 from broker_jobs.scheduling.periodiq_compat import periodiq_cron, register
-
-from ..conftest import ROOT
-from .helpers import fake_settings, jobs_file
+from tests.support import ROOT
+from tests.support.scheduling import fake_settings, jobs_file
 
 JOBS = """
 jobs:

@@ -8,8 +8,7 @@ import pytest
 
 from broker_jobs.scheduling.policies import DueSlots, overlap_action, plan_misfire
 from broker_jobs.store.scheduler_state import Flight
-
-from .helpers import T0
+from tests.support.scheduling import T0
 
 
 def at(seconds: float):

@@ -10,8 +10,7 @@ from sqlalchemy import update
 from broker_jobs.coordination import get_claims
 from broker_jobs.scheduling import control
 from broker_jobs.store.models import JobRun, LeaseRow
-
-from .helpers import T0, Clock, jobs_file, make_scheduler
+from tests.support.scheduling import T0, Clock, jobs_file, make_scheduler
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import re
 
 from broker_jobs.app.settings import AppSettings
 from broker_jobs.settings import Settings
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 README = (ROOT / "README.md").read_text()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import dramatiq
@@ -14,6 +13,7 @@ from broker_jobs.errors import PermanentJobError, SkipJob, TransientJobError
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import query_runs, writer
 from broker_jobs.store.models import ArchivedLetter
+from tests.support import wait_for
 
 
 def unique(name: str) -> str:
@@ -21,30 +21,26 @@ def unique(name: str) -> str:
 
 
 def runs_of(actor: str, expected: int = 1) -> list:
-    """The actor's finished runs, waiting briefly for the worker's last acks to be recorded."""
-    deadline = time.monotonic() + 5
-    while True:
+    """The actor's runs, once ``expected`` of them are finished (the worker's last acks recorded)."""
+    def finished() -> list | None:
         writer.flush()
         runs = query_runs(get_engine(), actor=actor, limit=100)
-        finished = [r for r in runs if r.status not in ("running", "retrying")]
-        if len(finished) >= expected or time.monotonic() > deadline:
-            return runs
-        time.sleep(0.02)
+        return runs if sum(r.status not in ("running", "retrying") for r in runs) >= expected else None
+
+    return wait_for(finished, f"{expected} finished run(s) of {actor}", timeout=10, every=0.02)
 
 
 def dead_letters_of(actor: str) -> list[ArchivedLetter]:
-    """The actor's archived dead letters, waiting briefly for the worker to archive them."""
+    """The actor's archived dead letters, once the worker has archived them."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    deadline = time.monotonic() + 5
-    while True:
+    def archived() -> list[ArchivedLetter]:
         writer.flush()
         with Session(get_engine()) as session:
-            found = list(session.scalars(select(ArchivedLetter).where(ArchivedLetter.actor == actor)))
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
+            return list(session.scalars(select(ArchivedLetter).where(ArchivedLetter.actor == actor)))
+
+    return wait_for(archived, f"a dead letter of {actor}", timeout=10, every=0.02)
 
 
 def test_a_job_runs_and_its_report_is_kept_on_the_history_entry(stub_broker, stub_worker):

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 #: What an extra of a runtime dependency pulls in (pip-compile --strip-extras pins them by name).
 EXTRA_PACKAGES = {("dramatiq", "rabbitmq"): ["pika"], ("dramatiq", "redis"): ["redis"],

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from broker_jobs import probes
 from broker_jobs.middleware.heartbeat import worker_state
@@ -64,9 +63,7 @@ def test_the_file_of_a_dead_process_is_deleted_and_ignored(tmp_path):
 def test_a_beat_writes_until_stopped_then_removes_its_file(tmp_path):
     beat = probes.Beat(tmp_path, "scheduler", lambda: {"live": True, "ready": False, "problems": ["x"]}).start()
     path = probes.state_path(tmp_path, "scheduler")
-    deadline = time.monotonic() + 10
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(path.exists, "the first beat", timeout=10, every=0.05)
     assert json.loads(path.read_text())["problems"] == ["x"]
     beat.stop()
     assert not path.exists()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from broker_jobs.errors import ConfigError
 from broker_jobs.redaction import MASK, redact, redact_value
 from broker_jobs.settings import load_settings
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 schemes = st.sampled_from(["amqp", "amqps", "redis", "rediss", "postgresql", "postgresql+psycopg", "https", "http"])
 users = st.text("abcdefghijklmnopqrstuvwxyz0123456789._-", max_size=12)

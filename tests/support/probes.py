@@ -12,9 +12,10 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 import yaml
 
-from tests.api.conftest import JOBS_FILE
-from tests.conftest import RABBITMQ_URL, port_open, run_cli, unavailable
-from tests.support import ROOT, free_port, management, vhost
+from .api import JOBS_FILE
+from .environment import RABBITMQ_URL, ROOT, port_open, unavailable
+from .processes import free_port, run_cli
+from .rabbitmq import management, vhost
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """Private RabbitMQ and Redis for the fault tests, which they may break (their PostgreSQL
-databases come from :func:`tests.support.database`).
+databases come from :func:`tests.support.databases.database`).
 
 The shared services on 5672, 6379 and 5432 belong to every engineer testing at
 the same time; a fault test stops, blocks and reconfigures only what it started
@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,18 +22,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.support import free_port, kill, stop, wait_for
+from .environment import port_open, unavailable
+from .polling import wait_for
+from .processes import free_port, kill, stop
 
 RABBITMQ_BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
-
-
-def listening(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class ServiceUnavailable(RuntimeError):
@@ -109,8 +101,8 @@ class PrivateRabbit:
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
-            wait_for(lambda: listening(self.port) or self.process.poll() is not None, "private RabbitMQ to listen",
-                     timeout, every=0.2)
+            wait_for(lambda: port_open(self.url, self.port) or self.process.poll() is not None,
+                     "private RabbitMQ to listen", timeout, every=0.2)
         except AssertionError:
             self.stop()
             raise ServiceUnavailable(f"private RabbitMQ did not listen within {timeout} s") from None
@@ -144,7 +136,7 @@ class PrivateRabbit:
         """Start the RabbitMQ application again and wait for its listener."""
         self.ctl("start_app")
         with suppress(AssertionError):  # a node slow to listen shows in the test that needs it
-            wait_for(lambda: listening(self.port), "private RabbitMQ to listen again", 30, every=0.2)
+            wait_for(lambda: port_open(self.url, self.port), "private RabbitMQ to listen again", 30, every=0.2)
         self._changed.discard("app")
 
     def set_memory_watermark(self, fraction: float) -> None:
@@ -195,7 +187,6 @@ class PrivateRabbit:
 def booted_rabbit(root: Path, listen: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[PrivateRabbit]:
     """A private RabbitMQ node in ``root``, listening on ``listen``, stopped afterwards;
     the test is skipped (failed under CI) when it cannot boot."""
-    from tests.conftest import unavailable
 
     root.chmod(0o755)
     node = PrivateRabbit(root, listen=listen)
@@ -233,7 +224,7 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         try:
-            wait_for(lambda: listening(self.port), "private redis-server to listen", 10, every=0.2)
+            wait_for(lambda: port_open(self.url, self.port), "private redis-server to listen", 10, every=0.2)
         except AssertionError:
             raise ServiceUnavailable("private redis-server did not start") from None
 

@@ -1,5 +1,9 @@
-"""What the fault tests share: worker processes, a producer that never drops a
-message silently, and the ledger that counts sent, executed, dead and lost."""
+"""What the fault tests share: the effects table (written by :mod:`tests.faults.jobs` in the workers), worker
+processes, a producer that never drops a message silently, and the ledger that counts sent, executed, dead and
+lost.
+
+Importing this module declares no actor: the test process must not register the fault jobs on its own broker.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,23 @@ import pika
 from dramatiq.message import Message
 from sqlalchemy import create_engine, text
 
-from tests.support import Process
+from .processes import Process
 
-from .effects import QUEUE
+QUEUE = "faults"
+
+EFFECTS_DDL = """
+CREATE TABLE IF NOT EXISTS fault_effects (
+    key text PRIMARY KEY,
+    runs integer NOT NULL DEFAULT 1,
+    first_at double precision NOT NULL,
+    last_at double precision NOT NULL
+)
+"""
+
+UPSERT = text(
+    "INSERT INTO fault_effects (key, runs, first_at, last_at) VALUES (:key, 1, :now, :now) "
+    "ON CONFLICT (key) DO UPDATE SET runs = fault_effects.runs + 1, last_at = excluded.last_at"
+)
 
 #: Where each test's figures go (one JSON line per test); the README table quotes them.
 FIGURES = Path(os.environ.get("FAULT_FIGURES", "/tmp/broker-jobs-fault-figures.jsonl"))
@@ -95,7 +113,7 @@ class Producer:
                 self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.5)
+                time.sleep(0.5)  # not a wait: the producer's back-off between two tries
 
 
 def effects(url: str) -> dict[str, int]:

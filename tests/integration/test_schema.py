@@ -9,13 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, inspect
 
-from broker_jobs.store import (
-    data_models,  # noqa: F401  (every table module: the built-in jobs' tables)
-    models,
-)
+import broker_jobs.app.tables  # noqa: F401  (the built-in jobs' tables, on the framework's Base)
+from broker_jobs.store import models
 from broker_jobs.store.migrations import HERE, config, current, differences, upgrade
-from tests.conftest import TEST_POSTGRES_URL, port_open, unavailable
-from tests.support import database
+from tests.support import TEST_POSTGRES_URL, database, port_open, unavailable
 
 HEAD = "0002_drop_actor_index"
 

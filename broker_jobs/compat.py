@@ -1,6 +1,6 @@
 """Fixes to the libraries broker_jobs runs on, applied when :mod:`broker_jobs.broker` is imported.
 
-Each fix says which library version it was checked against; ``tests/unit/test_compat.py``
+Each fix says which library version it was checked against; ``tests/framework/unit/test_compat.py``
 fails when an upgrade changes what a fix relies on, so it is looked at again.
 
 * ``dramatiq.common.join_all`` (used by ``Worker.stop``) takes the *total* time
@@ -8,7 +8,7 @@ fails when an upgrade changes what a fix relies on, so it is looked at again.
   shutdown deadline (``--worker-shutdown-timeout``) shrinks as soon as one job
   ends during the stop, and a job that needed less than the deadline is killed
   and runs again.  :func:`join_all` waits for all of them against one fixed
-  deadline.  ``tests/scaleout/test_worker_shutdown.py`` pins the behaviour.
+  deadline.  ``tests/framework/scaleout/test_worker_shutdown.py`` pins the behaviour.
 * Dramatiq's worker process takes a second SIGTERM as "kill now".  A process
   manager that signals the whole process group (honcho, Heroku, ``docker stop``
   with a group-signalling init, systemd's default ``KillMode=control-group``)
@@ -21,7 +21,7 @@ fails when an upgrade changes what a fix relies on, so it is looked at again.
   SIGTERM sent later still kills at once, as Dramatiq does (Ctrl-C twice on a
   bare ``dramatiq``).  It is installed only in a Dramatiq worker process, where
   Dramatiq's handler is in place when the broker module is imported.
-  ``tests/scaleout/test_group_stop.py`` stops real workers the way honcho and
+  ``tests/framework/scaleout/test_group_stop.py`` stops real workers the way honcho and
   ``kill -TERM -PGID`` do.
 * The RabbitMQ consumer's decoding is replaced (:class:`broker_jobs.consumer.CheckingConsumer`
   re-implements Dramatiq 2.x's ``_RabbitmqConsumer.__next__``): another major version

@@ -202,7 +202,7 @@ ensure_browser() {
     [[ $AS_ROOT == 1 ]] || MISSING+=("${wanted[*]} (UI tests)")
 }
 
-# tests/ops/test_prometheus_real.py runs Debian's prometheus (its own process, its own port)
+# tests/framework/ops/test_prometheus_real.py runs Debian's prometheus (its own process, its own port)
 # against the shipped scrape config and alert rules, and promtool on them.
 ensure_prometheus() {
     [[ ${ENSURE_SKIP_PROMETHEUS:-0} == 1 ]] && return 0

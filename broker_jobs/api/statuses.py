@@ -4,7 +4,7 @@ Every ``/api/v1`` route can answer 401 (no valid token), 403 (a token without
 the scope) and 503 (RabbitMQ or the database does not answer).  The rest
 depend on the route: 400 for a body that cannot be parsed, 404 for an unknown schedule or dead letter, 409 for a
 request the schedule's state refuses, 422 for a request that is not valid.
-A test (tests/api/test_hostile_requests.py) checks that every status the
+A test (tests/framework/api/test_hostile_requests.py) checks that every status the
 running API answers under fuzzing is documented here for its route.
 """
 

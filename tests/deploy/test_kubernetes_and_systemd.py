@@ -80,7 +80,7 @@ def test_worker_scheduler_and_web_probe_the_health_endpoints_and_request_resourc
 
 def test_worker_and_scheduler_probes_hit_the_port_their_process_serves_probes_on(objects):
     # The worker master's fork and the scheduler answer /health/live and /health/ready on
-    # METRICS_HOST:METRICS_PORT (tests/ops/test_worker_probes.py, test_scheduler_probes.py).
+    # METRICS_HOST:METRICS_PORT (tests/framework/ops/test_worker_probes.py, test_scheduler_probes.py).
     [config] = by_kind(objects, "ConfigMap").values()
     assert config["data"]["METRICS_HOST"] == "0.0.0.0"  # the kubelet probes the pod's IP
     deployments = by_kind(objects, "Deployment")

@@ -1,4 +1,4 @@
-"""The events the jobs of :mod:`tests.scaleout.jobs` append to files (a job started or finished), read back
+"""The events the jobs of :mod:`tests.framework.scaleout.jobs` append to files (a job started or finished), read back
 and counted by the shutdown and partition tests."""
 
 from __future__ import annotations

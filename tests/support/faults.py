@@ -1,4 +1,4 @@
-"""What the fault tests share: the effects table (written by :mod:`tests.faults.jobs` in the workers), worker
+"""What the fault tests share: the effects table (written by :mod:`tests.framework.faults.jobs` in the workers), worker
 processes, a producer that never drops a message silently, and the ledger that counts sent, executed, dead and
 lost.
 
@@ -43,7 +43,7 @@ FIGURES = Path(os.environ.get("FAULT_FIGURES", "/tmp/broker-jobs-fault-figures.j
 
 
 class Workers(Process):
-    """``dramatiq broker_jobs.actors tests.faults.jobs`` as a user starts it.
+    """``dramatiq broker_jobs.actors tests.framework.faults.jobs`` as a user starts it.
 
     Parameters:
       env: Extra environment (RABBITMQ_URL, DATABASE_URL, ...).
@@ -53,7 +53,7 @@ class Workers(Process):
     """
 
     def __init__(self, env: dict[str, str], log: Path, processes: int = 1, threads: int = 4) -> None:
-        super().__init__(["-m", "dramatiq", "broker_jobs.actors", "tests.faults.jobs", "--processes",
+        super().__init__(["-m", "dramatiq", "broker_jobs.actors", "tests.framework.faults.jobs", "--processes",
                           str(processes), "--threads", str(threads), "--queues", QUEUE], env, log)
         self.processes = processes
         self._ready_before = 0
@@ -85,7 +85,7 @@ class Workers(Process):
 
 
 def fault_message(actor: str, key: str, options: dict[str, Any] | None = None, **kwargs: Any) -> Message[Any]:
-    """A message for one of :mod:`tests.faults.jobs`, built as any other service would."""
+    """A message for one of :mod:`tests.framework.faults.jobs`, built as any other service would."""
     return Message(queue_name=QUEUE, actor_name=actor, args=(key,), kwargs=kwargs, options=dict(options or {}))
 
 

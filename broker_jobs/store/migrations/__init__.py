@@ -4,7 +4,7 @@
 process (and ``broker-jobs migrate``): it upgrades the database to the head
 revision.  Each revision carries its own DDL and imports no model, so the
 revisions are the schema's history and the models are its description;
-``tests/integration/test_schema.py`` compares the two with Alembic's autogenerate
+``tests/framework/integration/test_schema.py`` compares the two with Alembic's autogenerate
 comparison on SQLite and PostgreSQL.  A schema change gets its own revision:
 ``alembic -c broker_jobs/store/migrations/alembic.ini revision -m "..."``, its
 operations written out (or drafted with :func:`differences`).

@@ -3,7 +3,7 @@
 Releases up to 0002 built this revision from the models at run time; it now
 carries its DDL, the same tables, columns and indexes (``ix_job_runs_actor``
 included, which 0002 drops), so it never changes when a model does.  Each
-change after it gets a revision of its own; ``tests/integration/test_schema.py`` fails
+change after it gets a revision of its own; ``tests/framework/integration/test_schema.py`` fails
 when the models and the revisions differ.
 
 Revision ID: 0001_initial

@@ -1,7 +1,7 @@
 """The fixes of :mod:`broker_jobs.compat`, and what they rely on in the installed libraries.
 
 A Dramatiq upgrade that changes its worker-process signal handler fails here, so
-the group-stop fix is checked again (``tests/scaleout/test_group_stop.py`` runs it
+the group-stop fix is checked again (``tests/framework/scaleout/test_group_stop.py`` runs it
 on real workers).
 """
 

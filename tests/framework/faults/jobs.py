@@ -1,6 +1,6 @@
 """Jobs the fault tests run in real worker processes.
 
-``dramatiq broker_jobs.actors tests.faults.jobs --queues faults`` imports this
+``dramatiq broker_jobs.actors tests.framework.faults.jobs --queues faults`` imports this
 module.  Every job that succeeds upserts one row keyed by its ``key`` in the
 ``fault_effects`` table of ``FAULT_EFFECTS_URL`` (PostgreSQL): the row is the
 idempotent effect (it exists once however often the job runs) and its ``runs``

@@ -13,7 +13,7 @@ acked (nothing back in the queue), its history row is ``succeeded``.
 
 Whether a worker process handles the two copies apart is a race (two signals that
 arrive before its handler runs count once): without the fix these tests failed in
-4 of 5 runs here.  ``tests/unit/test_compat.py`` pins the fix itself deterministically.
+4 of 5 runs here.  ``tests/framework/unit/test_compat.py`` pins the fix itself deterministically.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ DEADLINE_MS = 60_000  # WORKER_SHUTDOWN_TIMEOUT: far longer than the job, so onl
 def env(rabbitmq_url: str, tmp_path: Path) -> dict[str, str]:
     """What the worker, ``broker-jobs send`` and ``broker-jobs history`` share."""
     jobs = tmp_path / "jobs.yaml"
-    jobs.write_text("modules: [tests.scaleout.jobs]\njobs: []\n")
+    jobs.write_text("modules: [tests.framework.scaleout.jobs]\njobs: []\n")
     (tmp_path / "events").mkdir()
     return {"RABBITMQ_URL": rabbitmq_url, "DATABASE_URL": f"sqlite:///{tmp_path}/state.sqlite3",
             "JOBS_CONFIG": str(jobs), "SCALEOUT_EVENTS": str(tmp_path / "events"),

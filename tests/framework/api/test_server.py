@@ -94,7 +94,7 @@ def test_a_backfill_publishes_each_slot_in_the_range(server):
 def test_serve_with_print_token_prints_a_working_dashboard_link(server, service_env):
     import re
 
-    from tests.api.conftest import server_log
+    from tests.framework.api.conftest import server_log
 
     [link] = re.findall(r"dashboard \(operate token valid \d+ min\): (\S+)", server_log(service_env).read_text())
     assert link.startswith(server + "/?token=")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.faults.test_database_outage import unreachable
+from tests.framework.faults.test_database_outage import unreachable
 from tests.support import SECRET, TEST_POSTGRES_URL, UNREACHABLE, Process, database, port_open, unavailable, wait_for
 from tests.support.probes import compose_check, delete_vhost, own_vhost, probe, process_env, recreate_vhost, status
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broker_jobs.metrics import env as metrics_env
-from tests.ops.test_metrics import python, samples, value
+from tests.framework.ops.test_metrics import python, samples, value
 from tests.support import UNREACHABLE, free_port, start, stop, wait_for, wait_for_log
 
 

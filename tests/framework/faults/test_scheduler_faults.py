@@ -7,7 +7,7 @@ stopped for 30 s and started again.  Every slot must then have run exactly
 once, the health endpoint must have said ``degraded`` during the outage, and
 no log line of any process may contain a secret.
 
-tests/scheduling/test_integration.py already proves, at the publish level, that
+tests/framework/scheduling/test_integration.py already proves, at the publish level, that
 a killed leader's standby publishes every slot with at most one duplicate
 *message*; this run adds the workers and shows each slot *executed* once.
 """
@@ -60,7 +60,7 @@ SECRETS = {
 }
 
 JOBS_YAML = """\
-modules: [tests.faults.jobs]
+modules: [tests.framework.faults.jobs]
 jobs:
   - {id: beat, actor: record_fire, queue: faults, interval: 1, misfire: run_all, overlap: allow}
 """
@@ -233,13 +233,13 @@ def test_the_api_binds_to_loopback_unless_told_otherwise(run: Run):
 def test_the_shipped_rabbitmq_definitions_have_no_guest_user():
     import json
 
-    definitions = json.loads((Path(__file__).parents[2] / "rabbitmq" / "definitions.json").read_text())
+    definitions = json.loads((Path(__file__).parents[3] / "rabbitmq" / "definitions.json").read_text())
     assert "guest" not in {user["name"] for user in definitions.get("users", [])}
     assert definitions.get("users"), "the definitions should declare the application's own user"
 
 
 def test_the_docker_image_runs_as_a_non_root_user():
-    dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
+    dockerfile = (Path(__file__).parents[3] / "Dockerfile").read_text()
     users = re.findall(r"^\s*USER\s+(\S+)", dockerfile, re.M)
     assert users, "the Dockerfile never switches away from root"
     assert users[-1] not in ("root", "0", "0:0")

@@ -1,4 +1,4 @@
-"""A worker process for the crash tests: ``python -m tests.jobs.worker_process [CRASH_AFTER_BATCH]``.
+"""A worker process for the crash tests: ``python -m tests.app.worker_process [CRASH_AFTER_BATCH]``.
 
 With an argument, the process SIGKILLs itself right after ETL committed that
 batch: no cleanup, no ack, exactly like a machine losing power mid-job.

@@ -1,6 +1,6 @@
 """Soak: 100,000 jobs through two workers with 10 % random transient failures.
 
-Run it on its own: ``pytest tests/faults -m soak`` (it takes several minutes and
+Run it on its own: ``pytest tests/framework/faults -m soak`` (it takes several minutes and
 is left out of the default run).  Every job ends succeeded or dead-lettered,
 sent = succeeded + dead exactly, and each worker's memory stays flat (within
 10 %) from the 10,000th job to the last.

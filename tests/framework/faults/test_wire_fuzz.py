@@ -2,8 +2,8 @@
 
 Hypothesis generates random bytes, random JSON, and valid messages with one field (or one
 option a middleware reads) mutated to a value of another type or size, mixed with valid
-messages for ``tests.faults.jobs.record_effect``.  They are published in bulk with pika (no
-broker_jobs code on the sending side) to a ``dramatiq broker_jobs.actors tests.faults.jobs``
+messages for ``tests.framework.faults.jobs.record_effect``.  They are published in bulk with pika (no
+broker_jobs code on the sending side) to a ``dramatiq broker_jobs.actors tests.framework.faults.jobs``
 worker on a vhost of the test's own.  Then: every malformed delivery has an archive row whose
 reason names its field, and sits in ``faults.XQ``; every valid one ran exactly once and has a
 ``succeeded`` history row; no malformed one ran; the worker processes have as many threads as

@@ -31,7 +31,7 @@ from tests.support import (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Soak tests run only when asked for (``-m soak``), even under a plain ``pytest tests/faults``."""
+    """Soak tests run only when asked for (``-m soak``), even under a plain ``pytest tests/framework/faults``."""
     if "soak" in (config.getoption("-m") or ""):
         return
     here = Path(__file__).parent

@@ -1,7 +1,7 @@
 """One size limit (``MAX_MESSAGE_BYTES``) on every path that publishes, on a real RabbitMQ.
 
-``send`` is covered in tests/faults/test_bad_input.py and replay in
-tests/faults/test_dead_letter_archive.py; here: a delay that hops through ``Q.DQ``,
+``send`` is covered in tests/framework/faults/test_bad_input.py and replay in
+tests/framework/faults/test_dead_letter_archive.py; here: a delay that hops through ``Q.DQ``,
 retries (trimmed traceback; over the limit: dead-lettered with the reason), the
 scheduler's publisher and jobs file, and a delivery over the limit from elsewhere.
 """

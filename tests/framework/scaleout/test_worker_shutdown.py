@@ -59,7 +59,7 @@ QUEUE = "scaleout_shutdown"
 
 def worker(env: dict[str, str], log: Path, threads: int, deadline_ms: int):  # type: ignore[no-untyped-def]
     """``dramatiq`` with one worker process, as deployed, with a shutdown deadline."""
-    return start(["-m", "dramatiq", "broker_jobs.actors", "tests.scaleout.jobs", "--processes", "1",
+    return start(["-m", "dramatiq", "broker_jobs.actors", "tests.framework.scaleout.jobs", "--processes", "1",
                   "--threads", str(threads), "--queues", QUEUE, "--worker-shutdown-timeout", str(deadline_ms)],
                  {**env, "METRICS_PORT": str(free_port())}, log)
 

@@ -24,7 +24,7 @@ def system(rabbitmq_url: str, redis_url: str, tmp_path: Path):
     run = uuid.uuid4().hex[:8]
     config = tmp_path / "jobs.yaml"
     config.write_text(
-        "modules: [tests.scaleout.jobs]\n"
+        "modules: [tests.framework.scaleout.jobs]\n"
         "jobs:\n"
         "  - id: tick\n    actor: scale_noop\n    args: [-1]\n    interval: {seconds: 1}\n    overlap: allow\n"
     )
@@ -35,7 +35,7 @@ def system(rabbitmq_url: str, redis_url: str, tmp_path: Path):
     }
     procs = []
     for i in range(3):  # three worker "hosts", each one process
-        procs.append(start(["-m", "dramatiq", "broker_jobs.actors", "tests.scaleout.jobs", "--processes", "1",
+        procs.append(start(["-m", "dramatiq", "broker_jobs.actors", "tests.framework.scaleout.jobs", "--processes", "1",
                             "--threads", "4", "--queues", "scaleout"],
                            {**env, "METRICS_PORT": str(20100 + i)}, tmp_path / f"worker{i}.log"))
     for i in range(2):  # two schedulers, one leader
@@ -54,7 +54,7 @@ def test_every_message_runs_exactly_once_spread_over_the_workers_and_the_rate_li
     sender = (
         "import sys\n"
         "from broker_jobs.actors import broker\n"
-        "from tests.scaleout.jobs import scale_noop, scale_limited\n"
+        "from tests.framework.scaleout.jobs import scale_noop, scale_limited\n"
         f"ids = [scale_noop.send(i).message_id for i in range({MESSAGES})]\n"
         "ids += [scale_limited.send(i).message_id for i in range(12)]\n"
         "sys.stdout.write('\\n'.join(ids))\n"

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.rabbitmq
 
 
 def start_worker(crash_after: int | None = None) -> subprocess.Popen[str]:
-    args = [sys.executable, "-m", "tests.jobs.worker_process"]
+    args = [sys.executable, "-m", "tests.app.worker_process"]
     if crash_after is not None:
         args.append(str(crash_after))
     process = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, text=True)

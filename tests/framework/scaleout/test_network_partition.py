@@ -170,7 +170,8 @@ def test_a_worker_cut_off_mid_run_loses_nothing_and_its_unacked_messages_run_on_
             env = {"RABBITMQ_URL": url, "DATABASE_URL": f"sqlite:///{tmp_path}/state.sqlite3",
                    "METRICS_DIR": str(tmp_path / f"metrics{i}"), "METRICS_PORT": str(free_port()),
                    "SCALEOUT_EVENTS": str(tmp_path / "events"), "PYTHONUNBUFFERED": "1"}
-            procs.append(start(["-m", "dramatiq", "broker_jobs.actors", "tests.scaleout.jobs", "--processes", "1",
+            procs.append(start(["-m", "dramatiq", "broker_jobs.actors", "tests.framework.scaleout.jobs",
+                                "--processes", "1",
                                 "--threads", str(THREADS), "--queues", QUEUE], env, tmp_path / f"worker{i}.log",
                                prefix=["ip", "netns", "exec", ns]))  # it execs the command: same pid
         logs = [tmp_path / f"worker{i}.log" for i in range(WORKERS)]

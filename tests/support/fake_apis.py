@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-FIXTURES = Path(__file__).resolve().parent.parent / "jobs" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "app" / "fixtures"
 
 
 def fixture(name: str) -> Any:

@@ -29,7 +29,7 @@ from dramatiq.message import Message
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import publishing, wire
-from .broker import QUEUES, connection_url
+from .connection import QUEUES, connection_url
 from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
 from .protocol import BROKER_PRIORITY, DELIVERY_OPTIONS, REPLAY_OF
 from .settings import Settings

@@ -8,7 +8,7 @@ from typing import Any
 
 import pika
 
-from .broker import connection_url
+from .connection import connection_url
 from .redaction import redact
 from .settings import Settings
 

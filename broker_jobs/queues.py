@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 import pika
 
-from .broker import QUEUES, connection_url
+from .connection import QUEUES, connection_url
 from .errors import BrokerUnavailableError
 from .settings import Settings
 

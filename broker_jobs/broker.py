@@ -56,6 +56,9 @@ from .connection import QUEUES, connection_url
 from .consumer import CheckingConsumer
 from .errors import PublishBlocked
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
+from .middleware.heartbeat import WorkerHeartbeat
+from .middleware.job_modules import JobModules
+from .middleware.metrics import JobMetrics, prometheus_middleware
 from .priorities import MAX_PRIORITY
 from .protocol import BJ_ETA, BROKER_PRIORITY, ETA
 from .settings import Settings, get_settings
@@ -317,9 +320,6 @@ class TopologyGuard(dramatiq.Middleware):
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
     rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
-    from .middleware.heartbeat import WorkerHeartbeat
-    from .middleware.job_modules import JobModules
-    from .middleware.metrics import JobMetrics, prometheus_middleware
 
     # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]

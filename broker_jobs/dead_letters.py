@@ -28,7 +28,7 @@ from dramatiq.brokers.rabbitmq import xq_name
 from dramatiq.message import Message
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import publishing, wire
+from . import publishing, registry, wire
 from .connection import QUEUES, connection_url
 from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
 from .protocol import BROKER_PRIORITY, DELIVERY_OPTIONS, REPLAY_OF
@@ -193,8 +193,6 @@ def _queues(queue: str | None, extra: Iterable[str] = ()) -> list[str]:
 
 
 def _known_queues() -> set[str]:
-    from . import registry
-
     return {spec.queue for spec in registry.list()}
 
 

@@ -33,7 +33,6 @@ import dataclasses
 import logging
 import sys
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
 import pika
@@ -53,9 +52,13 @@ from dramatiq.middleware import (
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from . import compat, publishing, topology
+from .connection import QUEUES, connection_url
 from .consumer import CheckingConsumer
 from .errors import PublishBlocked
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
+from .middleware.heartbeat import WorkerHeartbeat
+from .middleware.job_modules import JobModules
+from .middleware.metrics import JobMetrics, prometheus_middleware
 from .priorities import MAX_PRIORITY
 from .protocol import BJ_ETA, BROKER_PRIORITY, ETA
 from .settings import Settings, get_settings
@@ -64,30 +67,6 @@ from .store.history import writer as history_writer
 logger = logging.getLogger(__name__)
 
 compat.install()
-
-#: The built-in queues; each also has ``Q.DQ`` (delays) and ``Q.XQ`` (dead letters).
-QUEUES = ("etl", "sync", "maintenance", "default")
-
-_CONNECTION_DEFAULTS = {
-    "heartbeat": "30",
-    "blocked_connection_timeout": "30",
-    "connection_attempts": "3",
-    "retry_delay": "1",
-    "socket_timeout": "5",
-}
-
-
-def connection_url(url: str, **overrides: str) -> str:
-    """``url`` with heartbeat, blocked-connection timeout and retry defaults added.
-
-    Without a blocked-connection timeout a publisher hangs forever during a
-    RabbitMQ memory or disk alarm.
-    """
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    for key, value in {**_CONNECTION_DEFAULTS, **overrides}.items():
-        query.setdefault(key, value)
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _prime(message: Any) -> None:
@@ -341,9 +320,6 @@ class TopologyGuard(dramatiq.Middleware):
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
     rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
-    from .middleware.heartbeat import WorkerHeartbeat
-    from .middleware.job_modules import JobModules
-    from .middleware.metrics import JobMetrics, prometheus_middleware
 
     # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]

@@ -19,6 +19,7 @@ from dramatiq.brokers.rabbitmq import _RabbitmqConsumer, _RabbitmqMessage, q_nam
 from dramatiq.errors import ConnectionClosed
 
 from . import wire
+from .store.history import writer
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,6 @@ BODY_KEPT = 65_536
 
 def archive_malformed(queue: str, body: bytes, malformed: wire.Malformed) -> bool:
     """Write the archive row of a malformed delivery now; False if it had to wait in memory."""
-    from .store.history import writer
-
     return writer.dead_letter_now(
         message_id=malformed.id, actor=(malformed.actor or "")[: wire.MAX_NAME], queue=queue,
         reason=malformed.reason, traceback=None, attempts=1, dead_at=datetime.now(UTC), state="dead",

@@ -10,6 +10,10 @@ import threading
 import time
 from typing import Protocol
 
+import redis
+
+from .settings import get_settings
+
 
 class Claims(Protocol):
     """Claims a key for an owner until it expires."""
@@ -58,8 +62,6 @@ class RedisClaims:
     """
 
     def __init__(self, url: str, prefix: str = "broker_jobs:claim:") -> None:
-        import redis
-
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.prefix = prefix
 
@@ -108,8 +110,6 @@ def get_claims() -> Claims:
     """The process's claims backend, chosen by ``REDIS_URL``."""
     global _claims
     if _claims is None:
-        from .settings import get_settings
-
         url = get_settings().redis_url
         _claims = RedisClaims(url) if url else DatabaseClaims()
     return _claims

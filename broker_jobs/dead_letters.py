@@ -28,8 +28,8 @@ from dramatiq.brokers.rabbitmq import xq_name
 from dramatiq.message import Message
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import publishing, wire
-from .broker import QUEUES, connection_url
+from . import publishing, registry, wire
+from .connection import QUEUES, connection_url
 from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
 from .protocol import BROKER_PRIORITY, DELIVERY_OPTIONS, REPLAY_OF
 from .settings import Settings
@@ -193,8 +193,6 @@ def _queues(queue: str | None, extra: Iterable[str] = ()) -> list[str]:
 
 
 def _known_queues() -> set[str]:
-    from . import registry
-
     return {spec.queue for spec in registry.list()}
 
 

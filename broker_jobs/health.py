@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pika
+import redis
 
-from .broker import connection_url
+from .connection import connection_url
 from .redaction import redact
 from .settings import Settings
 
@@ -67,7 +68,6 @@ def check_redis(settings: Settings, timeout: float = 1.0) -> Check | None:
     """PING ``REDIS_URL``; ``None`` in single-host mode."""
     if not settings.redis_url:
         return None
-    import redis
 
     def probe() -> str:
         client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=timeout,

@@ -174,7 +174,7 @@ def job(
     """
 
     def decorate(func: Callable[..., Any]) -> dramatiq.Actor[Any, Any]:
-        from .broker import get_broker
+        from .broker import get_broker  # deferred: pika, SQLAlchemy, Redis; validate_arguments needs none
 
         level = parse_priority(priority)
         model = args_model or _model_from_signature(func)
@@ -202,7 +202,7 @@ def job(
         if min_backoff is not None:
             actor_options["min_backoff"] = int(min_backoff * 1000)
         if rate_limit is not None:
-            from .middleware.rate_limit import parse_rate
+            from .middleware.rate_limit import parse_rate  # deferred: with get_broker above, pika and SQLAlchemy
 
             parse_rate(rate_limit)
             actor_options["rate_limit"] = rate_limit

@@ -16,7 +16,8 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 import pika
 
-from .broker import QUEUES, connection_url
+from . import registry
+from .connection import QUEUES, connection_url
 from .errors import BrokerUnavailableError
 from .settings import Settings
 
@@ -99,7 +100,5 @@ def _from_declares(settings: Settings, names: list[str]) -> list[QueueStats]:
 def queue_stats(settings: Settings, names: list[str] | None = None) -> list[QueueStats]:
     """Depths of ``names`` (default: the built-in queues and every job's queue)."""
     if names is None:
-        from . import registry
-
         names = sorted({*QUEUES, *(spec.queue for spec in registry.list())})
     return _from_management(settings, names) or _from_declares(settings, names)

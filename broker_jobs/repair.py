@@ -30,6 +30,7 @@ from typing import Any
 import pika
 
 from . import topology
+from .connection import connection_url
 from .errors import BrokerUnavailableError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -147,8 +148,6 @@ def repair_queues(settings: Any, names: list[str] | None = None) -> list[Repaire
     Raises:
       NotFoundError: a named queue does not exist (checked before anything is moved).
     """
-    from .broker import connection_url
-
     if names:
         families = sorted({n.removesuffix(HOLDING).removesuffix(".DQ").removesuffix(".XQ") for n in names})
     else:

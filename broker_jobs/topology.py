@@ -24,6 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pika
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
+
+from . import registry
+from .connection import QUEUES, connection_url
+from .priorities import MAX_PRIORITY
+from .settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +76,6 @@ def conflict_from(exc: BaseException, queue: str) -> QueueConflict | None:
 
 def wanted_arguments(queue: str, max_priority: int | None = None) -> dict[str, Any]:
     """The arguments Dramatiq declares ``queue`` with (``Q``, ``Q.DQ`` or ``Q.XQ``), ours included."""
-    from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
-
-    from .priorities import MAX_PRIORITY
-
     if queue.endswith(".XQ"):
         return {"x-message-ttl": DEAD_MESSAGE_TTL}
     canonical = queue.removesuffix(".DQ")
@@ -147,13 +149,8 @@ def degraded_queues(settings: Any = None, queues: list[str] | None = None,
       timeout: Connection and socket timeout in seconds.
     """
     global _cache
-    from .broker import QUEUES, connection_url
-    from .settings import get_settings
-
     settings = settings or get_settings()
     if queues is None:
-        from . import registry
-
         queues = sorted({*QUEUES, *(spec.queue for spec in registry.list())})
     key = f"{settings.rabbitmq_url}|{','.join(queues)}"
     cached = _cache

@@ -10,12 +10,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from .. import __version__
-from ..settings import Settings
+from ..cli.common import load_jobs as import_jobs
+from ..settings import Settings, get_settings
 from .auth import secret_of
+from .collector import StateCollector
+from .dashboard import router as dashboard_router
+from .headers import SecurityHeaders
 from .health import HealthMonitor
 from .health import router as health_router
+from .routes import router as api_router
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +48,9 @@ def create_app(settings: Settings | None = None, *, jwt_secret: str | None = Non
       load_jobs: Import the jobs so the sync routes can enqueue them.
     """
     if settings is None:
-        from ..settings import get_settings
-
         settings = get_settings()
     secret = jwt_secret or secret_of(settings)
     if load_jobs:
-        from ..cli.common import load_jobs as import_jobs
-
         import_jobs()
     monitor = monitor or HealthMonitor(settings)
 
@@ -71,8 +73,6 @@ def create_app(settings: Settings | None = None, *, jwt_secret: str | None = Non
                   for e in errors]
         return JSONResponse({"detail": detail, "message": "invalid " + ", ".join(fields)}, status_code=422)
 
-    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
-
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -84,13 +84,7 @@ def create_app(settings: Settings | None = None, *, jwt_secret: str | None = Non
         # A value the database cannot store (out of its range): the request's fault.
         return JSONResponse({"detail": "a value of the request cannot be stored"}, status_code=422)
 
-    from .headers import SecurityHeaders
-
     app.add_middleware(SecurityHeaders)
-
-    from .collector import StateCollector
-    from .dashboard import router as dashboard_router
-    from .routes import router as api_router
 
     collector = StateCollector(settings)
 
@@ -98,7 +92,7 @@ def create_app(settings: Settings | None = None, *, jwt_secret: str | None = Non
              response_class=Response, summary="Prometheus metrics (queue depths, history counts)")
     def get_metrics() -> Response:
         """Cluster-wide state for Prometheus; worker metrics are on each worker host's ``METRICS_PORT``."""
-        import prometheus_client as prom
+        import prometheus_client as prom  # deferred: loaded after env.configure()
 
         registry = prom.CollectorRegistry()
         registry.register(collector)

@@ -27,6 +27,8 @@ from typing import Any
 
 from ..clock import utc_now
 from ..metrics import env as metrics_env
+from ..queues import queue_stats
+from ..topology import degraded_queues, family
 
 
 def oldest_dead_ages(settings: Any) -> dict[str, float]:
@@ -48,9 +50,7 @@ def history_counts(settings: Any) -> dict[str, int]:
 
 
 def _degraded_family(settings: Any, names: list[str]) -> Any:
-    from prometheus_client.core import GaugeMetricFamily
-
-    from ..topology import degraded_queues, family
+    from prometheus_client.core import GaugeMetricFamily  # deferred: loaded after env.configure()
 
     found = degraded_queues(settings, names)
     gauge = GaugeMetricFamily("broker_jobs_queue_degraded",
@@ -84,10 +84,8 @@ class StateCollector:
         yield from families
 
     def _read(self) -> Iterator[Any]:
-        from ..queues import queue_stats
-
         metrics_env.configure()  # the multiprocess directory is set before prometheus_client loads
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily  # deferred: loaded after env.configure()
 
         up = GaugeMetricFamily("broker_jobs_collector_up", "1 when the source answered this scrape.",
                                labels=["source"])
@@ -123,7 +121,7 @@ class StateCollector:
 
     @staticmethod
     def _depths(stats: list[Any]) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily  # deferred: loaded after env.configure()
 
         depth = GaugeMetricFamily("broker_jobs_queue_messages", "Messages in a queue, by state.",
                                   labels=["queue", "state"])
@@ -138,7 +136,7 @@ class StateCollector:
 
     @staticmethod
     def _oldest(stats: list[Any], ages: dict[str, float]) -> Any:
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import GaugeMetricFamily  # deferred: loaded after env.configure()
 
         oldest = GaugeMetricFamily("broker_jobs_dead_letter_oldest_age_seconds",
                                    "Age of the oldest dead letter of a queue.", labels=["queue"])

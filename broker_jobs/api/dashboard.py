@@ -13,7 +13,7 @@ import html
 from pathlib import Path
 from string import Template
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from .. import __version__
@@ -42,7 +42,5 @@ def static(name: str) -> FileResponse:
     """The page's stylesheet and script."""
     allowed = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
     if name not in allowed:
-        from fastapi import HTTPException
-
         raise HTTPException(404, detail="not found")
     return FileResponse(STATIC / name, media_type=allowed[name])

@@ -23,16 +23,15 @@ from fastapi.responses import JSONResponse
 from .. import health, topology
 from ..clock import utc_now
 from ..redaction import redact
+from ..scheduling import control
+from ..store.db import get_engine
+from ..store.queries import scheduled_runs
 
 logger = logging.getLogger(__name__)
 
 
 def _check_jobs(settings: Any) -> dict[str, Any]:
     """Schedules, each with its last success from the history."""
-    try:
-        from ..scheduling import control
-    except ImportError:
-        return {"jobs": [], "scheduler": None}
     jobs = control.list_jobs(settings)
     status = None
     try:
@@ -44,9 +43,6 @@ def _check_jobs(settings: Any) -> dict[str, Any]:
 
 def last_successes(settings: Any) -> dict[str, dict[str, Any]]:
     """Per schedule id, from the history: when its runs last succeeded and how its last run ended."""
-    from ..store.db import get_engine  # deferred: SQLAlchemy
-    from ..store.queries import scheduled_runs  # deferred: SQLAlchemy
-
     found: dict[str, dict[str, Any]] = {}
     for run in scheduled_runs(get_engine(settings.database_url), statuses=("succeeded", "dead", "failed")):
         entry = found.setdefault(run.schedule_id, {"lastSuccess": None, "lastStatus": run.status})

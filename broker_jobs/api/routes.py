@@ -15,7 +15,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from .. import registry
 from ..clock import utc_now
+from ..dead_letters import list_dead, replay
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
+from ..queues import queue_stats
+from ..scheduling import control
+from ..store.db import get_engine
+from ..store.history import query_runs
+from ..store.queries import finished_since, run_counts, scheduled_runs
+from ..store.queries import recent_dead as archived_dead
 from .auth import require
 from .statuses import READ, WITH_BODY, WRITE, answers
 
@@ -115,14 +122,6 @@ class Enqueued(BaseModel):
     queue: str
 
 
-def _control() -> Any:
-    try:
-        from ..scheduling import control
-    except ImportError:
-        raise HTTPException(503, detail="scheduler control is not available in this build") from None
-    return control
-
-
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call into the library, turning our errors into HTTP statuses."""
     try:
@@ -143,16 +142,11 @@ def _settings(request: Request) -> Any:
 
 def completed_counts(settings: Any) -> dict[str, int]:
     """Succeeded runs kept in the history, by queue."""
-    from ..store.db import get_engine  # deferred: SQLAlchemy
-    from ..store.queries import run_counts  # deferred: SQLAlchemy
-
     return run_counts(get_engine(settings.database_url), by="queue", status="succeeded")
 
 
 def queue_rows(settings: Any) -> list[dict[str, Any]]:
     """Waiting, active, delayed, failed and completed per queue."""
-    from ..queues import queue_stats
-
     stats = _call(queue_stats, settings)
     completed = completed_counts(settings)
     return [{"queue": s.queue, "waiting": s.ready, "active": s.unacked, "delayed": s.delayed,
@@ -169,14 +163,13 @@ def list_queues(request: Request) -> list[dict[str, Any]]:
 @router.get("/jobs", dependencies=[read], tags=["schedules"], responses=answers(*READ, 422))
 def list_jobs(request: Request) -> list[dict[str, Any]]:
     """Every schedule with its next and last run and the last outcome."""
-    return _call(_control().list_jobs, _settings(request))
+    return _call(control.list_jobs, _settings(request))
 
 
 @router.get("/jobs/{job_id}", dependencies=[read], tags=["schedules"], responses=answers(*READ, 404, 422))
 def show_job(request: Request, job_id: Text,
              preview: int = Query(5, ge=0, le=100, description="Next fire times to list.")) -> dict[str, Any]:
     """One schedule, with its next fire times."""
-    control = _control()
     job = dict(_call(control.show_job, _settings(request), job_id))
     if preview:
         job["upcoming"] = _call(control.preview, _settings(request), job_id, count=preview)
@@ -186,20 +179,20 @@ def show_job(request: Request, job_id: Text,
 @router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
 def run_job(request: Request, job_id: Text, body: RunBody | None = None) -> dict[str, Any]:
     """Enqueue the schedule's job now, outside its slots."""
-    return _call(_control().run_now, _settings(request), job_id, force=(body or RunBody()).force)
+    return _call(control.run_now, _settings(request), job_id, force=(body or RunBody()).force)
 
 
 @router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
 def pause_job(request: Request, job_id: Text, body: PauseBody) -> Any:
     """Stop firing the schedule until resumed; the note says why."""
-    result = _call(_control().pause, _settings(request), job_id, body.note)
+    result = _call(control.pause, _settings(request), job_id, body.note)
     return result if result is not None else {"id": job_id, "paused": True, "note": body.note}
 
 
 @router.post("/jobs/{job_id}/resume", dependencies=[operate], tags=["schedules"], responses=answers(*WRITE))
 def resume_job(request: Request, job_id: Text) -> Any:
     """Fire the schedule again from its next slot."""
-    result = _call(_control().resume, _settings(request), job_id)
+    result = _call(control.resume, _settings(request), job_id)
     return result if result is not None else {"id": job_id, "paused": False}
 
 
@@ -207,7 +200,7 @@ def resume_job(request: Request, job_id: Text) -> Any:
              responses=answers(*WITH_BODY))
 def backfill_job(request: Request, job_id: Text, body: BackfillBody) -> dict[str, Any]:
     """Enqueue every slot between start and end (deduplicated by slot)."""
-    return _call(_control().backfill, _settings(request), job_id, body.start, body.end)
+    return _call(control.backfill, _settings(request), job_id, body.start, body.end)
 
 
 def _run_dict(run: Any) -> dict[str, Any]:
@@ -218,9 +211,6 @@ def _run_dict(run: Any) -> dict[str, Any]:
 def history(request: Request, actor: Text | None = None, status: Status | None = None,
             limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
     """Recent runs, newest first."""
-    from ..store.db import get_engine
-    from ..store.history import query_runs
-
     engine = get_engine(_settings(request).database_url)
     return [_run_dict(r) for r in query_runs(engine, actor=actor, status=status, limit=limit)]
 
@@ -229,8 +219,6 @@ def history(request: Request, actor: Text | None = None, status: Status | None =
 def dead_letters(request: Request, queue: Text | None = None, actor: Text | None = None,
                  id: Text | None = None) -> list[dict[str, Any]]:
     """Dead letters with their reason, oldest first."""
-    from ..dead_letters import list_dead
-
     return [d.asdict() for d in _call(list_dead, _settings(request), queue=queue, id=id, actor=actor)]
 
 
@@ -241,8 +229,6 @@ def replay_dead(request: Request, body: ReplayBody) -> dict[str, list[dict[str, 
     ``replayed`` lists the letters sent again (``replayed_as``: the new id), ``skipped`` those
     that cannot be (``not_replayable``: why), which stay dead.
     """
-    from ..dead_letters import replay
-
     done = _call(replay, _settings(request), queue=body.queue, id=body.id, actor=body.actor,
                  everything=body.all, args=body.args, kwargs=body.kwargs)
     result: dict[str, list[dict[str, Any]]] = done.asdict()
@@ -269,9 +255,6 @@ def sync_one(service_id: int = Path(ge=1)) -> Enqueued:
 
 def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
     """Runs finished per minute and queue over the last ``minutes`` (oldest first)."""
-    from ..store.db import get_engine  # deferred: SQLAlchemy
-    from ..store.queries import finished_since  # deferred: SQLAlchemy
-
     now = utc_now()
     series: dict[str, list[int]] = {}
     for queue, when in finished_since(get_engine(settings.database_url), now - timedelta(minutes=minutes)):
@@ -283,9 +266,6 @@ def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
 
 def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``jobs`` with each one's latest run from the history (manual runs and backfills included)."""
-    from ..store.db import get_engine  # deferred: SQLAlchemy
-    from ..store.queries import scheduled_runs  # deferred: SQLAlchemy
-
     latest: dict[str, dict[str, Any]] = {}
     for run in scheduled_runs(get_engine(settings.database_url), limit=2000):
         latest.setdefault(run.schedule_id, {"status": run.status, "started_at": run.started_at,
@@ -295,9 +275,6 @@ def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str
 
 def recent_dead(settings: Any, limit: int = 25) -> list[dict[str, Any]]:
     """The newest dead letters from the archive, oldest first (the dashboard polls: no queue scan)."""
-    from ..store.db import get_engine  # deferred: SQLAlchemy
-    from ..store.queries import recent_dead as archived_dead  # deferred: SQLAlchemy
-
     return archived_dead(get_engine(settings.database_url), limit)
 
 
@@ -317,11 +294,11 @@ def overview(request: Request) -> dict[str, Any]:
 
     part("queues", lambda: queue_rows(settings))
     part("throughput", lambda: throughput(settings))
-    part("jobs", lambda: with_latest_runs(settings, _call(_control().list_jobs, settings)))
+    part("jobs", lambda: with_latest_runs(settings, _call(control.list_jobs, settings)))
     part("runs", lambda: history(request, limit=25))
     part("dead", lambda: recent_dead(settings))
     try:
-        data["scheduler"] = _control().scheduler_status(settings)
+        data["scheduler"] = control.scheduler_status(settings)
     except Exception:  # noqa: BLE001 - the scheduler panel shows "n/a"
         data["scheduler"] = None
     return data

@@ -12,6 +12,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from ..broker import get_broker
 from ..clock import as_utc, utc_now
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from ..protocol import FireId
@@ -19,8 +22,10 @@ from ..settings import Settings
 from ..store.models import JobControl, JobState
 from ..store.scheduler_state import SchedulerStore, open_scheduler_store
 from .config import JobDef, load_config, parse_job
+from .lease import build_lease
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
+from .publisher import Publisher
 from .scheduler import REFRESH
 from .triggers import describe, fire_times, next_fire
 
@@ -131,8 +136,6 @@ def declare_queues(broker: Broker, queues: set[str]) -> None:
 
     A queue that exists with other arguments is used as it is (:mod:`broker_jobs.topology`).
     """
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
     for queue in sorted(queues):
         if isinstance(broker, RabbitmqBroker):
             broker.declare_queue(queue, ensure=True)
@@ -141,9 +144,6 @@ def declare_queues(broker: Broker, queues: set[str]) -> None:
 
 
 def _publish(settings: Settings, store: SchedulerStore, plans: list[Planned]) -> None:
-    from ..broker import get_broker
-    from .publisher import Publisher
-
     batch = [p.out for p in plans if p.out is not None]
     if batch:
         declare_queues(get_broker(), {o.queue for o in batch})
@@ -244,8 +244,6 @@ def remove_runtime_job(settings: Settings, job_id: str) -> dict[str, Any]:
 
 def scheduler_status(settings: Settings) -> dict[str, Any]:
     """The lease holder, its fencing token, the instances' heartbeats and errors."""
-    from .lease import build_lease
-
     store = _store(settings)
     holder = build_lease(settings, store.engine).holder()
     now = utc_now()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import redis
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -98,8 +99,6 @@ class RedisLease:
     """
 
     def __init__(self, url: str, prefix: str = "broker_jobs:scheduler:") -> None:
-        import redis
-
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.key, self.counter = prefix + "lease", prefix + "token"
 

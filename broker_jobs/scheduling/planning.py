@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Final
 
+from ..coordination import get_claims
 from ..store.scheduler_state import Flight
 from .config import JobDef
 from .policies import MISSED, OVERLAP, PAUSED, PUBLISHING, SUPERSEDED, DueSlots, overlap_action, plan_misfire
@@ -79,8 +80,6 @@ def collect_due(trigger: Trigger, last: datetime, now: datetime, window: float,
 
 def supersede(old_fire_id: str, new_fire_id: str) -> bool:
     """Claim ``old_fire_id`` so the workers' dedup drops its message; False if it already started."""
-    from ..coordination import get_claims
-
     owner = f"superseded by {new_fire_id}"
     return get_claims().claim("fire:" + old_fire_id, owner, 7 * 86400) == owner
 

@@ -26,6 +26,7 @@ import pika
 from dramatiq.common import dq_name
 
 from .. import publishing
+from ..connection import connection_url
 from ..errors import BrokerUnavailableError
 from ..priorities import Priority, amqp_priority
 from ..protocol import BROKER_PRIORITY, ETA, FIRE_ID, JOB_ID, PRIORITY, SLOT, FireId, iso_slot
@@ -106,8 +107,6 @@ class Publisher:
     """
 
     def __init__(self, url: str, timeout: float = 10.0, max_bytes: int | None = None) -> None:
-        from ..broker import connection_url
-
         self.url = connection_url(url, blocked_connection_timeout=str(timeout))
         self.max_bytes = max_bytes
         self._connection: pika.BlockingConnection | None = None

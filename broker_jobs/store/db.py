@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import ConfigError
+from ..settings import get_settings
+from .migrations import upgrade
 from .models import Base  # noqa: F401  (re-exported; the schema comes from migrations)
 
 _engines: dict[str, Engine] = {}
@@ -31,8 +34,6 @@ def get_engine(url: str | None = None) -> Engine:
     The schema is migrated to the head revision on first use, so a fresh SQLite file just works.
     """
     if url is None:
-        from ..settings import get_settings
-
         url = get_settings().database_url
     with _lock:
         engine = _engines.get(url)
@@ -55,8 +56,6 @@ def _sqlite_dir(path: str) -> None:
     if parent == DEFAULT_SQLITE_DIR:
         parent.mkdir(parents=True, exist_ok=True)
         return
-    from ..errors import ConfigError
-
     raise ConfigError(f"invalid environment variable DATABASE_URL: directory {str(parent)!r} does not exist")
 
 
@@ -72,8 +71,6 @@ def _create(url: str) -> Engine:
             url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5}
         )
     # The schema comes from the Alembic revisions only (never create_all).
-    from .migrations import upgrade
-
     upgrade(engine)
     return engine
 

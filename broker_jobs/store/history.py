@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
+from sqlalchemy.orm import Session
 
 from ..clock import utc_now
 from .db import get_engine
@@ -395,7 +396,6 @@ def query_runs(
         stmt = stmt.where(JobRun.actor == actor)
     if status:
         stmt = stmt.where(JobRun.status == status)
-    from sqlalchemy.orm import Session
 
     with Session(engine) as session:
         return list(session.scalars(stmt))

@@ -30,7 +30,7 @@ _ADVISORY_LOCK = 0x62726F6B  # "brok"
 
 def config(connection: object | None = None) -> object:
     """An Alembic ``Config`` for our scripts, bound to ``connection`` when given."""
-    from alembic.config import Config
+    from alembic.config import Config  # deferred: Alembic and Mako, at the first engine only
 
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
@@ -39,7 +39,7 @@ def config(connection: object | None = None) -> object:
 
 
 def _upgrade_once(engine: Engine) -> None:
-    from alembic import command
+    from alembic import command  # deferred: Alembic and Mako, at the first engine only
 
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -66,7 +66,7 @@ def upgrade(engine: Engine, attempts: int = 3) -> None:
 
 def current(engine: Engine) -> str | None:
     """The revision the database is at (None before the first upgrade)."""
-    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.migration import MigrationContext  # deferred: Alembic and Mako, at the first engine only
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
@@ -78,8 +78,8 @@ def differences(engine: Engine, metadata: MetaData) -> list[Any]:
     The caller assembles ``metadata`` (the framework's tables and the application's on one
     ``Base``); a non-empty answer is the draft of the revision that would reconcile them.
     """
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
+    from alembic.autogenerate import compare_metadata  # deferred: Alembic and Mako, at the first engine only
+    from alembic.runtime.migration import MigrationContext  # deferred: Alembic and Mako, at the first engine only
 
     with engine.connect() as conn:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from broker_jobs.settings import get_settings
+
 target_metadata = context.config.attributes.get("target_metadata")
 
 
@@ -21,7 +23,6 @@ def run() -> None:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         context.run_migrations()
         return
-    from broker_jobs.settings import get_settings
 
     engine = create_engine(get_settings().database_url)
     with engine.begin() as conn:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 from ..clock import utc_now
 from .db import get_engine
 from .models import ArchivedLetter, JobRun
+from .queries import query_runs  # noqa: F401  (re-exported: the read lives with the other reads)
 
 logger = logging.getLogger(__name__)
 
@@ -380,25 +381,6 @@ class HistoryWriter:
             self._wake.clear()
             ok = self.flush()
             backoff = self.flush_interval if ok else min(max(backoff * 2, 0.5), 5.0)
-
-
-def query_runs(
-    engine: Engine,
-    *,
-    actor: str | None = None,
-    status: str | None = None,
-    limit: int = 50,
-) -> list[JobRun]:
-    """The most recent runs, newest first, optionally filtered."""
-    stmt = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
-    if actor:
-        stmt = stmt.where(JobRun.actor == actor)
-    if status:
-        stmt = stmt.where(JobRun.status == status)
-    from sqlalchemy.orm import Session
-
-    with Session(engine) as session:
-        return list(session.scalars(stmt))
 
 
 def prune(

@@ -28,7 +28,7 @@ OTHERS_UNMARKED = {
     "broker_jobs.api.routes", "broker_jobs.broker", "broker_jobs.consumer", "broker_jobs.coordination",
     "broker_jobs.dead_letters", "broker_jobs.health", "broker_jobs.job", "broker_jobs.queues", "broker_jobs.repair",
     "broker_jobs.scheduling.control", "broker_jobs.scheduling.lease", "broker_jobs.scheduling.planning",
-    "broker_jobs.scheduling.publisher", "broker_jobs.store.db", "broker_jobs.store.history",
+    "broker_jobs.scheduling.publisher", "broker_jobs.store.db",
     "broker_jobs.store.migrations", "broker_jobs.store.migrations.env", "broker_jobs.topology",
 }
 OTHERS_IMPORT_ERROR_GUARDS = {"broker_jobs.api.health", "broker_jobs.api.routes"}

@@ -20,8 +20,7 @@ from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFo
 from ..queues import queue_stats
 from ..scheduling import control
 from ..store.db import get_engine
-from ..store.history import query_runs
-from ..store.queries import finished_since, run_counts, scheduled_runs
+from ..store.queries import finished_since, query_runs, run_counts, scheduled_runs
 from ..store.queries import recent_dead as archived_dead
 from .auth import require
 from .statuses import READ, WITH_BODY, WRITE, answers

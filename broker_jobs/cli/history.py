@@ -16,7 +16,7 @@ from broker_jobs.cli.common import dump, guarded, settings, table
 def history(actor: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """Recent executions, newest first."""
     from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy/dramatiq/pika, only when the command runs
-    from broker_jobs.store.history import query_runs  # deferred: SQLAlchemy/dramatiq/pika, only when the command runs
+    from broker_jobs.store.queries import query_runs  # deferred: SQLAlchemy, only when the command runs
 
     runs = query_runs(get_engine(settings().database_url), actor=actor, status=status, limit=limit)
     rows = [

@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
-from sqlalchemy.orm import Session
 
 from ..clock import utc_now
 from .db import get_engine
@@ -381,24 +380,6 @@ class HistoryWriter:
             self._wake.clear()
             ok = self.flush()
             backoff = self.flush_interval if ok else min(max(backoff * 2, 0.5), 5.0)
-
-
-def query_runs(
-    engine: Engine,
-    *,
-    actor: str | None = None,
-    status: str | None = None,
-    limit: int = 50,
-) -> list[JobRun]:
-    """The most recent runs, newest first, optionally filtered."""
-    stmt = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
-    if actor:
-        stmt = stmt.where(JobRun.actor == actor)
-    if status:
-        stmt = stmt.where(JobRun.status == status)
-
-    with Session(engine) as session:
-        return list(session.scalars(stmt))
 
 
 def prune(

@@ -102,3 +102,21 @@ def mark_archived(engine: Engine, message_ids: list[str], state: str) -> None:
         conn.execute(update(ArchivedLetter)
                      .where(ArchivedLetter.message_id.in_(message_ids), ArchivedLetter.state == "dead")
                      .values(state=state))
+
+
+def query_runs(
+    engine: Engine,
+    *,
+    actor: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[JobRun]:
+    """The most recent runs, newest first, optionally filtered (the rows as stored: ``broker-jobs history``
+    reads them without loading the writer's machinery)."""
+    stmt = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    if actor:
+        stmt = stmt.where(JobRun.actor == actor)
+    if status:
+        stmt = stmt.where(JobRun.status == status)
+    with Session(engine) as session:
+        return list(session.scalars(stmt))

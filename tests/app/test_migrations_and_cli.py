@@ -45,6 +45,46 @@ def test_a_database_of_an_earlier_release_loses_the_redundant_actor_index(tmp_pa
     engine.dispose()
 
 
+def test_the_head_the_store_checks_cheaply_is_alembics_own_head():
+    from alembic.script import ScriptDirectory
+
+    from broker_jobs.store.migrations import HEAD as CHEAP_HEAD
+    from broker_jobs.store.migrations import config
+
+    assert ScriptDirectory.from_config(config()).get_current_head() == CHEAP_HEAD == HEAD  # type: ignore[arg-type]
+
+
+def test_an_earlier_revision_is_still_upgraded_when_the_store_opens(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from broker_jobs.store.migrations import at_head, config, current, upgrade
+
+    engine = create_engine(f"sqlite:///{tmp_path}/old.sqlite3")
+    assert not at_head(engine)  # no alembic_version table yet
+    with engine.begin() as conn:
+        command.upgrade(config(conn), "0001_initial")
+    assert not at_head(engine)
+    upgrade(engine)
+    assert at_head(engine) and current(engine) == HEAD
+    assert "ix_job_runs_actor" not in {ix["name"] for ix in inspect(engine).get_indexes("job_runs")}
+    engine.dispose()
+
+
+def test_opening_a_database_already_at_head_does_not_import_alembic(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/head.sqlite3"
+    script = ("import sys\nfrom broker_jobs.store.db import get_engine\n"
+              f"get_engine({url!r})\nprint('alembic' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
+    assert first.stdout.split() == ["True"]  # a fresh file: Alembic creates the schema
+    assert again.stdout.split() == ["False"]  # at head: one SELECT, Alembic never imported
+
+
 def test_cli_migrates_adds_a_service_and_searches_what_etl_embedded(jobs_env: JobsEnv):
     from broker_jobs.app.jobs.etl import run_etl
     from broker_jobs.app.jobs.vault import run_vault_sync

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import query_runs
+from broker_jobs.store.queries import query_runs
 from tests.deploy.conftest import Management
 from tests.support import ROOT, run_cli, start, stop, wait_for, wait_for_log
 

@@ -26,7 +26,8 @@ from broker_jobs import dead_letters, job
 from broker_jobs.errors import ConfigError, MessageTooLarge
 from broker_jobs.settings import Settings, get_settings, load_settings
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import query_runs, writer
+from broker_jobs.store.history import writer
+from broker_jobs.store.queries import query_runs
 from tests.support import run_cli, wait_for
 
 

@@ -15,7 +15,7 @@ import pika
 import pytest
 
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import query_runs
+from broker_jobs.store.queries import query_runs
 from tests.support import RABBITMQ_URL, Process, free_port, port_open, unavailable, vhost, wait_for
 from tests.support.foreign import dramatiq_body, publish
 

@@ -13,7 +13,8 @@ from dramatiq import Worker
 from broker_jobs import dead_letters, job
 from broker_jobs.settings import get_settings
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import query_runs, writer
+from broker_jobs.store.history import writer
+from broker_jobs.store.queries import query_runs
 from tests.support import wait_for
 
 pytestmark = pytest.mark.rabbitmq

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from broker_jobs.coordination import DatabaseClaims, MemoryClaims, RedisClaims
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import HistoryWriter, prune, query_runs
+from broker_jobs.store.history import HistoryWriter, prune
 from broker_jobs.store.models import JobRun
+from broker_jobs.store.queries import query_runs
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from broker_jobs import job, registry
 from broker_jobs.errors import PermanentJobError, SkipJob, TransientJobError
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import query_runs, writer
+from broker_jobs.store.history import writer
 from broker_jobs.store.models import ArchivedLetter
+from broker_jobs.store.queries import query_runs
 from tests.support import wait_for
 
 

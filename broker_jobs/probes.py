@@ -72,7 +72,8 @@ def remove_state(directory: Path, role: str) -> None:
         pass
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -89,7 +90,7 @@ def read_states(directory: Path) -> list[dict[str, Any]]:
         match = _FILE.match(path.name)
         if match is None:
             continue
-        if not _running(int(match.group(2))):
+        if not process_running(int(match.group(2))):
             try:
                 path.unlink()
             except FileNotFoundError:

@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
+from ..probes import process_running
 from ..settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -59,13 +60,7 @@ def metrics_dir(settings: Settings | None = None) -> Path:
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # a file under our id was left by a dead process before us
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_running(pid)
 
 
 def remove_stale(directory: Path) -> int:

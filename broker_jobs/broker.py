@@ -116,7 +116,7 @@ class _DeliveryConsumer(CheckingConsumer):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # Dramatiq's consumer is unannotated
         self._properties: Any = None
         self.iterator = self._remember(self.iterator)
 

@@ -109,7 +109,7 @@ class Body(BaseModel):
     actor_name: Name
     args: list[Any]
     kwargs: dict[str, Any]
-    options: Options  # type: ignore[valid-type]
+    options: Options
     message_id: Id
     message_timestamp: Annotated[int, Field(strict=True, ge=0, le=MAX_MILLIS)]
 

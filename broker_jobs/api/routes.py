@@ -7,8 +7,9 @@ thread pool, so a slow broker never stalls the event loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from .. import registry
 from ..clock import utc_now
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
+from ..settings import Settings
 from .auth import require
 from .statuses import READ, WITH_BODY, WRITE, answers
 
@@ -123,7 +125,11 @@ def _control() -> Any:
     return control
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _call(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Call into the library, turning our errors into HTTP statuses."""
     try:
         return fn(*args, **kwargs)
@@ -137,11 +143,12 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(409, detail=str(exc)) from None
 
 
-def _settings(request: Request) -> Any:
-    return request.app.state.settings
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings  # set by api.app.create_app
+    return settings
 
 
-def completed_counts(settings: Any) -> dict[str, int]:
+def completed_counts(settings: Settings) -> dict[str, int]:
     """Succeeded runs kept in the history, by queue."""
     from ..store.db import get_engine  # deferred: SQLAlchemy
     from ..store.queries import run_counts  # deferred: SQLAlchemy
@@ -149,7 +156,7 @@ def completed_counts(settings: Any) -> dict[str, int]:
     return run_counts(get_engine(settings.database_url), by="queue", status="succeeded")
 
 
-def queue_rows(settings: Any) -> list[dict[str, Any]]:
+def queue_rows(settings: Settings) -> list[dict[str, Any]]:
     """Waiting, active, delayed, failed and completed per queue."""
     from ..queues import queue_stats
 
@@ -169,7 +176,8 @@ def list_queues(request: Request) -> list[dict[str, Any]]:
 @router.get("/jobs", dependencies=[read], tags=["schedules"], responses=answers(*READ, 422))
 def list_jobs(request: Request) -> list[dict[str, Any]]:
     """Every schedule with its next and last run and the last outcome."""
-    return _call(_control().list_jobs, _settings(request))
+    jobs: list[dict[str, Any]] = _call(_control().list_jobs, _settings(request))
+    return jobs
 
 
 @router.get("/jobs/{job_id}", dependencies=[read], tags=["schedules"], responses=answers(*READ, 404, 422))
@@ -186,7 +194,8 @@ def show_job(request: Request, job_id: Text,
 @router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
 def run_job(request: Request, job_id: Text, body: RunBody | None = None) -> dict[str, Any]:
     """Enqueue the schedule's job now, outside its slots."""
-    return _call(_control().run_now, _settings(request), job_id, force=(body or RunBody()).force)
+    run: dict[str, Any] = _call(_control().run_now, _settings(request), job_id, force=(body or RunBody()).force)
+    return run
 
 
 @router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
@@ -207,7 +216,8 @@ def resume_job(request: Request, job_id: Text) -> Any:
              responses=answers(*WITH_BODY))
 def backfill_job(request: Request, job_id: Text, body: BackfillBody) -> dict[str, Any]:
     """Enqueue every slot between start and end (deduplicated by slot)."""
-    return _call(_control().backfill, _settings(request), job_id, body.start, body.end)
+    backfill: dict[str, Any] = _call(_control().backfill, _settings(request), job_id, body.start, body.end)
+    return backfill
 
 
 def _run_dict(run: Any) -> dict[str, Any]:
@@ -267,7 +277,7 @@ def sync_one(service_id: int = Path(ge=1)) -> Enqueued:
     return _send("sync_service", service_id)
 
 
-def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
+def throughput(settings: Settings, minutes: int = 30) -> dict[str, list[int]]:
     """Runs finished per minute and queue over the last ``minutes`` (oldest first)."""
     from ..store.db import get_engine  # deferred: SQLAlchemy
     from ..store.queries import finished_since  # deferred: SQLAlchemy
@@ -281,7 +291,7 @@ def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
     return series
 
 
-def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_latest_runs(settings: Settings, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``jobs`` with each one's latest run from the history (manual runs and backfills included)."""
     from ..store.db import get_engine  # deferred: SQLAlchemy
     from ..store.queries import scheduled_runs  # deferred: SQLAlchemy
@@ -293,7 +303,7 @@ def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str
     return [{**job, "latest_run": latest.get(str(job["id"]))} for job in jobs]
 
 
-def recent_dead(settings: Any, limit: int = 25) -> list[dict[str, Any]]:
+def recent_dead(settings: Settings, limit: int = 25) -> list[dict[str, Any]]:
     """The newest dead letters from the archive, oldest first (the dashboard polls: no queue scan)."""
     from ..store.db import get_engine  # deferred: SQLAlchemy
     from ..store.queries import recent_dead as archived_dead  # deferred: SQLAlchemy

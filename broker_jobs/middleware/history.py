@@ -142,7 +142,8 @@ class History(dramatiq.Middleware):
         seq = _seq(message, _DONE) - (1_000_000 if status == RunStatus.RETRYING else 0)
         row = self._row(message, status, error, attempt, seq, running[1] if running else None, time.time())
         self.writer.put(row)
-        return row["duration_ms"]
+        duration_ms: float | None = row["duration_ms"]  # the row is a dict of columns of several types
+        return duration_ms
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later

@@ -60,15 +60,15 @@ def prometheus_middleware() -> dramatiq.Middleware:
 
         def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
             if self._booted():
-                super().after_enqueue(broker, self._bounded(broker, message), delay)
+                super().after_enqueue(broker, self._bounded(broker, message), delay)  # type: ignore[no-untyped-call]  # Dramatiq's Prometheus middleware is unannotated
 
         def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
             if self._booted():
-                super().after_nack(broker, self._bounded(broker, message))
+                super().after_nack(broker, self._bounded(broker, message))  # type: ignore[no-untyped-call]  # Dramatiq's Prometheus middleware is unannotated
 
         def before_delay_message(self, broker: dramatiq.Broker, message: Any) -> None:
             if self._booted():
-                super().before_delay_message(broker, self._bounded(broker, message))
+                super().before_delay_message(broker, self._bounded(broker, message))  # type: ignore[no-untyped-call]  # Dramatiq's Prometheus middleware is unannotated
 
         def _labelled(self, broker: dramatiq.Broker, message: Any) -> tuple[Any, Any, Any, Any] | None:
             key = labels(broker, message)

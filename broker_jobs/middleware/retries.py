@@ -40,7 +40,8 @@ class JobRetries(Retries):
             message.fail()
             return
         try:
-            super().after_process_message(broker, message, result=result, exception=exception)
+            super().after_process_message(  # type: ignore[no-untyped-call]  # Dramatiq's Retries is unannotated
+                broker, message, result=result, exception=exception)
         except MessageTooLarge as refused:
             message.options[BJ_ERROR] = f"{type(exception).__name__}: {exception}; retry not enqueued: {refused}"
             message.fail()

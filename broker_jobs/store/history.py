@@ -99,9 +99,8 @@ def _sqlite_time(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        moment = value.astimezone(UTC) if value.tzinfo is not None else value
+        return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
     return _sqlite_time(float(value))
 
 
@@ -207,7 +206,7 @@ class HistoryWriter:
         """Let each flush also write the rows ``running_rows()`` (a bound method) returns:
         the runs in progress.  Held weakly: a middleware thrown away stops being asked."""
         self._inflight = [ref for ref in self._inflight if ref() is not None]
-        self._inflight.append(weakref.WeakMethod(running_rows))  # type: ignore[arg-type]
+        self._inflight.append(weakref.WeakMethod(running_rows))
 
     def record(self, message_id: str, **fields: Any) -> None:
         """Merge ``fields`` (an event of ``message_id``) into its pending row."""

@@ -25,6 +25,8 @@ from typing import Any
 
 import pika
 
+from .settings import Settings
+
 logger = logging.getLogger(__name__)
 
 _CONFLICT = re.compile(r"inequivalent arg '([^']+)' for queue '([^']+)'")
@@ -132,7 +134,7 @@ def reported() -> dict[str, QueueConflict]:
 _cache: tuple[float, str, dict[str, str]] | None = None
 
 
-def degraded_queues(settings: Any = None, queues: list[str] | None = None,
+def degraded_queues(settings: Settings | None = None, queues: list[str] | None = None,
                     max_age: float = 5.0, timeout: float = 2.0) -> dict[str, str]:
     """Queues that exist with other arguments than ours, each with the one-line warning (live check).
 

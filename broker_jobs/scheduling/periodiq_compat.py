@@ -32,7 +32,8 @@ from typing import Any
 import dramatiq
 
 from .. import registry
-from .config import load_config
+from ..settings import Settings
+from .config import JobDef, load_config
 from .publisher import iso
 from .triggers import CronTrigger, IntervalTrigger, parse_cron
 
@@ -94,7 +95,7 @@ def _local_zone_matches(timezone: str) -> bool:
     return timezone in ("UTC", "Etc/UTC") and offset is not None and not offset.total_seconds()
 
 
-def register(broker: Any, settings: Any) -> list[str]:
+def register(broker: dramatiq.Broker, settings: Settings) -> list[str]:
     """Declare one trigger actor per convertible job of the jobs file; returns their names."""
     from periodiq import cron  # deferred: periodiq is only needed under the periodiq command
 
@@ -117,7 +118,7 @@ def register(broker: Any, settings: Any) -> list[str]:
         """A trigger: periodiq's message is replaced by the real job's."""
 
     config = load_config(Path(settings.jobs_config), settings)
-    jobs: dict[str, Any] = {}
+    jobs: dict[str, JobDef] = {}
     names = []
     for job in config.jobs:
         if not job.enabled:

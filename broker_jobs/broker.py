@@ -327,7 +327,7 @@ class JobsBroker(RabbitmqBroker):
 class TopologyGuard(dramatiq.Middleware):
     """Declares every queue before a worker starts, so a conflict is reported before the first message."""
 
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if not isinstance(broker, RabbitmqBroker):
             return
         wanted = getattr(worker, "consumer_whitelist", None) or broker.get_declared_queues()

@@ -87,7 +87,7 @@ class OneStop:
         return self.handler(signum, frame)
 
 
-def is_dramatiq_worker_handler(handler: Any) -> bool:
+def is_dramatiq_worker_handler(handler: object) -> bool:
     """Whether ``handler`` is the signal handler Dramatiq's ``worker_process`` installs."""
     return (getattr(handler, "__module__", None), getattr(handler, "__qualname__", None)) == DRAMATIQ_WORKER_HANDLER
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ class Check:
         return asdict(self)
 
 
-def _timed(name: str, fn: Any) -> Check:
+def _timed(name: str, fn: Callable[[], object]) -> Check:
     start = time.perf_counter()
     try:
         detail = fn() or ""

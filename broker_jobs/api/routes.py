@@ -317,7 +317,7 @@ def overview(request: Request) -> dict[str, Any]:
     settings = _settings(request)
     data: dict[str, Any] = {"generated_at": utc_now().isoformat(), "errors": {}}
 
-    def part(name: str, fn: Any) -> None:
+    def part(name: str, fn: Callable[[], object]) -> None:
         try:
             data[name] = fn()
         except HTTPException as exc:

@@ -103,7 +103,7 @@ class History(dramatiq.Middleware):
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.writer.open()
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
@@ -201,5 +201,5 @@ class History(dramatiq.Middleware):
         if message.options.get(BJ_OUTCOME) != DeliveryOutcome.DEFERRED:
             message.options[BJ_OUTCOME] = DeliveryOutcome.SKIPPED.value
 
-    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.writer.close()

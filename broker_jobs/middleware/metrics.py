@@ -122,10 +122,10 @@ class JobMetrics(dramatiq.Middleware):
     ours, applied once a second) from worker boot to worker shutdown.
     """
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         batch.start()
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         batch.stop()  # before Prometheus marks this process dead
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:

@@ -53,7 +53,7 @@ class RateLimit(dramatiq.Middleware):
     def actor_options(self) -> set[str]:
         return {"rate_limit"}
 
-    def _limiter(self, actor: Any) -> WindowRateLimiter | None:
+    def _limiter(self, actor: dramatiq.Actor[..., Any]) -> WindowRateLimiter | None:
         spec = actor.options.get("rate_limit")
         if not spec:
             return None

@@ -47,7 +47,7 @@ def periodiq_active() -> bool:
     return os.environ.get("BROKER_JOBS_PERIODIQ") == "1" or Path(sys.argv[0] if sys.argv else "").name == "periodiq"
 
 
-def add_periodiq_middleware(broker: Any) -> None:
+def add_periodiq_middleware(broker: dramatiq.Broker) -> None:
     """Add periodiq's middleware to ``broker`` (the ``periodiq`` entry calls it before declaring the triggers)."""
     from periodiq import PeriodiqMiddleware  # deferred: periodiq is only needed under the periodiq command
 
@@ -58,7 +58,7 @@ def _values(values: frozenset[int]) -> str:
     return ",".join(str(v) for v in sorted(values))
 
 
-def periodiq_cron(job: Any) -> tuple[str | None, str]:
+def periodiq_cron(job: JobDef) -> tuple[str | None, str]:
     """The 5-field cron periodiq can run for ``job``, or None and why not.
 
     A Sunday (0) is also written as 7: periodiq never fires a Sunday-only ``0``.

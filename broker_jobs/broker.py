@@ -191,7 +191,7 @@ class JobsBroker(RabbitmqBroker):
 
     @property
     def connection(self) -> Any:
-        return RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
+        return RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]  # an unannotated property
 
     @connection.deleter
     def connection(self) -> None:
@@ -199,7 +199,7 @@ class JobsBroker(RabbitmqBroker):
         # the exception being handled says whether RabbitMQ was blocking publishers.
         if isinstance(sys.exc_info()[1], pika.exceptions.ConnectionBlockedTimeout):
             self.state.blocked = True
-        RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]
+        RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]  # an unannotated property
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         # Dramatiq retries a publish that timed out on a blocked connection up to
@@ -409,7 +409,7 @@ def get_broker() -> dramatiq.Broker:
             _broker = current
         else:
             _broker = build_broker()
-            _broker._broker_jobs = True  # type: ignore[attr-defined]
+            _broker._broker_jobs = True  # type: ignore[attr-defined]  # our mark on Dramatiq's broker
             dramatiq.set_broker(_broker)
     return _broker
 
@@ -417,7 +417,7 @@ def get_broker() -> dramatiq.Broker:
 def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
     """Install ``broker`` as the process's broker (tests, embedding)."""
     global _broker
-    broker._broker_jobs = True  # type: ignore[attr-defined]
+    broker._broker_jobs = True  # type: ignore[attr-defined]  # our mark on Dramatiq's broker
     _broker = broker
     dramatiq.set_broker(broker)
     return broker

@@ -108,7 +108,7 @@ def install_one_stop() -> bool:
     handler = signal.getsignal(signal.SIGTERM)
     if not is_dramatiq_worker_handler(handler):
         return False
-    one = OneStop(handler)  # type: ignore[arg-type]
+    one = OneStop(handler)  # type: ignore[arg-type]  # checked above: Dramatiq's handler, a callable
     for name in ("SIGTERM", "SIGHUP"):
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) is handler:

@@ -97,7 +97,7 @@ OPTION_TYPES: dict[str, tuple[Any, Any]] = {
 
 #: The options somebody reads (:data:`OPTION_TYPES`).  Others pass through unread.
 Options = create_model("Options", __config__=ConfigDict(extra="allow", strict=True),
-                       **OPTION_TYPES)  # type: ignore[call-overload]
+                       **OPTION_TYPES)  # type: ignore[call-overload]  # fields as **kwargs
 
 
 class Body(BaseModel):

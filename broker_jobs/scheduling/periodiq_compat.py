@@ -99,7 +99,7 @@ def register(broker: dramatiq.Broker, settings: Settings) -> list[str]:
     """Declare one trigger actor per convertible job of the jobs file; returns their names."""
     from periodiq import cron  # deferred: periodiq is only needed under the periodiq command
 
-    class TriggerActor(dramatiq.Actor):  # type: ignore[type-arg]
+    class TriggerActor(dramatiq.Actor):  # type: ignore[type-arg]  # triggers of any job's signature
         """Sends the real job when periodiq sends the trigger."""
 
         def send_with_options(self, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
@@ -131,6 +131,7 @@ def register(broker: dramatiq.Broker, settings: Settings) -> list[str]:
             continue
         name = PREFIX + job.id.replace("-", "_").replace(".", "_").replace(":", "_")
         jobs[name] = job
+        # periodic= is periodiq's option, outside Dramatiq's overloads.
         dramatiq.actor(noop, actor_class=TriggerActor, actor_name=name,  # type: ignore[call-overload]
                        queue_name=job.queue, broker=broker, periodic=cron(expr))
         names.append(name)

@@ -44,7 +44,7 @@ _UPDATABLE = (
 def _upsert_statement(dialect_name: str) -> Any:
     """The upsert of a batch of runs, built once per dialect (SQLAlchemy caches its compiled form)."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    table: Table = JobRun.__table__  # type: ignore[assignment]
+    table: Table = JobRun.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class's is a Table
     stmt = dialect.insert(table)
     excluded = stmt.excluded
     set_ = {name: excluded[name] for name in _UPDATABLE}
@@ -415,7 +415,7 @@ def prune(
       The number of rows deleted.
     """
     now = now or utc_now()
-    table: Table = JobRun.__table__  # type: ignore[assignment]
+    table: Table = JobRun.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class's is a Table
     deleted = 0
     with engine.begin() as conn:
         deleted += conn.execute(

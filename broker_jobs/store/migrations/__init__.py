@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:  # Alembic is loaded when a migration runs, not on import
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 _ADVISORY_LOCK = 0x62726F6B  # "brok"
 
 
-def config(connection: object | None = None) -> object:
+def config(connection: object | None = None) -> Config:
     """An Alembic ``Config`` for our scripts, bound to ``connection`` when given."""
     from alembic.config import Config
 
@@ -44,7 +47,7 @@ def _upgrade_once(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
-        command.upgrade(config(conn), "head")  # type: ignore[arg-type]
+        command.upgrade(config(conn), "head")
 
 
 def upgrade(engine: Engine, attempts: int = 3) -> None:

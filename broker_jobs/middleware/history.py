@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 
 from ..priorities import delivered_label, from_amqp
@@ -106,7 +107,7 @@ class History(dramatiq.Middleware):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.writer.open()
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._running[message.message_id] = (message, time.time())
 
     def _running_rows(self) -> list[dict[str, Any]]:
@@ -145,7 +146,7 @@ class History(dramatiq.Middleware):
         duration_ms: float | None = row["duration_ms"]  # the row is a dict of columns of several types
         return duration_ms
 
-    def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_ack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
             return
         outcome = message.options.get(BJ_OUTCOME)
@@ -173,7 +174,7 @@ class History(dramatiq.Middleware):
             # Retries already counted this failure in the "retries" option.
             self._finish(message, RunStatus.RETRYING.value, error, max(1, message.options.get(RETRIES, 1)))
 
-    def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.queue_name.endswith(".DQ") and getattr(message, "_exception", None) is None:
             return
         error = _error_text(message) or "failed"
@@ -197,7 +198,7 @@ class History(dramatiq.Middleware):
         logger.warning("[worker] job %s message %s dead-lettered: %s",
                        message.actor_name, message.message_id, error)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.options.get(BJ_OUTCOME) != DeliveryOutcome.DEFERRED:
             message.options[BJ_OUTCOME] = DeliveryOutcome.SKIPPED.value
 

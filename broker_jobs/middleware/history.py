@@ -49,16 +49,16 @@ logger = logging.getLogger(__name__)
 _RUNNING, _DONE = 1, 2
 
 
-def _seq(message: Any, phase: int) -> int:
+def _seq(message: MessageProxy, phase: int) -> int:
     options = message.options
     return int(options.get(RETRIES, 0)) * 1_000_000 + int(options.get(DEFERRALS, 0)) * 10 + phase
 
 
-def _attempt(message: Any) -> int:
+def _attempt(message: MessageProxy) -> int:
     return attempt_of(message.options)
 
 
-def _error_text(message: Any) -> str | None:
+def _error_text(message: MessageProxy) -> str | None:
     # Errors and reports are stored and shown: a URL they quote loses its password here.
     text = message.options.get(BJ_ERROR)
     if text:
@@ -71,7 +71,7 @@ def _error_text(message: Any) -> str | None:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
-def _priority(message: Any) -> str:
+def _priority(message: MessageProxy) -> str:
     """The priority the message really had: its delivery's AMQP priority off RabbitMQ
     (``none`` when it had none), else (StubBroker) what its options asked for."""
     delivered = message.__dict__.get("amqp_priority", _NOT_DELIVERED)
@@ -115,7 +115,7 @@ class History(dramatiq.Middleware):
                           started, None)
                 for message, started in list(self._running.values())]
 
-    def _row(self, message: Any, status: str, error: str | None, attempt: int, seq: int,
+    def _row(self, message: MessageProxy, status: str, error: str | None, attempt: int, seq: int,
              started: float | None, finished: float | None) -> dict[str, Any]:
         """A complete ``job_runs`` row (times in epoch seconds; the writer makes dates)."""
         options = message.options
@@ -138,7 +138,7 @@ class History(dramatiq.Middleware):
             "report": redact_value(options.get(BJ_REPORT)),
         }
 
-    def _finish(self, message: Any, status: str, error: str | None, attempt: int) -> float | None:
+    def _finish(self, message: MessageProxy, status: str, error: str | None, attempt: int) -> float | None:
         running = self._running.pop(message.message_id, None)
         seq = _seq(message, _DONE) - (1_000_000 if status == RunStatus.RETRYING else 0)
         row = self._row(message, status, error, attempt, seq, running[1] if running else None, time.time())

@@ -124,5 +124,5 @@ def install() -> None:
     """
     if dramatiq_major() not in CHECKED_DRAMATIQ_MAJORS:
         raise RuntimeError(f"broker_jobs supports Dramatiq {CHECKED_DRAMATIQ_MAJORS}, found {dramatiq.__version__}")
-    dramatiq.worker.join_all = join_all
+    dramatiq.worker.join_all = join_all  # type: ignore[attr-defined]  # the worker module's own import of it
     install_one_stop()

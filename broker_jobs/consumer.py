@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pika
-from dramatiq.brokers.rabbitmq import _RabbitmqConsumer, _RabbitmqMessage, q_name
+from dramatiq.brokers.rabbitmq import _RabbitmqConsumer, _RabbitmqMessage
+from dramatiq.common import q_name
 from dramatiq.errors import ConnectionClosed
 
 from . import wire

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pybreaker
 
-from .coordination import get_claims
+from .coordination import Claims, get_claims
 from .redaction import redact
 from .settings import get_settings
 
@@ -54,7 +54,7 @@ class AlertSender:
 
     def __init__(self, url: str | None, cooldown: float = 900.0, timeout: float = 5.0,
                  fail_max: int = 5, reset_timeout: float = 60.0, breaker: Any = None,
-                 claims: Any = None) -> None:
+                 claims: Claims | None = None) -> None:
         self.url = url
         self.claims = claims
         self.cooldown = cooldown

@@ -95,7 +95,7 @@ class _DeliveryConsumer(CheckingConsumer):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # Dramatiq's consumer is unannotated
         self._properties: Any = None
         self.iterator = self._remember(self.iterator)
 
@@ -170,7 +170,7 @@ class JobsBroker(RabbitmqBroker):
 
     @property
     def connection(self) -> Any:
-        return RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]
+        return RabbitmqBroker.connection.fget(self)  # type: ignore[attr-defined]  # an unannotated property
 
     @connection.deleter
     def connection(self) -> None:
@@ -178,7 +178,7 @@ class JobsBroker(RabbitmqBroker):
         # the exception being handled says whether RabbitMQ was blocking publishers.
         if isinstance(sys.exc_info()[1], pika.exceptions.ConnectionBlockedTimeout):
             self.state.blocked = True
-        RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]
+        RabbitmqBroker.connection.fdel(self)  # type: ignore[attr-defined]  # an unannotated property
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         # Dramatiq retries a publish that timed out on a blocked connection up to
@@ -306,7 +306,7 @@ class JobsBroker(RabbitmqBroker):
 class TopologyGuard(dramatiq.Middleware):
     """Declares every queue before a worker starts, so a conflict is reported before the first message."""
 
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if not isinstance(broker, RabbitmqBroker):
             return
         wanted = getattr(worker, "consumer_whitelist", None) or broker.get_declared_queues()
@@ -385,7 +385,7 @@ def get_broker() -> dramatiq.Broker:
             _broker = current
         else:
             _broker = build_broker()
-            _broker._broker_jobs = True  # type: ignore[attr-defined]
+            _broker._broker_jobs = True  # type: ignore[attr-defined]  # our mark on Dramatiq's broker
             dramatiq.set_broker(_broker)
     return _broker
 
@@ -393,7 +393,7 @@ def get_broker() -> dramatiq.Broker:
 def use_broker(broker: dramatiq.Broker) -> dramatiq.Broker:
     """Install ``broker`` as the process's broker (tests, embedding)."""
     global _broker
-    broker._broker_jobs = True  # type: ignore[attr-defined]
+    broker._broker_jobs = True  # type: ignore[attr-defined]  # our mark on Dramatiq's broker
     _broker = broker
     dramatiq.set_broker(broker)
     return broker

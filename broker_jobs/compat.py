@@ -87,7 +87,7 @@ class OneStop:
         return self.handler(signum, frame)
 
 
-def is_dramatiq_worker_handler(handler: Any) -> bool:
+def is_dramatiq_worker_handler(handler: object) -> bool:
     """Whether ``handler`` is the signal handler Dramatiq's ``worker_process`` installs."""
     return (getattr(handler, "__module__", None), getattr(handler, "__qualname__", None)) == DRAMATIQ_WORKER_HANDLER
 
@@ -108,7 +108,7 @@ def install_one_stop() -> bool:
     handler = signal.getsignal(signal.SIGTERM)
     if not is_dramatiq_worker_handler(handler):
         return False
-    one = OneStop(handler)  # type: ignore[arg-type]
+    one = OneStop(handler)  # type: ignore[arg-type]  # checked above: Dramatiq's handler, a callable
     for name in ("SIGTERM", "SIGHUP"):
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) is handler:
@@ -124,5 +124,5 @@ def install() -> None:
     """
     if dramatiq_major() not in CHECKED_DRAMATIQ_MAJORS:
         raise RuntimeError(f"broker_jobs supports Dramatiq {CHECKED_DRAMATIQ_MAJORS}, found {dramatiq.__version__}")
-    dramatiq.worker.join_all = join_all  # type: ignore[attr-defined]
+    dramatiq.worker.join_all = join_all  # type: ignore[attr-defined]  # the worker module's own import of it
     install_one_stop()

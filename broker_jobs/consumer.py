@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pika
-from dramatiq.brokers.rabbitmq import _RabbitmqConsumer, _RabbitmqMessage, q_name
+from dramatiq.brokers.rabbitmq import _RabbitmqConsumer, _RabbitmqMessage
+from dramatiq.common import q_name
 from dramatiq.errors import ConnectionClosed
 
 from . import wire
@@ -36,7 +37,7 @@ def archive_malformed(queue: str, body: bytes, malformed: wire.Malformed) -> boo
     )
 
 
-class CheckingConsumer(_RabbitmqConsumer):  # type: ignore[misc]
+class CheckingConsumer(_RabbitmqConsumer):
     """Dramatiq's RabbitMQ consumer (2.x), decoding through :func:`broker_jobs.wire.parse`.
 
     ``__next__`` is Dramatiq 2.2's, with the decode replaced; :mod:`broker_jobs.compat`
@@ -58,7 +59,7 @@ class CheckingConsumer(_RabbitmqConsumer):  # type: ignore[misc]
             archived = archive_malformed(self.queue_name, body, parsed)
             logger.warning("[worker] message %s on %s dead-lettered%s: %s", parsed.id, self.queue_name,
                            "" if archived else " (archive row pending: database unavailable)", parsed.reason)
-            self._nack(method.delivery_tag)
+            self._nack(method.delivery_tag)  # type: ignore[no-untyped-call]  # Dramatiq's consumer is unannotated
             return None
         self.known_tags.add(method.delivery_tag)
         return _RabbitmqMessage(method.redelivered, method.delivery_tag, parsed)

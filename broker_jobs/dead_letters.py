@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pika
-from dramatiq.brokers.rabbitmq import xq_name
+from dramatiq.common import xq_name
 from dramatiq.message import Message
 from sqlalchemy.exc import SQLAlchemyError
 

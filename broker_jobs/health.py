@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ class Check:
         return asdict(self)
 
 
-def _timed(name: str, fn: Any) -> Check:
+def _timed(name: str, fn: Callable[[], object]) -> Check:
     start = time.perf_counter()
     try:
         detail = fn() or ""
@@ -73,7 +74,7 @@ def check_redis(settings: Settings, timeout: float = 1.0) -> Check | None:
         client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=timeout,
                                       socket_connect_timeout=timeout)
         client.ping()
-        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]  # redis-py types sync and async replies alike
         return "redis " + str(info.get("redis_version", "?"))
 
     return _timed("redis", probe)

@@ -32,6 +32,7 @@ import pika
 from . import topology
 from .connection import connection_url
 from .errors import BrokerUnavailableError, NotFoundError
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def repair_queue(session: _Session, queue: str) -> Repaired:
     return Repaired(queue, conflict.warning() if conflict else None, moved_out, moved_back)
 
 
-def repair_queues(settings: Any, names: list[str] | None = None) -> list[Repaired]:
+def repair_queues(settings: Settings, names: list[str] | None = None) -> list[Repaired]:
     """Repair ``names`` (canonical, ``.DQ`` or ``.XQ`` names; default: every degraded queue).
 
     Parameters:

@@ -29,7 +29,7 @@ from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
 from . import registry
 from .connection import QUEUES, connection_url
 from .priorities import MAX_PRIORITY
-from .settings import get_settings
+from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def reported() -> dict[str, QueueConflict]:
 _cache: tuple[float, str, dict[str, str]] | None = None
 
 
-def degraded_queues(settings: Any = None, queues: list[str] | None = None,
+def degraded_queues(settings: Settings | None = None, queues: list[str] | None = None,
                     max_age: float = 5.0, timeout: float = 2.0) -> dict[str, str]:
     """Queues that exist with other arguments than ours, each with the one-line warning (live check).
 

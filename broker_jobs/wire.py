@@ -97,7 +97,7 @@ OPTION_TYPES: dict[str, tuple[Any, Any]] = {
 
 #: The options somebody reads (:data:`OPTION_TYPES`).  Others pass through unread.
 Options = create_model("Options", __config__=ConfigDict(extra="allow", strict=True),
-                       **OPTION_TYPES)  # type: ignore[call-overload]
+                       **OPTION_TYPES)  # type: ignore[call-overload]  # fields as **kwargs
 
 
 class Body(BaseModel):
@@ -109,7 +109,7 @@ class Body(BaseModel):
     actor_name: Name
     args: list[Any]
     kwargs: dict[str, Any]
-    options: Options  # type: ignore[valid-type]
+    options: Options
     message_id: Id
     message_timestamp: Annotated[int, Field(strict=True, ge=0, le=MAX_MILLIS)]
 

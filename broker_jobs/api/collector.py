@@ -28,10 +28,11 @@ from typing import Any
 from ..clock import utc_now
 from ..metrics import env as metrics_env
 from ..queues import queue_stats
+from ..settings import Settings
 from ..topology import degraded_queues, family
 
 
-def oldest_dead_ages(settings: Any) -> dict[str, float]:
+def oldest_dead_ages(settings: Settings) -> dict[str, float]:
     """Age in seconds of the oldest dead letter still archived as dead, by queue."""
     from ..store.db import get_engine  # deferred: SQLAlchemy
     from ..store.queries import oldest_dead  # deferred: SQLAlchemy
@@ -41,7 +42,7 @@ def oldest_dead_ages(settings: Any) -> dict[str, float]:
             for queue, oldest in oldest_dead(get_engine(settings.database_url)).items()}
 
 
-def history_counts(settings: Any) -> dict[str, int]:
+def history_counts(settings: Settings) -> dict[str, int]:
     """Runs kept in the history, by status."""
     from ..store.db import get_engine  # deferred: SQLAlchemy
     from ..store.queries import run_counts  # deferred: SQLAlchemy
@@ -49,7 +50,7 @@ def history_counts(settings: Any) -> dict[str, int]:
     return run_counts(get_engine(settings.database_url), by="status")
 
 
-def _degraded_family(settings: Any, names: list[str]) -> Any:
+def _degraded_family(settings: Settings, names: list[str]) -> Any:
     from prometheus_client.core import GaugeMetricFamily  # deferred: loaded after env.configure()
 
     found = degraded_queues(settings, names)
@@ -70,7 +71,7 @@ class StateCollector:
       cache_seconds: Reuse one reading for this long (several Prometheus replicas scraping).
     """
 
-    def __init__(self, settings: Any, cache_seconds: float = 2.0) -> None:
+    def __init__(self, settings: Settings, cache_seconds: float = 2.0) -> None:
         self.settings = settings
         self.cache_seconds = cache_seconds
         self._cached: tuple[float, list[Any]] | None = None

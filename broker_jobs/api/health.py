@@ -24,13 +24,14 @@ from .. import health, topology
 from ..clock import utc_now
 from ..redaction import redact
 from ..scheduling import control
+from ..settings import Settings
 from ..store.db import get_engine
 from ..store.queries import scheduled_runs
 
 logger = logging.getLogger(__name__)
 
 
-def _check_jobs(settings: Any) -> dict[str, Any]:
+def _check_jobs(settings: Settings) -> dict[str, Any]:
     """Schedules, each with its last success from the history."""
     jobs = control.list_jobs(settings)
     status = None
@@ -41,7 +42,7 @@ def _check_jobs(settings: Any) -> dict[str, Any]:
     return {"jobs": jobs, "scheduler": status, "last_success": last_successes(settings)}
 
 
-def last_successes(settings: Any) -> dict[str, dict[str, Any]]:
+def last_successes(settings: Settings) -> dict[str, dict[str, Any]]:
     """Per schedule id, from the history: when its runs last succeeded and how its last run ended."""
     found: dict[str, dict[str, Any]] = {}
     for run in scheduled_runs(get_engine(settings.database_url), statuses=("succeeded", "dead", "failed")):
@@ -60,7 +61,7 @@ class HealthMonitor:
       timeout: Seconds a check may take before it is reported as timed out.
     """
 
-    def __init__(self, settings: Any, interval: float = 5.0, timeout: float = 1.0) -> None:
+    def __init__(self, settings: Settings, interval: float = 5.0, timeout: float = 1.0) -> None:
         self.settings = settings
         self.interval = interval
         self.timeout = timeout

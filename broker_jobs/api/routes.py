@@ -7,8 +7,9 @@ thread pool, so a slow broker never stalls the event loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +20,7 @@ from ..dead_letters import list_dead, replay
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
 from ..queues import queue_stats
 from ..scheduling import control
+from ..settings import Settings
 from ..store.db import get_engine
 from ..store.queries import finished_since, query_runs, run_counts, scheduled_runs
 from ..store.queries import recent_dead as archived_dead
@@ -121,7 +123,11 @@ class Enqueued(BaseModel):
     queue: str
 
 
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _call(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Call into the library, turning our errors into HTTP statuses."""
     try:
         return fn(*args, **kwargs)
@@ -135,16 +141,17 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise HTTPException(409, detail=str(exc)) from None
 
 
-def _settings(request: Request) -> Any:
-    return request.app.state.settings
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings  # set by api.app.create_app
+    return settings
 
 
-def completed_counts(settings: Any) -> dict[str, int]:
+def completed_counts(settings: Settings) -> dict[str, int]:
     """Succeeded runs kept in the history, by queue."""
     return run_counts(get_engine(settings.database_url), by="queue", status="succeeded")
 
 
-def queue_rows(settings: Any) -> list[dict[str, Any]]:
+def queue_rows(settings: Settings) -> list[dict[str, Any]]:
     """Waiting, active, delayed, failed and completed per queue."""
     stats = _call(queue_stats, settings)
     completed = completed_counts(settings)
@@ -252,7 +259,7 @@ def sync_one(service_id: int = Path(ge=1)) -> Enqueued:
     return _send("sync_service", service_id)
 
 
-def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
+def throughput(settings: Settings, minutes: int = 30) -> dict[str, list[int]]:
     """Runs finished per minute and queue over the last ``minutes`` (oldest first)."""
     now = utc_now()
     series: dict[str, list[int]] = {}
@@ -263,7 +270,7 @@ def throughput(settings: Any, minutes: int = 30) -> dict[str, list[int]]:
     return series
 
 
-def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_latest_runs(settings: Settings, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``jobs`` with each one's latest run from the history (manual runs and backfills included)."""
     latest: dict[str, dict[str, Any]] = {}
     for run in scheduled_runs(get_engine(settings.database_url), limit=2000):
@@ -272,7 +279,7 @@ def with_latest_runs(settings: Any, jobs: list[dict[str, Any]]) -> list[dict[str
     return [{**job, "latest_run": latest.get(str(job["id"]))} for job in jobs]
 
 
-def recent_dead(settings: Any, limit: int = 25) -> list[dict[str, Any]]:
+def recent_dead(settings: Settings, limit: int = 25) -> list[dict[str, Any]]:
     """The newest dead letters from the archive, oldest first (the dashboard polls: no queue scan)."""
     return archived_dead(get_engine(settings.database_url), limit)
 
@@ -283,7 +290,7 @@ def overview(request: Request) -> dict[str, Any]:
     settings = _settings(request)
     data: dict[str, Any] = {"generated_at": utc_now().isoformat(), "errors": {}}
 
-    def part(name: str, fn: Any) -> None:
+    def part(name: str, fn: Callable[[], object]) -> None:
         try:
             data[name] = fn()
         except HTTPException as exc:

@@ -67,7 +67,7 @@ def observe_fire(job_id: str, slot: datetime, lag_seconds: float, outcome: str) 
         m = get()
         m.slots.labels(job_id, outcome).inc()
         if outcome in PUBLISHED:
-            m.last_fire.labels(job_id).set(_epoch(slot) + max(0.0, lag_seconds))  # type: ignore[operator]
+            m.last_fire.labels(job_id).set(slot.timestamp() + max(0.0, lag_seconds))
             m.fire_lag.labels(job_id).observe(max(0.0, lag_seconds))
 
     safely("fire", record)

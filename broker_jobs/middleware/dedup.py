@@ -12,9 +12,9 @@ such an outage (its lease lives in the same store), so duplicates cannot arise.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 
 from ..coordination import Claims, get_claims
 from ..errors import SkipJob
@@ -39,7 +39,7 @@ class FireDedup(dramatiq.Middleware):
     def claims(self) -> Claims:
         return self._claims or get_claims()
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         fire_id = message.options.get(FIRE_ID)
         if not fire_id or message.failed:
             return

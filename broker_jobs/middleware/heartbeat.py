@@ -20,7 +20,7 @@ from .. import probes
 from ..metrics import env as metrics_env
 
 
-def worker_state(worker: Any, stopping: bool = False) -> dict[str, Any]:
+def worker_state(worker: dramatiq.Worker, stopping: bool = False) -> dict[str, Any]:
     """What a Dramatiq ``Worker`` can say about itself right now."""
     problems: list[str] = []
     threads = list(getattr(worker, "workers", []))
@@ -54,17 +54,17 @@ class WorkerHeartbeat(dramatiq.Middleware):
         self._beat: probes.Beat | None = None
         self._stopping = False
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         directory = metrics_env.configure()
         self._stopping = False
         self._beat = probes.Beat(directory, "worker", lambda: worker_state(worker, self._stopping)).start()
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stopping = True
         if self._beat is not None:
             self._beat.beat()  # not ready from now on, without waiting for the next beat
 
-    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if self._beat is not None:
             self._beat.stop()
             self._beat = None

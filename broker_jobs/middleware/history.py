@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 
 from ..priorities import delivered_label, from_amqp
@@ -48,16 +49,16 @@ logger = logging.getLogger(__name__)
 _RUNNING, _DONE = 1, 2
 
 
-def _seq(message: Any, phase: int) -> int:
+def _seq(message: MessageProxy, phase: int) -> int:
     options = message.options
     return int(options.get(RETRIES, 0)) * 1_000_000 + int(options.get(DEFERRALS, 0)) * 10 + phase
 
 
-def _attempt(message: Any) -> int:
+def _attempt(message: MessageProxy) -> int:
     return attempt_of(message.options)
 
 
-def _error_text(message: Any) -> str | None:
+def _error_text(message: MessageProxy) -> str | None:
     # Errors and reports are stored and shown: a URL they quote loses its password here.
     text = message.options.get(BJ_ERROR)
     if text:
@@ -70,7 +71,7 @@ def _error_text(message: Any) -> str | None:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
-def _priority(message: Any) -> str:
+def _priority(message: MessageProxy) -> str:
     """The priority the message really had: its delivery's AMQP priority off RabbitMQ
     (``none`` when it had none), else (StubBroker) what its options asked for."""
     delivered = message.__dict__.get("amqp_priority", _NOT_DELIVERED)
@@ -103,10 +104,10 @@ class History(dramatiq.Middleware):
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.writer.open()
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._running[message.message_id] = (message, time.time())
 
     def _running_rows(self) -> list[dict[str, Any]]:
@@ -114,7 +115,7 @@ class History(dramatiq.Middleware):
                           started, None)
                 for message, started in list(self._running.values())]
 
-    def _row(self, message: Any, status: str, error: str | None, attempt: int, seq: int,
+    def _row(self, message: MessageProxy, status: str, error: str | None, attempt: int, seq: int,
              started: float | None, finished: float | None) -> dict[str, Any]:
         """A complete ``job_runs`` row (times in epoch seconds; the writer makes dates)."""
         options = message.options
@@ -137,14 +138,15 @@ class History(dramatiq.Middleware):
             "report": redact_value(options.get(BJ_REPORT)),
         }
 
-    def _finish(self, message: Any, status: str, error: str | None, attempt: int) -> float | None:
+    def _finish(self, message: MessageProxy, status: str, error: str | None, attempt: int) -> float | None:
         running = self._running.pop(message.message_id, None)
         seq = _seq(message, _DONE) - (1_000_000 if status == RunStatus.RETRYING else 0)
         row = self._row(message, status, error, attempt, seq, running[1] if running else None, time.time())
         self.writer.put(row)
-        return row["duration_ms"]
+        duration_ms: float | None = row["duration_ms"]  # the row is a dict of columns of several types
+        return duration_ms
 
-    def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_ack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
             return
         outcome = message.options.get(BJ_OUTCOME)
@@ -172,7 +174,7 @@ class History(dramatiq.Middleware):
             # Retries already counted this failure in the "retries" option.
             self._finish(message, RunStatus.RETRYING.value, error, max(1, message.options.get(RETRIES, 1)))
 
-    def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.queue_name.endswith(".DQ") and getattr(message, "_exception", None) is None:
             return
         error = _error_text(message) or "failed"
@@ -196,9 +198,9 @@ class History(dramatiq.Middleware):
         logger.warning("[worker] job %s message %s dead-lettered: %s",
                        message.actor_name, message.message_id, error)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.options.get(BJ_OUTCOME) != DeliveryOutcome.DEFERRED:
             message.options[BJ_OUTCOME] = DeliveryOutcome.SKIPPED.value
 
-    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.writer.close()

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.common import current_millis
 
 from .. import alerts, metrics
@@ -58,17 +59,17 @@ def prometheus_middleware() -> dramatiq.Middleware:
                 return message
             return message.copy(queue_name=queue, actor_name=actor)
 
-        def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+        def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
             if self._booted():
-                super().after_enqueue(broker, self._bounded(broker, message), delay)
+                super().after_enqueue(broker, self._bounded(broker, message), delay)  # type: ignore[no-untyped-call]  # Dramatiq's Prometheus middleware is unannotated
 
-        def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+        def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
             if self._booted():
-                super().after_nack(broker, self._bounded(broker, message))
+                super().after_nack(broker, self._bounded(broker, message))  # type: ignore[no-untyped-call]  # Dramatiq's Prometheus middleware is unannotated
 
-        def before_delay_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        def before_delay_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
             if self._booted():
-                super().before_delay_message(broker, self._bounded(broker, message))
+                super().before_delay_message(broker, self._bounded(broker, message))  # type: ignore[no-untyped-call]  # Dramatiq's Prometheus middleware is unannotated
 
         def _labelled(self, broker: dramatiq.Broker, message: Any) -> tuple[Any, Any, Any, Any] | None:
             key = labels(broker, message)
@@ -82,7 +83,7 @@ def prometheus_middleware() -> dramatiq.Middleware:
                 )
             return children
 
-        def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
             children = self._labelled(broker, message)
             if children is None:
                 return
@@ -92,7 +93,7 @@ def prometheus_middleware() -> dramatiq.Middleware:
             batch.inc(children[0], 1)
             self.message_start_times[message.message_id] = current_millis()
 
-        def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None,
+        def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None,
                                   exception: BaseException | None = None) -> None:
             children = self._labelled(broker, message)
             if children is None:
@@ -122,13 +123,13 @@ class JobMetrics(dramatiq.Middleware):
     ours, applied once a second) from worker boot to worker shutdown.
     """
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         batch.start()
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         batch.stop()  # before Prometheus marks this process dead
 
-    def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_ack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.queue_name.endswith(".DQ"):  # a delay ended: the run comes later
             return
         queue, actor = labels(broker, message)
@@ -148,7 +149,7 @@ class JobMetrics(dramatiq.Middleware):
         if not failed and fire_id:
             metrics.job_succeeded(FireId.parse(str(fire_id)).job_id, time.time())
 
-    def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         queue = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
         label_queue, actor = labels(broker, message.copy(queue_name=queue))
         metrics.dead_lettered(label_queue, actor)

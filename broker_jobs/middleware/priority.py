@@ -22,7 +22,7 @@ class PriorityTagging(dramatiq.Middleware):
     def actor_options(self) -> set[str]:
         return {"job_priority"}
 
-    def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         options = message.options
         if BROKER_PRIORITY in options and PRIORITY not in options:
             return

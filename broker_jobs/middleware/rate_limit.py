@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 from dramatiq.rate_limits import RateLimiterBackend, WindowRateLimiter
 
@@ -53,7 +54,7 @@ class RateLimit(dramatiq.Middleware):
     def actor_options(self) -> set[str]:
         return {"rate_limit"}
 
-    def _limiter(self, actor: Any) -> WindowRateLimiter | None:
+    def _limiter(self, actor: dramatiq.Actor[..., Any]) -> WindowRateLimiter | None:
         spec = actor.options.get("rate_limit")
         if not spec:
             return None
@@ -64,7 +65,7 @@ class RateLimit(dramatiq.Middleware):
             self._limiters[actor.actor_name] = limiter
         return limiter
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.failed:
             return
         actor = broker.actors.get(message.actor_name)

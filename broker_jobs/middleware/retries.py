@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
 from ..errors import MessageTooLarge, PermanentJobError, UnknownActor
@@ -23,7 +24,7 @@ from ..protocol import BJ_ERROR
 class JobRetries(Retries):
     """Exponential backoff from ``min_backoff`` (2, 4, 8 s, jittered up to 2x)."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.actor_name not in broker.actors:
             error = UnknownActor(f"unknown actor {message.actor_name!r} on queue {message.queue_name!r}")
             message.stuff_exception(error)
@@ -31,7 +32,7 @@ class JobRetries(Retries):
             message.fail()
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         if message.actor_name not in broker.actors:
             return
@@ -40,7 +41,8 @@ class JobRetries(Retries):
             message.fail()
             return
         try:
-            super().after_process_message(broker, message, result=result, exception=exception)
+            super().after_process_message(  # type: ignore[no-untyped-call]  # Dramatiq's Retries is unannotated
+                broker, message, result=result, exception=exception)
         except MessageTooLarge as refused:
             message.options[BJ_ERROR] = f"{type(exception).__name__}: {exception}; retry not enqueued: {refused}"
             message.fail()

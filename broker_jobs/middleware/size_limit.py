@@ -35,5 +35,5 @@ class MessageSizeLimit(dramatiq.Middleware):
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
-    def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         check_size(message, self.max_bytes)

@@ -11,6 +11,7 @@ field except ``args``/``kwargs`` may be a per-environment mapping
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .. import registry
 from ..errors import BrokerJobsError, ConfigError
 from ..priorities import Priority, parse_priority
+from ..registry import JobSpec
+from ..settings import Settings
 from .jobs_file import Located, Path_, dotted, import_listed_modules
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, parse_cron
 
@@ -179,7 +182,7 @@ def _when(value: datetime | str) -> datetime:
     return value
 
 
-def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: Located | None = None,
+def parse_job(raw: Any, settings: Settings, *, path: Path_ = ("job",), doc: Located | None = None,
               origin: str = "config") -> JobDef:
     """Validate one job entry and resolve its actor, trigger and defaults.
 
@@ -252,7 +255,8 @@ def parse_job(raw: Any, settings: Any, *, path: Path_ = ("job",), doc: Located |
     )
 
 
-def _check_message_size(job: Any, spec: Any, settings: Any, fail: Any) -> None:
+def _check_message_size(job: JobEntry, spec: JobSpec, settings: Settings,
+                        fail: Callable[[Path_, str], ConfigError]) -> None:
     """Refuse a job whose messages would be over ``MAX_MESSAGE_BYTES``: the scheduler could
     never publish them (measured on the largest body it can make: latest slot, with jitter)."""
 
@@ -276,7 +280,7 @@ def _check_message_size(job: Any, spec: Any, settings: Any, fail: Any) -> None:
         raise fail(("kwargs" if job.kwargs else "args",), str(exc)) from None
 
 
-def load_config(path: Path, settings: Any, *, import_modules: bool = True) -> JobsConfig:
+def load_config(path: Path, settings: Settings, *, import_modules: bool = True) -> JobsConfig:
     """Read and validate the jobs file.
 
     Parameters:

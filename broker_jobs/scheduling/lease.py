@@ -103,7 +103,7 @@ class RedisLease:
         self.key, self.counter = prefix + "lease", prefix + "token"
 
     def acquire(self, owner: str, ttl: float, min_token: int = 0) -> int | None:
-        token = int(self.client.eval(_ACQUIRE, 2, self.key, self.counter, owner, int(ttl * 1000),  # type: ignore[arg-type]
+        token = int(self.client.eval(_ACQUIRE, 2, self.key, self.counter, owner, int(ttl * 1000),  # type: ignore[arg-type]  # redis-py: sync or async reply
                                      min_token))
         return token if token >= 0 else None
 

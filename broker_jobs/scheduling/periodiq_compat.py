@@ -32,7 +32,8 @@ from typing import Any
 import dramatiq
 
 from .. import registry
-from .config import load_config
+from ..settings import Settings
+from .config import JobDef, load_config
 from .publisher import iso
 from .triggers import CronTrigger, IntervalTrigger, parse_cron
 
@@ -46,7 +47,7 @@ def periodiq_active() -> bool:
     return os.environ.get("BROKER_JOBS_PERIODIQ") == "1" or Path(sys.argv[0] if sys.argv else "").name == "periodiq"
 
 
-def add_periodiq_middleware(broker: Any) -> None:
+def add_periodiq_middleware(broker: dramatiq.Broker) -> None:
     """Add periodiq's middleware to ``broker`` (the ``periodiq`` entry calls it before declaring the triggers)."""
     from periodiq import PeriodiqMiddleware  # deferred: periodiq is only needed under the periodiq command
 
@@ -57,7 +58,7 @@ def _values(values: frozenset[int]) -> str:
     return ",".join(str(v) for v in sorted(values))
 
 
-def periodiq_cron(job: Any) -> tuple[str | None, str]:
+def periodiq_cron(job: JobDef) -> tuple[str | None, str]:
     """The 5-field cron periodiq can run for ``job``, or None and why not.
 
     A Sunday (0) is also written as 7: periodiq never fires a Sunday-only ``0``.
@@ -94,11 +95,11 @@ def _local_zone_matches(timezone: str) -> bool:
     return timezone in ("UTC", "Etc/UTC") and offset is not None and not offset.total_seconds()
 
 
-def register(broker: Any, settings: Any) -> list[str]:
+def register(broker: dramatiq.Broker, settings: Settings) -> list[str]:
     """Declare one trigger actor per convertible job of the jobs file; returns their names."""
     from periodiq import cron  # deferred: periodiq is only needed under the periodiq command
 
-    class TriggerActor(dramatiq.Actor):  # type: ignore[type-arg]
+    class TriggerActor(dramatiq.Actor):  # type: ignore[type-arg]  # triggers of any job's signature
         """Sends the real job when periodiq sends the trigger."""
 
         def send_with_options(self, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
@@ -117,7 +118,7 @@ def register(broker: Any, settings: Any) -> list[str]:
         """A trigger: periodiq's message is replaced by the real job's."""
 
     config = load_config(Path(settings.jobs_config), settings)
-    jobs: dict[str, Any] = {}
+    jobs: dict[str, JobDef] = {}
     names = []
     for job in config.jobs:
         if not job.enabled:
@@ -130,6 +131,7 @@ def register(broker: Any, settings: Any) -> list[str]:
             continue
         name = PREFIX + job.id.replace("-", "_").replace(".", "_").replace(":", "_")
         jobs[name] = job
+        # periodic= is periodiq's option, outside Dramatiq's overloads.
         dramatiq.actor(noop, actor_class=TriggerActor, actor_name=name,  # type: ignore[call-overload]
                        queue_name=job.queue, broker=broker, periodic=cron(expr))
         names.append(name)

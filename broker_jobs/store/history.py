@@ -44,7 +44,7 @@ _UPDATABLE = (
 def _upsert_statement(dialect_name: str) -> Any:
     """The upsert of a batch of runs, built once per dialect (SQLAlchemy caches its compiled form)."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    table: Table = JobRun.__table__  # type: ignore[assignment]
+    table: Table = JobRun.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class's is a Table
     stmt = dialect.insert(table)
     excluded = stmt.excluded
     set_ = {name: excluded[name] for name in _UPDATABLE}
@@ -99,9 +99,8 @@ def _sqlite_time(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        moment = value.astimezone(UTC) if value.tzinfo is not None else value
+        return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
     return _sqlite_time(float(value))
 
 
@@ -207,7 +206,7 @@ class HistoryWriter:
         """Let each flush also write the rows ``running_rows()`` (a bound method) returns:
         the runs in progress.  Held weakly: a middleware thrown away stops being asked."""
         self._inflight = [ref for ref in self._inflight if ref() is not None]
-        self._inflight.append(weakref.WeakMethod(running_rows))  # type: ignore[arg-type]
+        self._inflight.append(weakref.WeakMethod(running_rows))
 
     def record(self, message_id: str, **fields: Any) -> None:
         """Merge ``fields`` (an event of ``message_id``) into its pending row."""
@@ -397,7 +396,7 @@ def prune(
       The number of rows deleted.
     """
     now = now or utc_now()
-    table: Table = JobRun.__table__  # type: ignore[assignment]
+    table: Table = JobRun.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class's is a Table
     deleted = 0
     with engine.begin() as conn:
         deleted += conn.execute(

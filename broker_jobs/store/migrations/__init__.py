@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, MetaData, inspect, text
 from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:  # Alembic is loaded when a migration runs, not on import
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ HEAD = "0002_drop_actor_index"
 _ADVISORY_LOCK = 0x62726F6B  # "brok"
 
 
-def config(connection: object | None = None) -> object:
+def config(connection: object | None = None) -> Config:
     """An Alembic ``Config`` for our scripts, bound to ``connection`` when given."""
     from alembic.config import Config  # deferred: Alembic and Mako, at the first engine only
 
@@ -48,7 +51,7 @@ def _upgrade_once(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
-        command.upgrade(config(conn), "head")  # type: ignore[arg-type]
+        command.upgrade(config(conn), "head")
 
 
 def at_head(engine: Engine) -> bool:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from broker_jobs.errors import ConfigError
@@ -82,6 +82,9 @@ def test_credential_query_parameters_and_odd_urls(text, expected):
 ]), encode=st.booleans())
 def test_an_invalid_url_variable_is_named_and_its_password_never_echoed(settings_env, password, variable, encode):
     name, template = variable
+    # Unencoded, '/', '?' or '#' ends the URL's authority before the bad port: the URL is then valid (an empty
+    # host, the rest a path), a different case from the invalid variable this test is about.
+    assume(encode or not set("/?#") & set(password))
     secret = "Zx9" + (quote(password, safe="") if encode else password)
     for other in ("DATABASE_URL", "RABBITMQ_URL", "REDIS_URL"):  # the examples share one environment
         settings_env.delenv(other, raising=False)

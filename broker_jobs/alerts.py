@@ -25,9 +25,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-import pybreaker
-
 from .coordination import Claims, get_claims
 from .redaction import redact
 from .settings import get_settings
@@ -59,6 +56,8 @@ class AlertSender:
         self.claims = claims
         self.cooldown = cooldown
         self.timeout = timeout
+        import pybreaker  # deferred: pybreaker loads redis-py; an alerter is made at the first alert
+
         self.breaker = breaker or pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout,
                                                            name="alert-webhook")
         self.sent = 0
@@ -134,7 +133,11 @@ class AlertSender:
             self.suppressed += 1
             return
 
+        import pybreaker  # deferred: pybreaker loads redis-py (imported once the alerter exists)
+
         def post() -> None:
+            import httpx  # deferred: httpx, when an alert is sent (every worker imports this module)
+
             response = httpx.post(self.url or "", json=payload, timeout=self.timeout)
             response.raise_for_status()
 

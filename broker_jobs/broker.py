@@ -49,7 +49,8 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+from dramatiq.rate_limits import RateLimiterBackend
+from dramatiq.rate_limits.backends import StubBackend
 
 from . import compat, publishing, topology
 from .connection import QUEUES, connection_url
@@ -319,7 +320,13 @@ class TopologyGuard(dramatiq.Middleware):
 
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
-    rate_backend = StubBackend() if stub or not settings.redis_url else RedisBackend(url=settings.redis_url)
+    rate_backend: RateLimiterBackend
+    if stub or not settings.redis_url:
+        rate_backend = StubBackend()
+    else:
+        from dramatiq.rate_limits.backends import RedisBackend  # deferred: redis-py, only with REDIS_URL set
+
+        rate_backend = RedisBackend(url=settings.redis_url)
 
     # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]

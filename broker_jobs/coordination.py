@@ -10,8 +10,6 @@ import threading
 import time
 from typing import Protocol
 
-import redis
-
 from .settings import get_settings
 
 
@@ -62,6 +60,8 @@ class RedisClaims:
     """
 
     def __init__(self, url: str, prefix: str = "broker_jobs:claim:") -> None:
+        import redis  # deferred: redis-py, only in multi-host mode (REDIS_URL set)
+
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.prefix = prefix
 

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pika
-import redis
 
 from .connection import connection_url
 from .redaction import redact
@@ -71,6 +70,8 @@ def check_redis(settings: Settings, timeout: float = 1.0) -> Check | None:
         return None
 
     def probe() -> str:
+        import redis  # deferred: redis-py, only in multi-host mode (REDIS_URL set)
+
         client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=timeout,
                                       socket_connect_timeout=timeout)
         client.ping()

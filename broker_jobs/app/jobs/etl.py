@@ -6,14 +6,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
 from broker_jobs.app.entities import all_entities, get_entity
 from broker_jobs.app.entities.report import Report
 from broker_jobs.app.settings import get_app_settings
 from broker_jobs.errors import BrokerJobsError, PermanentJobError
 from broker_jobs.job import job
-from broker_jobs.store.db import get_engine
 
 # qdrant-client and numpy are imported inside the jobs: importing the actors
 # (every worker, scheduler and `broker-jobs send`) stays fast.
@@ -34,6 +31,9 @@ def run_etl(entities: list[str] | None = None) -> dict[str, Any]:
     from broker_jobs.app.vectors import (  # deferred: numpy and qdrant-client, only when this runs
         get_embedder,
         open_store,
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
     )
 
     settings = get_app_settings()
@@ -79,11 +79,18 @@ def etl_sync(entities: list[str] | None = None) -> dict[str, Any]:
 @job(queue="etl", priority="high", time_limit=300)
 def reprocess_documents(document_ids: list[int]) -> dict[str, Any]:
     """Re-embed the given vault documents now, whatever their watermark says."""
+    from sqlalchemy import (
+        select,  # deferred: SQLAlchemy, when the job runs
+    )
+
     from broker_jobs.app.entities.pipeline import embed_rows  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.app.entities.tables import table_of  # deferred: SQLAlchemy, only when this runs
     from broker_jobs.app.vectors import (  # deferred: numpy and qdrant-client, only when this runs
         get_embedder,
         open_store,
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
     )
 
     settings = get_app_settings()

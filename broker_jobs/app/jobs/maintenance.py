@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from sqlalchemy import DateTime, Engine, MetaData, Table, delete, inspect
-from sqlalchemy.exc import OperationalError
+from typing import TYPE_CHECKING, Any
 
 from broker_jobs.app.entities import all_entities
 from broker_jobs.app.entities.report import Report
 from broker_jobs.app.settings import AppSettings, get_app_settings
 from broker_jobs.job import job
-from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import prune
-from broker_jobs.store.models import ArchivedLetter
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +24,13 @@ _AUDIT_TIME = ("recorded_at", "fired_at", "slot_at", "created_at", "at")
 @job(queue="maintenance", priority="low", time_limit=600)
 def prune_history() -> dict[str, Any]:
     """Delete history past its retention (completed: count and age, failed: age)."""
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.runs import (
+        prune,  # deferred: SQLAlchemy, when the job runs
+    )
+
     settings, report = get_app_settings(), Report()
     with report.timed("history"):
         report.deleted = prune(
@@ -40,6 +44,14 @@ def prune_history() -> dict[str, Any]:
 
 def prune_slot_audit(engine: Engine, settings: AppSettings, now: datetime) -> int | None:
     """Delete slot-audit rows past ``SLOT_AUDIT_TTL`` (default 30 days); None when there is no such table."""
+    from sqlalchemy import (  # deferred: SQLAlchemy, when the job runs
+        DateTime,
+        MetaData,
+        Table,
+        delete,
+        inspect,
+    )
+
     names = set(inspect(engine).get_table_names())
     name = next((n for n in _AUDIT_TABLES if n in names), None)
     if name is None:
@@ -56,6 +68,14 @@ def prune_slot_audit(engine: Engine, settings: AppSettings, now: datetime) -> in
 
 def prune_dead_letters(engine: Engine, settings: AppSettings, now: datetime) -> int:
     """Delete archived dead letters older than ``DEAD_LETTER_TTL`` (RabbitMQ drops the messages then too)."""
+    from sqlalchemy import (
+        delete,  # deferred: SQLAlchemy, when the job runs
+    )
+
+    from broker_jobs.store.models import (
+        ArchivedLetter,  # deferred: SQLAlchemy, when the job runs
+    )
+
     with engine.begin() as conn:
         cutoff = now - timedelta(seconds=settings.dead_letter_ttl)
         return conn.execute(delete(ArchivedLetter).where(ArchivedLetter.dead_at < cutoff)).rowcount
@@ -74,8 +94,18 @@ def vacuum(engine: Engine) -> str:
 
 def run_system_maintenance() -> dict[str, Any]:
     """Retention of history, slot audit and dead letters, VACUUM/ANALYZE, health and vector counts."""
+    from sqlalchemy.exc import (
+        OperationalError,  # deferred: SQLAlchemy, when the job runs
+    )
+
     from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.health import check_all  # deferred: the health checks' clients, only when this job runs
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.runs import (
+        prune,  # deferred: SQLAlchemy, when the job runs
+    )
 
     settings, engine, report = get_app_settings(), get_engine(), Report()
     now = datetime.now(UTC)
@@ -112,6 +142,9 @@ def run_concept_hygiene() -> dict[str, Any]:
     """Orphan vectors removed and near-duplicate pairs proposed, for every entity kind."""
     from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.app.vectors.hygiene import clean_kind  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
 
     settings, engine, total = get_app_settings(), get_engine(), Report()
     kinds: dict[str, Any] = {}
@@ -147,6 +180,9 @@ def run_batch_reprocess(entities: list[str] | None = None) -> dict[str, Any]:
         open_store,
     )
     from broker_jobs.app.vectors.rebuild import rebuild  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
 
     settings, engine, embedder, total = get_app_settings(), get_engine(), get_embedder(), Report()
     chosen = [get_entity(k) for k in entities] if entities else all_entities()

@@ -11,16 +11,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-import broker_jobs.app.tables  # noqa: F401  (our tables on Base)
 from broker_jobs.app.entities.report import Report
 from broker_jobs.app.settings import get_app_settings
 from broker_jobs.errors import PermanentJobError, SkipJob
 from broker_jobs.job import job
 from broker_jobs.safe_files import UnsafeFileError, open_root, write_file
-from broker_jobs.store.db import get_engine
-from broker_jobs.store.models import Base
 
 
 @job(queue="sync", priority="high", time_limit=300)
@@ -34,6 +29,9 @@ def emergency_sync() -> dict[str, Any]:
     )
     from broker_jobs.app.jobs.vault import (
         run_vault_sync,  # deferred: another job module: declared by broker_jobs.app.jobs, used only when this job runs
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
     )
 
     report = Report()
@@ -82,6 +80,11 @@ def _open_export_dir(out: Path) -> int:
 
 def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
     """Write ``tables`` to ``EXPORT_DIR/<table>.<format>`` and ``manifest.json``."""
+    import broker_jobs.app.tables  # noqa: F401  # deferred: SQLAlchemy's ORM, only when this job runs (our tables on Base)
+    from broker_jobs.store.models import (
+        Base,  # deferred: SQLAlchemy, when the job runs
+    )
+
     if format not in ("csv", "json"):
         raise PermanentJobError(f"export format {format!r} is not csv or json")
     unknown = sorted(set(tables) - set(Base.metadata.tables))
@@ -103,6 +106,17 @@ def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
 
 
 def _export_tables(dir_fd: int, tables: list[str], format: str, report: Report) -> list[dict[str, Any]]:
+    from sqlalchemy import (
+        select,  # deferred: SQLAlchemy, when the job runs
+    )
+
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.models import (
+        Base,  # deferred: SQLAlchemy, when the job runs
+    )
+
     engine = get_engine()
     files = []
     for name in tables:

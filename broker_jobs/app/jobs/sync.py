@@ -6,12 +6,9 @@ import logging
 import random
 from typing import Any
 
-from broker_jobs.app.connectors import csv_import as csv_source
-from broker_jobs.app.connectors import github, services, spotify
 from broker_jobs.app.entities.report import Report
 from broker_jobs.app.settings import get_app_settings
 from broker_jobs.job import job
-from broker_jobs.store.db import get_engine
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +27,13 @@ def _then_etl(report: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
 
 def fan_out_services() -> dict[str, Any]:
     """Send one ``sync_service`` per active service, each delayed at random up to ``SERVICE_SYNC_MAX_DELAY``."""
+    from broker_jobs.app.connectors import (
+        services,  # deferred: httpx and SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+
     settings, report = get_app_settings(), Report()
     ids = services.active_services(get_engine())
     report.fetched = len(ids)
@@ -52,6 +56,13 @@ def sync_all_services() -> dict[str, Any]:
 @job(queue="sync", priority="medium", time_limit=300)
 def sync_service(service_id: int) -> dict[str, Any]:
     """Fetch one service's status API and insert its new log records."""
+    from broker_jobs.app.connectors import (
+        services,  # deferred: httpx and SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+
     report = services.sync(get_app_settings(), get_engine(), service_id).asdict()
     return _then_etl(report, ["service_logs"])
 
@@ -59,6 +70,13 @@ def sync_service(service_id: int) -> dict[str, Any]:
 @job(queue="sync", priority="medium", time_limit=540)
 def github_ingest() -> dict[str, Any]:
     """Ingest the repositories of ``GITHUB_OWNERS``."""
+    from broker_jobs.app.connectors import (
+        github,  # deferred: httpx and SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+
     report = github.ingest(get_app_settings(), get_engine()).asdict()
     return _then_etl(report, ["github_repositories"])
 
@@ -66,6 +84,13 @@ def github_ingest() -> dict[str, Any]:
 @job(queue="sync", priority="medium", time_limit=540)
 def spotify_ingest() -> dict[str, Any]:
     """Ingest the user's Spotify tracks, artists, playlists and albums."""
+    from broker_jobs.app.connectors import (
+        spotify,  # deferred: httpx and SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+
     report = spotify.ingest(get_app_settings(), get_engine()).asdict()
     return _then_etl(report, ["spotify_tracks", "spotify_artists", "spotify_playlists", "spotify_albums"])
 
@@ -73,5 +98,12 @@ def spotify_ingest() -> dict[str, Any]:
 @job(queue="sync", priority="medium", time_limit=540)
 def csv_import() -> dict[str, Any]:
     """Import every company's CSV source (``COMPANIES_FILE`` lists them)."""
+    from broker_jobs.app.connectors import (
+        csv_import as csv_source,  # deferred: httpx and SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+
     report = csv_source.import_all(get_app_settings(), get_engine()).asdict()
     return _then_etl(report, ["company_records"])

@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from broker_jobs.app.connectors.vault import reconcile
 from broker_jobs.app.settings import get_app_settings
 from broker_jobs.errors import SkipJob
 from broker_jobs.job import job
-from broker_jobs.store.db import get_engine
 
 logger = logging.getLogger(__name__)
 
 
 def run_vault_sync() -> dict[str, Any]:
     """Reconcile ``VAULT_PATH`` and enqueue ``etl_sync(["vault_documents"])`` when something changed."""
+    from broker_jobs.app.connectors.vault import (
+        reconcile,  # deferred: SQLAlchemy, when the job runs
+    )
+    from broker_jobs.store.db import (
+        get_engine,  # deferred: SQLAlchemy, when the job runs
+    )
+
     settings = get_app_settings()
     if not settings.vault_path.is_dir():
         raise SkipJob(f"vault: VAULT_PATH={settings.vault_path} is not a directory")

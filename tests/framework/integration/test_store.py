@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from broker_jobs.coordination import DatabaseClaims, MemoryClaims, RedisClaims
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import HistoryWriter, prune
+from broker_jobs.store.history import HistoryWriter
 from broker_jobs.store.models import JobRun
 from broker_jobs.store.queries import query_runs
+from broker_jobs.store.runs import prune
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

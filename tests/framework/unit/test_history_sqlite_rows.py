@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import insert, text
 
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.history import HistoryWriter, _sqlite_time
+from broker_jobs.store.history import HistoryWriter
 from broker_jobs.store.models import JobRun
 from broker_jobs.store.queries import query_runs
+from broker_jobs.store.runs import _sqlite_time
 
 MOMENTS = [
     datetime(2026, 11, 23, 11, 47, 2, 123456, tzinfo=UTC),

@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
 from dramatiq.common import xq_name
@@ -34,8 +34,10 @@ from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
 from .protocol import BROKER_PRIORITY, DELIVERY_OPTIONS, REPLAY_OF
 from .settings import Settings
 from .store.db import get_engine
-from .store.models import ArchivedLetter as Archived
 from .store.queries import archived_letters, mark_archived
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def _fetch_all(channel: Any, queue: str) -> list[_Delivery]:
     return deliveries
 
 
-def _archive(settings: Settings, ids: Iterable[str]) -> dict[str, Archived]:
+def _archive(settings: Settings, ids: Iterable[str]) -> dict[str, Row[Any]]:
     return archived_letters(get_engine(settings.database_url), ids)
 
 
@@ -144,7 +146,7 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _describe(delivery: _Delivery, archived: Archived | None) -> DeadLetter:
+def _describe(delivery: _Delivery, archived: Row[Any] | None) -> DeadLetter:
     parsed = delivery.parsed
     if isinstance(parsed, wire.Malformed):
         fields = parsed.fields or {}

@@ -146,10 +146,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/store.sqlite3"
     url: str = request.getfixturevalue("postgres_url")
     from broker_jobs.store.db import get_engine
-    from broker_jobs.store.models import Base
+    from broker_jobs.store.models import metadata
 
     engine = get_engine(url)
     with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
+        for table in reversed(metadata.sorted_tables):
             conn.execute(table.delete())
     return url

@@ -210,7 +210,7 @@ def backfill_job(request: Request, job_id: Text, body: BackfillBody) -> dict[str
 
 
 def _run_dict(run: Any) -> dict[str, Any]:
-    return {c.name: getattr(run, c.name) for c in run.__table__.columns if c.name != "seq"}
+    return {name: value for name, value in run._mapping.items() if name != "seq"}
 
 
 @router.get("/history", dependencies=[read], tags=["history"], responses=answers(*READ, 422))

@@ -21,10 +21,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from broker_jobs.clock import utc_now
-from broker_jobs.store.models import Base
+from broker_jobs.store.models import metadata
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the built-in jobs' tables, on the framework's :data:`~broker_jobs.store.models.metadata`."""
+
+    metadata = metadata
 
 
 class Document(Base):

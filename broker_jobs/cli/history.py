@@ -19,10 +19,7 @@ def history(actor: str | None, status: str | None, limit: int, as_json: bool) ->
     from broker_jobs.store.queries import query_runs  # deferred: SQLAlchemy, only when the command runs
 
     runs = query_runs(get_engine(settings().database_url), actor=actor, status=status, limit=limit)
-    rows = [
-        {c.name: getattr(run, c.name) for c in run.__table__.columns if c.name not in ("seq",)}
-        for run in runs
-    ]
+    rows = [{name: value for name, value in run._mapping.items() if name != "seq"} for run in runs]
     if as_json:
         dump(rows)
     else:

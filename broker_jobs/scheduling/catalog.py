@@ -12,12 +12,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import BrokerJobsError, ConfigError
 from ..settings import Settings
-from ..store.models import JobControl
 from .config import JobDef, load_config, parse_job
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 logger = logging.getLogger("broker_jobs.scheduling.scheduler")
 
@@ -25,7 +27,7 @@ logger = logging.getLogger("broker_jobs.scheduling.scheduler")
 class CatalogStore(Protocol):
     """The part of :class:`~broker_jobs.store.scheduler_state.SchedulerStore` the catalog reads."""
 
-    def controls(self) -> dict[str, JobControl]:
+    def controls(self) -> dict[str, Row[Any]]:
         """Each job's pause."""
         ...
 

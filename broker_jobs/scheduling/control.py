@@ -19,7 +19,6 @@ from ..clock import as_utc, utc_now
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from ..protocol import FireId
 from ..settings import Settings
-from ..store.models import JobControl, JobState
 from ..store.scheduler_state import SchedulerStore, open_scheduler_store
 from .config import JobDef, load_config, parse_job
 from .lease import build_lease
@@ -31,6 +30,7 @@ from .triggers import describe, fire_times, next_fire
 
 if TYPE_CHECKING:
     from dramatiq import Broker  # deferred: the CLI imports this module and starts without dramatiq
+    from sqlalchemy import Row
 
 #: The most slots one backfill may publish.
 MAX_BACKFILL = 10_000
@@ -69,7 +69,7 @@ def get_job(settings: Settings, job_id: str, store: SchedulerStore | None = None
     return jobs[job_id]
 
 
-def _row(job: JobDef, state: JobState | None, control: JobControl | None, now: datetime) -> dict[str, Any]:
+def _row(job: JobDef, state: Row[Any] | None, control: Row[Any] | None, now: datetime) -> dict[str, Any]:
     paused = bool(control is not None and control.paused)
     return {
         "id": job.id, "actor": job.actor, "trigger": describe(job.trigger), "priority": job.priority.label,

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..settings import Settings
-from ..store.models import Fence, LeaseRow
+from ..store.db import upsert_insert
+from ..store.models import fences, leases
 
 NAME = "scheduler"
 
@@ -99,6 +98,8 @@ class RedisLease:
     """
 
     def __init__(self, url: str, prefix: str = "broker_jobs:scheduler:") -> None:
+        import redis  # deferred: redis-py, only in multi-host mode (REDIS_URL set)
+
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.key, self.counter = prefix + "lease", prefix + "token"
 
@@ -139,39 +140,38 @@ class DatabaseLease:
     def acquire(self, owner: str, ttl: float, min_token: int = 0) -> int | None:
         now = self._now()
         with self.engine.begin() as conn:
-            row = conn.execute(select(LeaseRow.owner, LeaseRow.token, LeaseRow.expires_at)
-                               .where(LeaseRow.name == NAME)).first()
+            row = conn.execute(select(leases.c.owner, leases.c.token, leases.c.expires_at)
+                               .where(leases.c.name == NAME)).first()
             if row is None:
-                fence = conn.scalar(select(Fence.token).where(Fence.name == NAME)) or 0
+                fence = conn.scalar(select(fences.c.token).where(fences.c.name == NAME)) or 0
                 token = max(min_token, int(fence)) + 1
-                dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-                created = conn.execute(dialect.insert(LeaseRow.__table__).values(
+                created = conn.execute(upsert_insert(self.engine, leases).values(
                     name=NAME, owner=owner, token=token, expires_at=now + ttl)
                     .on_conflict_do_nothing(index_elements=["name"])).rowcount
                 return token if created else None
             if row.owner == owner and row.expires_at > now:
-                held = conn.execute(update(LeaseRow).where(
-                    LeaseRow.name == NAME, LeaseRow.owner == owner, LeaseRow.token == row.token)
+                held = conn.execute(update(leases).where(
+                    leases.c.name == NAME, leases.c.owner == owner, leases.c.token == row.token)
                     .values(expires_at=now + ttl)).rowcount
                 return int(row.token) if held else None
             if row.expires_at > now:
                 return None
             token = max(int(row.token), min_token) + 1
             # Compare-and-set: only one of the instances that saw it expired wins.
-            won = conn.execute(update(LeaseRow).where(
-                LeaseRow.name == NAME, LeaseRow.token == row.token, LeaseRow.expires_at <= now)
+            won = conn.execute(update(leases).where(
+                leases.c.name == NAME, leases.c.token == row.token, leases.c.expires_at <= now)
                 .values(owner=owner, token=token, expires_at=now + ttl)).rowcount
             return token if won else None
 
     def release(self, owner: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(LeaseRow).where(LeaseRow.name == NAME, LeaseRow.owner == owner)
+            conn.execute(update(leases).where(leases.c.name == NAME, leases.c.owner == owner)
                          .values(expires_at=0.0))
 
     def holder(self) -> Holder | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(LeaseRow.owner, LeaseRow.token, LeaseRow.expires_at)
-                               .where(LeaseRow.name == NAME)).first()
+            row = conn.execute(select(leases.c.owner, leases.c.token, leases.c.expires_at)
+                               .where(leases.c.name == NAME)).first()
         if row is None or row.expires_at <= self._now():
             return None
         return Holder(row.owner, int(row.token), row.expires_at - self._now())

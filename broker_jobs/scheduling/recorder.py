@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..clock import as_utc
-from ..store.models import JobState
 from ..store.scheduler_state import FencedOut
 from .lease_keeper import LeaseKeeper
 from .planning import Planned, log_outcome
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row as StateRow
 
 Row = dict[str, Any]
 
@@ -26,7 +28,7 @@ Row = dict[str, Any]
 class RecordStore(Protocol):
     """The part of :class:`~broker_jobs.store.scheduler_state.SchedulerStore` the recorder writes to."""
 
-    def states(self) -> dict[str, JobState]:
+    def states(self) -> dict[str, StateRow[Any]]:
         """Each job's recorded state."""
         ...
 

@@ -6,13 +6,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, Table, create_engine, event, text
 
 from ..errors import ConfigError
 from ..settings import get_settings
 from .migrations import upgrade
-from .models import Base  # noqa: F401  (re-exported; the schema comes from migrations)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -75,17 +73,23 @@ def _create(url: str) -> Engine:
     return engine
 
 
+def upsert_insert(engine: Engine, table: Table) -> Any:
+    """An ``INSERT`` of ``table`` in ``engine``'s dialect, which offers ``ON CONFLICT`` (PostgreSQL or SQLite)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # deferred: the PostgreSQL dialect, loaded with a PostgreSQL engine
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite  # deferred: the SQLite dialect, loaded with a SQLite engine
+
+    return sqlite.insert(table)
+
+
 def ping(url: str | None = None) -> str:
     """Run ``SELECT 1`` on the database of ``url`` (the health check); returns its dialect's name."""
     engine = get_engine(url)
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     return engine.dialect.name
-
-
-def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    """A session factory bound to :func:`get_engine`."""
-    return sessionmaker(get_engine(url), expire_on_commit=False)
 
 
 def reset_engines() -> None:

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Row, func, select, update
 
 from ..clock import as_utc
-from .models import ArchivedLetter, JobRun
+from .models import dead_letters, job_runs
 
 #: How many recent scheduled runs :func:`latest_scheduled_runs` reads at most.
 SCHEDULED_RUNS_SCAN = 5000
@@ -23,17 +22,17 @@ SCHEDULED_RUNS_SCAN = 5000
 
 def run_counts(engine: Engine, by: Literal["status", "queue"], status: str | None = None) -> dict[str, int]:
     """Runs kept in the history, counted by status or by queue (``status`` keeps only runs in that status)."""
-    column = JobRun.status if by == "status" else JobRun.queue
+    column = job_runs.c.status if by == "status" else job_runs.c.queue
     stmt = select(column, func.count()).group_by(column)
     if status is not None:
-        stmt = stmt.where(JobRun.status == status)
+        stmt = stmt.where(job_runs.c.status == status)
     with engine.connect() as conn:
         return {str(key): int(count) for key, count in conn.execute(stmt)}
 
 
 def finished_since(engine: Engine, since: datetime, limit: int = 100_000) -> list[tuple[str, datetime]]:
     """``(queue, finished_at)`` of the runs finished at or after ``since``."""
-    stmt = select(JobRun.queue, JobRun.finished_at).where(JobRun.finished_at >= since).limit(limit)
+    stmt = select(job_runs.c.queue, job_runs.c.finished_at).where(job_runs.c.finished_at >= since).limit(limit)
     with engine.connect() as conn:
         return [(queue, when) for queue, finished in conn.execute(stmt)
                 if (when := as_utc(finished)) is not None]
@@ -54,11 +53,12 @@ class ScheduledRun:
 def scheduled_runs(engine: Engine, statuses: Iterable[str] | None = None,
                    limit: int = SCHEDULED_RUNS_SCAN) -> list[ScheduledRun]:
     """The newest runs the scheduler fired (a fire id), newest first, optionally only in ``statuses``."""
-    stmt = (select(JobRun.fire_id, JobRun.status, JobRun.started_at, JobRun.finished_at, JobRun.duration_ms,
-                   JobRun.message_id).where(JobRun.fire_id.is_not(None)))
+    c = job_runs.c
+    stmt = (select(c.fire_id, c.status, c.started_at, c.finished_at, c.duration_ms, c.message_id)
+            .where(c.fire_id.is_not(None)))
     if statuses is not None:
-        stmt = stmt.where(JobRun.status.in_(tuple(statuses)))
-    stmt = stmt.order_by(JobRun.id.desc()).limit(limit)
+        stmt = stmt.where(job_runs.c.status.in_(tuple(statuses)))
+    stmt = stmt.order_by(job_runs.c.id.desc()).limit(limit)
     with engine.connect() as conn:
         return [ScheduledRun(str(fire_id).split("@", 1)[0], status, as_utc(started), as_utc(finished),
                              duration, message_id)
@@ -67,8 +67,8 @@ def scheduled_runs(engine: Engine, statuses: Iterable[str] | None = None,
 
 def recent_dead(engine: Engine, limit: int = 25) -> list[dict[str, Any]]:
     """The newest letters archived as dead, oldest first."""
-    stmt = (select(ArchivedLetter).where(ArchivedLetter.state == "dead")
-            .order_by(ArchivedLetter.dead_at.desc(), ArchivedLetter.id.desc()).limit(limit))
+    stmt = (select(dead_letters).where(dead_letters.c.state == "dead")
+            .order_by(dead_letters.c.dead_at.desc(), dead_letters.c.id.desc()).limit(limit))
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
     return [{"id": r["message_id"], "queue": r["queue"], "actor": r["actor"], "reason": r["reason"],
@@ -77,20 +77,20 @@ def recent_dead(engine: Engine, limit: int = 25) -> list[dict[str, Any]]:
 
 def oldest_dead(engine: Engine) -> dict[str, datetime]:
     """When the oldest letter still archived as dead died, by queue."""
-    stmt = (select(ArchivedLetter.queue, func.min(ArchivedLetter.dead_at))
-            .where(ArchivedLetter.state == "dead").group_by(ArchivedLetter.queue))
+    stmt = (select(dead_letters.c.queue, func.min(dead_letters.c.dead_at))
+            .where(dead_letters.c.state == "dead").group_by(dead_letters.c.queue))
     with engine.connect() as conn:
         return {queue: when for queue, oldest in conn.execute(stmt) if (when := as_utc(oldest)) is not None}
 
 
-def archived_letters(engine: Engine, message_ids: Iterable[str]) -> dict[str, ArchivedLetter]:
+def archived_letters(engine: Engine, message_ids: Iterable[str]) -> dict[str, Row[Any]]:
     """The archive's record of each of ``message_ids`` that has one (the last, for a message that died twice)."""
     ids = list(message_ids)
     if not ids:
         return {}
-    with Session(engine) as session:
-        rows = session.scalars(select(ArchivedLetter).where(ArchivedLetter.message_id.in_(ids))
-                               .order_by(ArchivedLetter.id))
+    with engine.connect() as conn:
+        rows = conn.execute(select(dead_letters).where(dead_letters.c.message_id.in_(ids))
+                            .order_by(dead_letters.c.id))
         return {row.message_id: row for row in rows}
 
 
@@ -99,8 +99,8 @@ def mark_archived(engine: Engine, message_ids: list[str], state: str) -> None:
     if not message_ids:
         return
     with engine.begin() as conn:
-        conn.execute(update(ArchivedLetter)
-                     .where(ArchivedLetter.message_id.in_(message_ids), ArchivedLetter.state == "dead")
+        conn.execute(update(dead_letters)
+                     .where(dead_letters.c.message_id.in_(message_ids), dead_letters.c.state == "dead")
                      .values(state=state))
 
 
@@ -110,13 +110,13 @@ def query_runs(
     actor: str | None = None,
     status: str | None = None,
     limit: int = 50,
-) -> list[JobRun]:
+) -> list[Row[Any]]:
     """The most recent runs, newest first, optionally filtered (the rows as stored: ``broker-jobs history``
     reads them without loading the writer's machinery)."""
-    stmt = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    stmt = select(job_runs).order_by(job_runs.c.id.desc()).limit(limit)
     if actor:
-        stmt = stmt.where(JobRun.actor == actor)
+        stmt = stmt.where(job_runs.c.actor == actor)
     if status:
-        stmt = stmt.where(JobRun.status == status)
-    with Session(engine) as session:
-        return list(session.scalars(stmt))
+        stmt = stmt.where(job_runs.c.status == status)
+    with engine.connect() as conn:
+        return list(conn.execute(stmt))

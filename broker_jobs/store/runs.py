@@ -12,13 +12,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
 from ..clock import utc_now
 from .db import get_engine
-from .models import ArchivedLetter, JobRun
+from .models import dead_letters, job_runs
 
 #: A write that failed because the database is down or locked (the events are kept for the next flush).
 OUTAGE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
@@ -41,14 +41,14 @@ def engine_for(database_url: str | None) -> Engine:
 def insert_letters(engine: Engine, letters: list[dict[str, Any]]) -> None:
     """Archive dead letters in one transaction."""
     with engine.begin() as conn:
-        conn.execute(insert(ArchivedLetter), letters)
+        conn.execute(insert(dead_letters), letters)
 
 
 @functools.cache
 def _upsert_statement(dialect_name: str) -> Any:
     """The upsert of a batch of runs, built once per dialect (SQLAlchemy caches its compiled form)."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    table: Table = JobRun.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class's is a Table
+    table = job_runs
     stmt = dialect.insert(table)
     excluded = stmt.excluded
     set_ = {name: excluded[name] for name in _UPDATABLE}
@@ -159,7 +159,7 @@ def prune(
       The number of rows deleted.
     """
     now = now or utc_now()
-    table: Table = JobRun.__table__  # type: ignore[assignment]  # typed FromClause; a mapped class's is a Table
+    table = job_runs
     deleted = 0
     with engine.begin() as conn:
         deleted += conn.execute(

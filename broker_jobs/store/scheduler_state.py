@@ -19,27 +19,18 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
+    Row,
     case,
     delete,
     insert,
     select,
 )
 from sqlalchemy import update as sql_update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import as_utc, utc_now
 from ..protocol import FireId
-from .db import get_engine
-from .models import (
-    Fence,
-    Instance,
-    JobControl,
-    JobRun,
-    JobState,
-    OpenFire,
-    RuntimeJob,
-    SlotAudit,
-)
+from .db import get_engine, upsert_insert
+from .models import fences, instances, job_controls, job_runs, job_state, open_fires, runtime_jobs, slot_audit
 
 #: Run statuses that mean "still in the fleet's hands".
 ACTIVE = ("running", "retrying")
@@ -61,8 +52,7 @@ class Flight:
 
 
 def _upsert(engine: Engine, table: Any, rows: list[dict[str, Any]], key: str, conn: Any) -> None:
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    stmt = upsert_insert(engine, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[key], set_={c: stmt.excluded[c] for c in rows[0] if c != key})
     conn.execute(stmt, rows)
@@ -79,25 +69,25 @@ class SchedulerStore:
         self.engine = engine
 
     # -- reads -------------------------------------------------------------------------------------
-    def states(self) -> dict[str, JobState]:
+    def states(self) -> dict[str, Row[Any]]:
         """Every job's state row, by job id."""
         with self.engine.connect() as conn:
-            return {row.job_id: row for row in conn.execute(select(JobState.__table__))}  # type: ignore[misc]
+            return {row.job_id: row for row in conn.execute(select(job_state))}
 
-    def controls(self) -> dict[str, JobControl]:
+    def controls(self) -> dict[str, Row[Any]]:
         """Every pause row, by job id."""
         with self.engine.connect() as conn:
-            return {row.job_id: row for row in conn.execute(select(JobControl.__table__))}  # type: ignore[misc]
+            return {row.job_id: row for row in conn.execute(select(job_controls))}
 
     def runtime_specs(self) -> dict[str, dict[str, Any]]:
         """The runtime jobs' entries, by job id."""
         with self.engine.connect() as conn:
-            return {r.job_id: dict(r.spec) for r in conn.execute(select(RuntimeJob.job_id, RuntimeJob.spec))}
+            return {r.job_id: dict(r.spec) for r in conn.execute(select(runtime_jobs.c.job_id, runtime_jobs.c.spec))}
 
     def audit(self, job_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent slot outcomes of ``job_id``, newest first."""
-        stmt = (select(SlotAudit.__table__).where(SlotAudit.job_id == job_id)
-                .order_by(SlotAudit.id.desc()).limit(limit))
+        stmt = (select(slot_audit).where(slot_audit.c.job_id == job_id)
+                .order_by(slot_audit.c.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(stmt)]
         for row in rows:
@@ -107,7 +97,7 @@ class SchedulerStore:
     def fence(self) -> int:
         """The current fencing token (0 when no leader ever wrote)."""
         with self.engine.connect() as conn:
-            return int(conn.scalar(select(Fence.token).where(Fence.name == FENCE)) or 0)
+            return int(conn.scalar(select(fences.c.token).where(fences.c.name == FENCE)) or 0)
 
     def in_flight(self, job_ids: Iterable[str] | None = None, *,
                   now: datetime | None = None) -> dict[str, list[Flight]]:
@@ -120,18 +110,19 @@ class SchedulerStore:
         now = now or utc_now()
         wanted = None if job_ids is None else set(job_ids)
         with self.engine.connect() as conn:
-            stmt = select(OpenFire.fire_id, OpenFire.job_id, OpenFire.published_at)
+            stmt = select(open_fires.c.fire_id, open_fires.c.job_id, open_fires.c.published_at)
             if wanted is not None:
-                stmt = stmt.where(OpenFire.job_id.in_(wanted))
+                stmt = stmt.where(open_fires.c.job_id.in_(wanted))
             fires = list(conn.execute(stmt))
             ids = [f.fire_id for f in fires]
             statuses: dict[str | None, set[str]] = {}
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                rows = conn.execute(select(JobRun.fire_id, JobRun.status).where(JobRun.fire_id.in_(chunk)))
+                rows = conn.execute(select(job_runs.c.fire_id, job_runs.c.status).where(job_runs.c.fire_id.in_(chunk)))
                 for fire_id, status in rows:
                     statuses.setdefault(fire_id, set()).add(status)
-            running = conn.execute(select(JobRun.fire_id).where(JobRun.status.in_(ACTIVE), JobRun.fire_id.is_not(None)))
+            running = conn.execute(select(job_runs.c.fire_id)
+                                   .where(job_runs.c.status.in_(ACTIVE), job_runs.c.fire_id.is_not(None)))
             running_ids: set[str] = {r[0] for r in running if r[0]}
         flights: dict[str, list[Flight]] = {}
         closed: list[str] = []
@@ -157,13 +148,12 @@ class SchedulerStore:
         """Forget open fires (finished, superseded or lost)."""
         with self.engine.begin() as conn:
             for start in range(0, len(fire_ids), 500):
-                conn.execute(delete(OpenFire).where(OpenFire.fire_id.in_(fire_ids[start:start + 500])))
+                conn.execute(delete(open_fires).where(open_fires.c.fire_id.in_(fire_ids[start:start + 500])))
 
     def raise_fence(self, token: int) -> None:
         """Make ``token`` the lowest token allowed to write (a new leader calls this first)."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        table = Fence.__table__
-        stmt = dialect.insert(table).values(name=FENCE, token=token)
+        table = fences
+        stmt = upsert_insert(self.engine, table).values(name=FENCE, token=token)
         stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={
             "token": case((table.c.token < stmt.excluded.token, stmt.excluded.token), else_=table.c.token)})
         with self.engine.begin() as conn:
@@ -186,33 +176,33 @@ class SchedulerStore:
         with self.engine.begin() as conn:
             if token is not None:
                 # Compare-and-set on the fence row: it also serializes against raise_fence.
-                held = conn.execute(sql_update(Fence).where(Fence.name == FENCE, Fence.token <= token)
+                held = conn.execute(sql_update(fences).where(fences.c.name == FENCE, fences.c.token <= token)
                                     .values(token=token)).rowcount
                 if not held:
                     raise FencedOut(f"fencing token {token} is stale")
             if states:
-                _upsert(self.engine, JobState.__table__, states, "job_id", conn)
+                _upsert(self.engine, job_state, states, "job_id", conn)
             if audit:
-                conn.execute(insert(SlotAudit), audit)
+                conn.execute(insert(slot_audit), audit)
             if fires:
-                _upsert(self.engine, OpenFire.__table__, fires, "fire_id", conn)
+                _upsert(self.engine, open_fires, fires, "fire_id", conn)
 
     def set_control(self, job_id: str, *, paused: bool, note: str | None) -> None:
         """Pause or resume ``job_id`` (the note says why, for the next operator)."""
         with self.engine.begin() as conn:
-            _upsert(self.engine, JobControl.__table__,
+            _upsert(self.engine, job_controls,
                     [{"job_id": job_id, "paused": paused, "note": note, "updated_at": utc_now()}], "job_id", conn)
 
     def add_runtime(self, job_id: str, spec: dict[str, Any]) -> None:
         """Store a runtime job's entry (replacing one of the same id)."""
         with self.engine.begin() as conn:
-            _upsert(self.engine, RuntimeJob.__table__,
+            _upsert(self.engine, runtime_jobs,
                     [{"job_id": job_id, "spec": spec, "created_at": utc_now()}], "job_id", conn)
 
     def remove_runtime(self, job_id: str) -> bool:
         """Delete a runtime job; False if there was none."""
         with self.engine.begin() as conn:
-            return bool(conn.execute(delete(RuntimeJob).where(RuntimeJob.job_id == job_id)).rowcount)
+            return bool(conn.execute(delete(runtime_jobs).where(runtime_jobs.c.job_id == job_id)).rowcount)
 
     def heartbeat(self, instance_id: str, *, started_at: datetime, leader: bool, token: int | None,
                   errors: int, last_error: str | None) -> None:
@@ -220,15 +210,15 @@ class SchedulerStore:
         row = {"instance_id": instance_id, "started_at": started_at, "heartbeat_at": utc_now(), "leader": leader,
                "token": token, "errors": errors, "last_error": last_error}
         with self.engine.begin() as conn:
-            _upsert(self.engine, Instance.__table__, [row], "instance_id", conn)
+            _upsert(self.engine, instances, [row], "instance_id", conn)
             # Instances silent for a day are gone for good.
-            conn.execute(delete(Instance).where(Instance.heartbeat_at < utc_now() - timedelta(days=1)))
+            conn.execute(delete(instances).where(instances.c.heartbeat_at < utc_now() - timedelta(days=1)))
 
     def instances(self) -> list[dict[str, Any]]:
         """Every instance seen in the last day, most recent heartbeat first."""
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(
-                select(Instance.__table__).order_by(Instance.heartbeat_at.desc()))]
+                select(instances).order_by(instances.c.heartbeat_at.desc()))]
         for row in rows:
             row["started_at"], row["heartbeat_at"] = as_utc(row["started_at"]), as_utc(row["heartbeat_at"])
         return rows
@@ -236,7 +226,7 @@ class SchedulerStore:
     def prune_audit(self, older_than: datetime) -> int:
         """Delete audit rows recorded before ``older_than``."""
         with self.engine.begin() as conn:
-            return int(conn.execute(delete(SlotAudit).where(SlotAudit.recorded_at < older_than)).rowcount)
+            return int(conn.execute(delete(slot_audit).where(slot_audit.c.recorded_at < older_than)).rowcount)
 
 
 def open_scheduler_store(database_url: str | None = None) -> SchedulerStore:

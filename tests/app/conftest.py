@@ -145,16 +145,15 @@ def run_job(broker: Any, worker: Any, actor: Any, *args: Any, queues: tuple[str,
 def run_of(message_id: str, timeout: float = 10) -> Any:
     """The finished history row of ``message_id`` (waits for the writer)."""
     from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
     from broker_jobs.store.db import get_engine
     from broker_jobs.store.history import writer
-    from broker_jobs.store.models import JobRun
+    from broker_jobs.store.models import job_runs
 
     def finished() -> Any:
         writer.flush()
-        with Session(get_engine()) as session:
-            run = session.scalar(select(JobRun).where(JobRun.message_id == message_id))
+        with get_engine().connect() as conn:
+            run = conn.execute(select(job_runs).where(job_runs.c.message_id == message_id)).first()
         return run if run is not None and run.status not in ("running", "retrying", "enqueued") else None
 
     return wait_for(finished, f"message {message_id} to finish", timeout, every=0.05)
@@ -170,13 +169,13 @@ DATA_TABLES = ("documents", "document_links", "github_repositories", "spotify_tr
 def snapshot_db() -> dict[str, list[tuple[Any, ...]]]:
     """Every data table's rows (volatile columns left out), sorted."""
     from broker_jobs.store.db import get_engine
-    from broker_jobs.store.models import Base
+    from broker_jobs.store.models import metadata
 
     engine = get_engine()
     found = {}
     with engine.connect() as conn:
         for name in DATA_TABLES:
-            table = Base.metadata.tables[name]
+            table = metadata.tables[name]
             cols = [c for c in table.c if c.name not in VOLATILE]
             rows = conn.execute(table.select().with_only_columns(*cols)).all()
             found[name] = sorted(tuple(repr(v) for v in row) for row in rows)

@@ -110,16 +110,17 @@ def test_batch_reprocess_crashed_midway_resumes_into_the_same_new_collection(job
 def test_system_maintenance_prunes_history_audit_and_dead_letters_and_vacuums(jobs_env_any_db: JobsEnv,
                                                                              jobs_broker, stub_worker):
     from broker_jobs.actors import system_maintenance
-    from broker_jobs.store.models import ArchivedLetter, Base, JobRun
+    from broker_jobs.store.models import dead_letters, job_runs, metadata
 
     old = datetime.now(UTC) - timedelta(days=40)
-    with Session(engine()) as session, session.begin():
-        session.add(JobRun(message_id="old-run", actor="x", queue="default", status="succeeded", seq=1,
-                           finished_at=old))
-        session.add(ArchivedLetter(message_id="old-dead", actor="x", queue="default", reason="boom", dead_at=old))
-        session.add(ArchivedLetter(message_id="new-dead", actor="x", queue="default", reason="boom",
-                               dead_at=datetime.now(UTC)))
-    audit = Base.metadata.tables.get("sched_audit")
+    with engine().begin() as conn:
+        conn.execute(job_runs.insert().values(message_id="old-run", actor="x", queue="default", status="succeeded",
+                                              seq=1, finished_at=old))
+        conn.execute(dead_letters.insert(), [
+            {"message_id": "old-dead", "actor": "x", "queue": "default", "reason": "boom", "dead_at": old},
+            {"message_id": "new-dead", "actor": "x", "queue": "default", "reason": "boom",
+             "dead_at": datetime.now(UTC)}])
+    audit = metadata.tables.get("sched_audit")
     if audit is not None:
         with engine().begin() as conn:
             conn.execute(audit.insert(), [{"job_id": "nightly", "outcome": "fired", "recorded_at": old}])
@@ -130,8 +131,8 @@ def test_system_maintenance_prunes_history_audit_and_dead_letters_and_vacuums(jo
     if audit is not None:
         assert pruned["slot_audit"] == 1
     assert run.report["healthy"] in (True, False) and {c["name"] for c in run.report["checks"]} >= {"database"}
-    with Session(engine()) as session:
-        assert [d.message_id for d in session.scalars(select(ArchivedLetter))] == ["new-dead"]
+    with engine().connect() as conn:
+        assert [d.message_id for d in conn.execute(select(dead_letters))] == ["new-dead"]
 
 
 def test_reprocess_documents_re_embeds_the_given_ids_and_reports_missing_ones(jobs_env: JobsEnv, jobs_broker,
@@ -212,10 +213,10 @@ def test_every_maintenance_job_twice_leaves_the_same_stores(jobs_env: JobsEnv):
 
 def test_prune_history_reports_what_it_deleted(jobs_env: JobsEnv, jobs_broker, stub_worker):
     from broker_jobs.actors import prune_history
-    from broker_jobs.store.models import JobRun
+    from broker_jobs.store.models import job_runs
 
-    with Session(engine()) as session, session.begin():
-        session.add(JobRun(message_id="ancient", actor="x", queue="default", status="failed", seq=1,
-                           finished_at=datetime.now(UTC) - timedelta(days=30)))
+    with engine().begin() as conn:
+        conn.execute(job_runs.insert().values(message_id="ancient", actor="x", queue="default", status="failed",
+                                              seq=1, finished_at=datetime.now(UTC) - timedelta(days=30)))
     run = run_job(jobs_broker, stub_worker, prune_history)
     assert run.status == "succeeded" and run.report["deleted"] >= 1 and "duration_ms" in run.report

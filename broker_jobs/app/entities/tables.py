@@ -7,10 +7,9 @@ import threading
 from sqlalchemy import Engine, MetaData, Table
 from sqlalchemy.exc import NoSuchTableError
 
-from broker_jobs.app import tables  # noqa: F401  (registers our tables on Base)
 from broker_jobs.app.entities.registry import Entity
+from broker_jobs.app.tables import Base
 from broker_jobs.errors import ConfigError
-from broker_jobs.store.models import Base
 
 _reflected: dict[tuple[str, str], Table] = {}
 _lock = threading.Lock()

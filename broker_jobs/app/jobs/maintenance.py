@@ -72,13 +72,11 @@ def prune_dead_letters(engine: Engine, settings: AppSettings, now: datetime) -> 
         delete,  # deferred: SQLAlchemy, when the job runs
     )
 
-    from broker_jobs.store.models import (
-        ArchivedLetter,  # deferred: SQLAlchemy, when the job runs
-    )
+    from broker_jobs.store.models import dead_letters  # deferred: SQLAlchemy, when the job runs
 
     with engine.begin() as conn:
         cutoff = now - timedelta(seconds=settings.dead_letter_ttl)
-        return conn.execute(delete(ArchivedLetter).where(ArchivedLetter.dead_at < cutoff)).rowcount
+        return conn.execute(delete(dead_letters).where(dead_letters.c.dead_at < cutoff)).rowcount
 
 
 def vacuum(engine: Engine) -> str:

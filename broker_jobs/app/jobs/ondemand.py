@@ -80,10 +80,7 @@ def _open_export_dir(out: Path) -> int:
 
 def run_export(tables: list[str], format: str = "csv") -> dict[str, Any]:
     """Write ``tables`` to ``EXPORT_DIR/<table>.<format>`` and ``manifest.json``."""
-    import broker_jobs.app.tables  # noqa: F401  # deferred: SQLAlchemy's ORM, only when this job runs (our tables on Base)
-    from broker_jobs.store.models import (
-        Base,  # deferred: SQLAlchemy, when the job runs
-    )
+    from broker_jobs.app.tables import Base  # deferred: SQLAlchemy's ORM, when the job runs
 
     if format not in ("csv", "json"):
         raise PermanentJobError(f"export format {format!r} is not csv or json")
@@ -110,11 +107,9 @@ def _export_tables(dir_fd: int, tables: list[str], format: str, report: Report) 
         select,  # deferred: SQLAlchemy, when the job runs
     )
 
+    from broker_jobs.app.tables import Base  # deferred: SQLAlchemy's ORM, when the job runs
     from broker_jobs.store.db import (
         get_engine,  # deferred: SQLAlchemy, when the job runs
-    )
-    from broker_jobs.store.models import (
-        Base,  # deferred: SQLAlchemy, when the job runs
     )
 
     engine = get_engine()

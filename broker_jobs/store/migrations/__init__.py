@@ -92,8 +92,8 @@ def current(engine: Engine) -> str | None:
 def differences(engine: Engine, metadata: MetaData) -> list[Any]:
     """What Alembic's autogenerate finds between the database and ``metadata`` (empty: they agree).
 
-    The caller assembles ``metadata`` (the framework's tables and the application's on one
-    ``Base``); a non-empty answer is the draft of the revision that would reconcile them.
+    The caller assembles ``metadata`` (:data:`broker_jobs.store.models.metadata`, which the application's
+    tables join); a non-empty answer is the draft of the revision that would reconcile them.
     """
     from alembic.autogenerate import compare_metadata  # deferred: Alembic and Mako, at the first engine only
     from alembic.runtime.migration import MigrationContext  # deferred: Alembic and Mako, at the first engine only

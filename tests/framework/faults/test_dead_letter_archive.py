@@ -127,12 +127,12 @@ def store(env: dict[str, str], letters: list[tuple[bytes, bool]], rows: list[dic
             channel.basic_publish("", "default.XQ", body, pika.BasicProperties(delivery_mode=2, headers=headers))
     finally:
         connection.close()
-    from broker_jobs.store.models import ArchivedLetter
+    from broker_jobs.store.models import dead_letters
 
     engine = create_engine(env["DATABASE_URL"])
     try:
         with engine.begin() as conn:
-            conn.execute(insert(ArchivedLetter), rows)
+            conn.execute(insert(dead_letters), rows)
     finally:
         engine.dispose()
 

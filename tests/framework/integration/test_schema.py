@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, inspect
 
-import broker_jobs.app.tables  # noqa: F401  (the built-in jobs' tables, on the framework's Base)
+import broker_jobs.app.tables  # noqa: F401  (the built-in jobs' tables, on the framework's metadata)
 from broker_jobs.store import models
 from broker_jobs.store.migrations import HERE, config, current, differences, upgrade
 from tests.support import TEST_POSTGRES_URL, database, port_open, unavailable
@@ -37,9 +37,9 @@ def test_the_migrations_build_exactly_the_tables_the_models_describe(fresh_engin
     assert inspect(fresh_engine).get_table_names() == []
     upgrade(fresh_engine)
     assert current(fresh_engine) == HEAD
-    assert differences(fresh_engine, models.Base.metadata) == []
+    assert differences(fresh_engine, models.metadata) == []
     tables = set(inspect(fresh_engine).get_table_names()) - {"alembic_version"}
-    assert tables == set(models.Base.metadata.tables)
+    assert tables == set(models.metadata.tables)
 
 
 def test_a_model_changed_without_a_migration_is_reported(fresh_engine: Engine):
@@ -47,7 +47,7 @@ def test_a_model_changed_without_a_migration_is_reported(fresh_engine: Engine):
 
     upgrade(fresh_engine)
     changed = MetaData()
-    for table in models.Base.metadata.sorted_tables:
+    for table in models.metadata.sorted_tables:
         table.to_metadata(changed)
     changed.tables["claims"].append_column(Column("note", String(50)))
     found = differences(fresh_engine, changed)
@@ -62,7 +62,7 @@ def test_downgrading_to_nothing_drops_every_table_and_upgrading_again_matches(fr
         command.downgrade(config(conn), "base")  # type: ignore[arg-type]
     assert set(inspect(fresh_engine).get_table_names()) <= {"alembic_version"}
     upgrade(fresh_engine)
-    assert differences(fresh_engine, models.Base.metadata) == []
+    assert differences(fresh_engine, models.metadata) == []
 
 
 def test_no_revision_imports_a_model_so_each_keeps_the_schema_it_shipped():

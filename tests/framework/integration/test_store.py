@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from broker_jobs.coordination import DatabaseClaims, MemoryClaims, RedisClaims
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import HistoryWriter
-from broker_jobs.store.models import JobRun
+from broker_jobs.store.models import job_runs
 from broker_jobs.store.queries import query_runs
 from broker_jobs.store.runs import prune
 
@@ -67,20 +66,19 @@ def test_retention_keeps_recent_completed_runs_per_job_and_failed_ones_longer(da
     engine = get_engine(database_url)
     rows = []
     for i in range(5):  # 5 recent successes of one job: only 3 kept
-        rows.append(JobRun(message_id=f"ok-{i}", actor="a", queue="q", status="succeeded",
+        rows.append(dict(message_id=f"ok-{i}", actor="a", queue="q", status="succeeded",
                            finished_at=NOW - timedelta(minutes=i)))
-    rows.append(JobRun(message_id="old-ok", actor="b", queue="q", status="succeeded",
+    rows.append(dict(message_id="old-ok", actor="b", queue="q", status="succeeded",
                        finished_at=NOW - timedelta(hours=2)))
-    rows.append(JobRun(message_id="recent-dead", actor="b", queue="q", status="dead",
+    rows.append(dict(message_id="recent-dead", actor="b", queue="q", status="dead",
                        finished_at=NOW - timedelta(hours=2)))
-    rows.append(JobRun(message_id="old-dead", actor="b", queue="q", status="dead",
+    rows.append(dict(message_id="old-dead", actor="b", queue="q", status="dead",
                        finished_at=NOW - timedelta(hours=30)))
-    with Session(engine) as session:
-        session.add_all(rows)
-        session.commit()
+    with engine.begin() as conn:
+        conn.execute(job_runs.insert(), rows)
     deleted = prune(engine, keep_completed=3, completed_ttl=3600, failed_ttl=86400, now=NOW)
-    with Session(engine) as session:
-        left = set(session.scalars(select(JobRun.message_id)))
+    with engine.connect() as conn:
+        left = set(conn.scalars(select(job_runs.c.message_id)))
     assert left == {"ok-0", "ok-1", "ok-2", "recent-dead"}
     assert deleted == 4
 
@@ -93,10 +91,10 @@ def claims(request, tmp_path):
         return DatabaseClaims(f"sqlite:///{tmp_path}/claims.sqlite3")
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
-        from broker_jobs.store.models import Claim
+        from broker_jobs.store.models import claims as claims_table
 
         with get_engine(url).begin() as conn:
-            conn.execute(Claim.__table__.delete())
+            conn.execute(claims_table.delete())
         return DatabaseClaims(url)
     return RedisClaims(request.getfixturevalue("redis_url"), prefix=f"test:{uuid.uuid4().hex}:")
 

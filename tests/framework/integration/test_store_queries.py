@@ -9,7 +9,7 @@ from sqlalchemy import insert
 
 from broker_jobs.store import queries
 from broker_jobs.store.db import get_engine
-from broker_jobs.store.models import ArchivedLetter, JobRun
+from broker_jobs.store.models import dead_letters, job_runs
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -28,8 +28,8 @@ def letter(queue: str, dead_at: datetime, state: str = "dead") -> dict:
 def test_every_time_the_store_reads_back_is_aware_utc_on_both_databases(database_url):
     engine = get_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(insert(JobRun), [run("succeeded", fire_id="nightly@2026-06-01T00:00:00Z")])
-        conn.execute(insert(ArchivedLetter), [letter("etl", NOW - timedelta(minutes=5))])
+        conn.execute(insert(job_runs), [run("succeeded", fire_id="nightly@2026-06-01T00:00:00Z")])
+        conn.execute(insert(dead_letters), [letter("etl", NOW - timedelta(minutes=5))])
     [scheduled] = queries.scheduled_runs(engine)
     assert scheduled.schedule_id == "nightly"
     assert scheduled.finished_at == NOW and scheduled.finished_at.tzinfo is not None
@@ -44,7 +44,7 @@ def test_every_time_the_store_reads_back_is_aware_utc_on_both_databases(database
 def test_counts_group_runs_by_status_or_by_queue_of_one_status(database_url):
     engine = get_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(insert(JobRun), [run("succeeded"), run("succeeded", queue="sync"), run("failed"),
+        conn.execute(insert(job_runs), [run("succeeded"), run("succeeded", queue="sync"), run("failed"),
                                       run("running", finished=None)])
     assert queries.run_counts(engine, by="status") == {"succeeded": 2, "failed": 1, "running": 1}
     assert queries.run_counts(engine, by="queue", status="succeeded") == {"etl": 1, "sync": 1}
@@ -53,7 +53,7 @@ def test_counts_group_runs_by_status_or_by_queue_of_one_status(database_url):
 def test_scheduled_runs_are_newest_first_and_filtered_by_status(database_url):
     engine = get_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(insert(JobRun), [run("succeeded", fire_id="a@1"), run("failed", fire_id="a@2"),
+        conn.execute(insert(job_runs), [run("succeeded", fire_id="a@1"), run("failed", fire_id="a@2"),
                                       run("running", fire_id="b@1"), run("succeeded")])
     assert [(r.schedule_id, r.status) for r in queries.scheduled_runs(engine)] == [
         ("b", "running"), ("a", "failed"), ("a", "succeeded")]
@@ -64,7 +64,7 @@ def test_marking_archived_letters_moves_only_those_still_dead(database_url):
     engine = get_engine(database_url)
     rows = [letter("etl", NOW), letter("etl", NOW, state="purged"), letter("sync", NOW)]
     with engine.begin() as conn:
-        conn.execute(insert(ArchivedLetter), rows)
+        conn.execute(insert(dead_letters), rows)
     ids = [r["message_id"] for r in rows]
     queries.mark_archived(engine, ids[:2], "replayed")
     found = queries.archived_letters(engine, ids)

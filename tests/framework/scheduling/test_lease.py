@@ -8,7 +8,7 @@ import pytest
 
 from broker_jobs.scheduling import lease_keeper
 from broker_jobs.scheduling.lease import DatabaseLease, RedisLease
-from broker_jobs.store.models import Fence, LeaseRow
+from broker_jobs.store.models import fences, leases
 from broker_jobs.store.scheduler_state import FencedOut, open_scheduler_store
 from tests.support.scheduling import Clock, jobs_file, make_scheduler
 
@@ -18,7 +18,7 @@ def fresh_store(request, tmp_path, kind):
     url = f"sqlite:///{tmp_path}/lease.sqlite3" if kind == "sqlite" else request.getfixturevalue("postgres_url")
     store = open_scheduler_store(url)
     with store.engine.begin() as conn:
-        for table in (LeaseRow.__table__, Fence.__table__):
+        for table in (leases, fences):
             conn.execute(table.delete())
     return store
 

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from broker_jobs.coordination import get_claims
 from broker_jobs.scheduling import control
-from broker_jobs.store.models import JobRun, LeaseRow
+from broker_jobs.store.models import job_runs, leases
 from tests.support.scheduling import T0, Clock, jobs_file, make_scheduler
 
 
@@ -86,7 +86,7 @@ def test_overlap_skip_waits_for_the_previous_run_to_finish(tmp_path, stub_broker
     scheduler.tick(clock.advance(10))
     scheduler.tick(clock.advance(10))  # slot 20: slot 10 is still queued
     with scheduler.store.engine.begin() as conn:
-        conn.execute(JobRun.__table__.insert().values(message_id="m1", actor="sched_probe", queue="default",
+        conn.execute(job_runs.insert().values(message_id="m1", actor="sched_probe", queue="default",
                                                       status="succeeded", fire_id=stamp(10)))
     scheduler.tick(clock.advance(10))
     assert fire_ids(scheduler) == [stamp(10), stamp(30)]
@@ -100,7 +100,7 @@ def test_buffer_one_queues_one_run_behind_the_running_one(tmp_path, stub_broker,
     scheduler.step_lease()
     scheduler.tick(clock.advance(10))
     with scheduler.store.engine.begin() as conn:
-        conn.execute(JobRun.__table__.insert().values(message_id="m1", actor="sched_probe", queue="default",
+        conn.execute(job_runs.insert().values(message_id="m1", actor="sched_probe", queue="default",
                                                       status="running", fire_id=stamp(10)))
     scheduler.tick(clock.advance(10))
     scheduler.tick(clock.advance(10))
@@ -127,8 +127,8 @@ def test_replace_supersedes_the_queued_run_which_workers_then_drop(tmp_path, stu
     writer.flush()
     ids = [m.message_id for m in scheduler.publisher.published]
     with get_engine().connect() as conn:  # the workers' history database
-        runs = dict(conn.execute(JobRun.__table__.select().with_only_columns(JobRun.fire_id, JobRun.status)
-                                 .where(JobRun.message_id.in_(ids))).all())
+        runs = dict(conn.execute(job_runs.select().with_only_columns(job_runs.c.fire_id, job_runs.c.status)
+                                 .where(job_runs.c.message_id.in_(ids))).all())
     assert runs[stamp(10)] == "skipped" and runs[stamp(20)] == "succeeded"
 
 
@@ -167,7 +167,7 @@ def test_a_deposed_leader_cannot_record_and_steps_down(tmp_path, stub_broker, pr
     old = make_scheduler(path, stub_broker, clock)
     assert old.step_lease()
     with old.store.engine.begin() as conn:  # the old leader froze past its lease
-        conn.execute(update(LeaseRow).values(expires_at=0.0))
+        conn.execute(update(leases).values(expires_at=0.0))
     new = make_scheduler(path, stub_broker, clock)
     assert new.step_lease() and new.token > old.token
     clock.advance(10)

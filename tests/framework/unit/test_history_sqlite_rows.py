@@ -10,7 +10,7 @@ from sqlalchemy import insert, text
 
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import HistoryWriter
-from broker_jobs.store.models import JobRun
+from broker_jobs.store.models import job_runs
 from broker_jobs.store.queries import query_runs
 from broker_jobs.store.runs import _sqlite_time
 
@@ -26,7 +26,7 @@ MOMENTS = [
 def test_a_time_is_stored_in_the_text_sqlalchemy_stores_for_a_datetime(moment: datetime, tmp_path: Path):
     engine = get_engine(f"sqlite:///{tmp_path}/h.sqlite3")
     with engine.begin() as conn:
-        conn.execute(insert(JobRun), [{"message_id": "m", "actor": "a", "queue": "q", "status": "succeeded",
+        conn.execute(insert(job_runs), [{"message_id": "m", "actor": "a", "queue": "q", "status": "succeeded",
                                        "started_at": moment}])
         stored = conn.execute(text("select started_at from job_runs")).scalar_one()
     assert _sqlite_time(moment) == stored

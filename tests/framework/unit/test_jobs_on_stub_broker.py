@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import dramatiq
 import pytest
@@ -12,7 +13,7 @@ from broker_jobs import job, registry
 from broker_jobs.errors import PermanentJobError, SkipJob, TransientJobError
 from broker_jobs.store.db import get_engine
 from broker_jobs.store.history import writer
-from broker_jobs.store.models import ArchivedLetter
+from broker_jobs.store.models import dead_letters
 from broker_jobs.store.queries import query_runs
 from tests.support import wait_for
 
@@ -31,15 +32,14 @@ def runs_of(actor: str, expected: int = 1) -> list:
     return wait_for(finished, f"{expected} finished run(s) of {actor}", timeout=10, every=0.02)
 
 
-def dead_letters_of(actor: str) -> list[ArchivedLetter]:
+def dead_letters_of(actor: str) -> list[Any]:
     """The actor's archived dead letters, once the worker has archived them."""
     from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
-    def archived() -> list[ArchivedLetter]:
+    def archived() -> list[Any]:
         writer.flush()
-        with Session(get_engine()) as session:
-            return list(session.scalars(select(ArchivedLetter).where(ArchivedLetter.actor == actor)))
+        with get_engine().connect() as conn:
+            return list(conn.execute(select(dead_letters).where(dead_letters.c.actor == actor)))
 
     return wait_for(archived, f"a dead letter of {actor}", timeout=10, every=0.02)
 

@@ -177,11 +177,12 @@ def job(
         from .broker import get_broker  # deferred: pika, SQLAlchemy, Redis; validate_arguments needs none
 
         level = parse_priority(priority)
-        model = args_model or _model_from_signature(func)
+        # Built at the first call or check, not here: declaring every job (each `broker-jobs` command) stays light.
+        model_of = functools.cache(lambda: args_model or _model_from_signature(func))
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> None:
-            call_args, call_kwargs = validated_call(func, model, args, kwargs)
+            call_args, call_kwargs = validated_call(func, model_of(), args, kwargs)
             message = CurrentMessage.get_current_message()
             try:
                 result = func(*call_args, **call_kwargs)
@@ -218,7 +219,7 @@ def job(
         registry.register(
             registry.JobSpec(
                 name=actor.actor_name, queue=queue, priority=level, description=text,
-                actor=actor, rate_limit=rate_limit, fn=func, args_model=model,
+                actor=actor, rate_limit=rate_limit, fn=func, model_of=model_of,
             )
         )
         return actor

@@ -28,9 +28,15 @@ class JobSpec:
     description: str
     actor: Any = field(repr=False, compare=False)
     rate_limit: str | None = None
-    #: The undecorated function and its arguments' pydantic model (what the jobs file's args are checked against).
+    #: The undecorated function, and what builds its arguments' pydantic model (what the jobs file's args, ``send``
+    #: and the API are checked against) on first use: declaring the jobs builds no model.
     fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
-    args_model: Any = field(default=None, repr=False, compare=False)
+    model_of: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def args_model(self) -> Any:
+        """The arguments' pydantic model (built once, at first use), or None."""
+        return None if self.model_of is None else self.model_of()
 
 
 _jobs: dict[str, JobSpec] = {}

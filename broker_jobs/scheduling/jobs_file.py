@@ -127,7 +127,7 @@ def import_modules(path: Path) -> list[str]:
 def configured_modules(path: Path) -> list[str]:
     """The file's ``modules:`` list; ``[]`` when the file is missing or unreadable (never raises)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return []
     modules = data.get("modules") if isinstance(data, dict) else None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_startup import Row as CliRow
+from .cli_startup import simulate_table
 from .cli_startup import table as cli_table
 from .peers import PEERS
 from .scheduler_burst import SCHEDULERS
@@ -173,6 +174,10 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("cli"):
         out += ["## CLI start-up", "", "Median of interleaved runs, against `dramatiq --help`.", "",
                 cli_table([CliRow(**r) for r in results["cli"]]), ""]
+    if results.get("simulate"):
+        out += ["## Schedule simulation", "",
+                "`broker-jobs jobs simulate` over a year of the shipped jobs file (every slot and its decision, the "
+                "table thrown away), whole process.", "", simulate_table(results["simulate"]), ""]
     for note in results.get("notes", []):
         out.append(f"- {note}")
     return "\n".join(out).rstrip() + "\n"

@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                 for row_c in rows_c:
                     log(f"cli {row_c.command}: {row_c.median_ms:.0f} ms ({row_c.ratio}x)")
                 results["cli"] = cli_startup.as_results(rows_c)
+                results["simulate"] = cli_startup.measure_simulate(1 if quick else 3, env)
+                for row_s in results["simulate"]:
+                    log(f"simulate a year ({row_s['app_env']}): {row_s['median_ms']:.0f} ms, {row_s['slots']} slots")
     except BenchError as exc:
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 1

@@ -57,6 +57,18 @@ class PublishBlocked(BrokerUnavailableError):
     """RabbitMQ blocked publishing (memory or disk alarm) for longer than ``PUBLISH_TIMEOUT``."""
 
 
+class JobFailedError(BrokerJobsError):
+    """A job followed by ``send --wait`` ended failed or dead-lettered."""
+
+    exit_code = 6
+
+
+class WaitTimeout(BrokerJobsError):
+    """A job followed by ``send --wait`` had not finished within ``--timeout``."""
+
+    exit_code = 7
+
+
 class NotFoundError(BrokerJobsError):
     """An actor, job, message or dead letter does not exist."""
 

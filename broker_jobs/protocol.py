@@ -113,6 +113,15 @@ def iso_slot(slot: datetime) -> str:
     return text + "Z"
 
 
+@dataclass(frozen=True)
+class Flight:
+    """A run of a job still in the fleet: ``queued`` (published, not started) or running (the overlap policy's
+    input; the scheduler's store finds them, :mod:`broker_jobs.scheduling.simulate` models them)."""
+
+    fire_id: str
+    queued: bool
+
+
 @dataclass(frozen=True, slots=True)
 class FireId:
     """The id of one fire of one schedule: ``job_id@slotISO`` (``job_id@manual:ISO`` for run-now).

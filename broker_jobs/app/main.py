@@ -23,8 +23,8 @@ for _command in COMMANDS:
 
 
 def main() -> None:
-    """Run the ``broker-jobs`` command."""
-    cli()
+    """Run the ``broker-jobs`` command (named so also as ``python -m broker_jobs``: usage lines, completion)."""
+    cli(prog_name="broker-jobs")
 
 
 __all__ = ["cli", "load_builtin_jobs", "main"]

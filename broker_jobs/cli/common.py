@@ -12,7 +12,7 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,8 @@ EXIT_CODES = {
     2: "a user mistake: a bad option, environment value, jobs file or name",
     4: "RabbitMQ cannot be reached (RABBITMQ_URL: host down, wrong port, bad credentials)",
     5: "the database cannot be reached (DATABASE_URL: host down, wrong port, bad credentials)",
+    6: "send --wait: the job ended failed or dead-lettered (its error on stderr)",
+    7: "send --wait: the job had not finished within --timeout (it may still run)",
 }
 
 
@@ -174,3 +176,42 @@ def parse_json(option: str, text: str | None, kind: type) -> Any:
     return value
 
 
+# -- shell completion (``broker-jobs completion bash|zsh|fish``) ------------------------------------------------
+def _candidates(names: Callable[[], Iterable[str]], incomplete: str) -> list[str]:
+    """The names starting with ``incomplete``; none when they cannot be read (completion never prints an error)."""
+    try:
+        found = sorted(set(names()))
+    except Exception:  # noqa: BLE001 - a bad environment or an unreachable database: no candidates
+        return []
+    return [name for name in found if name.startswith(incomplete)]
+
+
+def complete_actors(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Actor names: the registered jobs and the jobs file's ``modules:``."""
+    def names() -> list[str]:
+        load_jobs()
+        return registry.names()
+
+    return _candidates(names, incomplete)
+
+
+def complete_job_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Schedule ids: the jobs file's and the runtime ones."""
+    def ids() -> list[str]:
+        from broker_jobs.scheduling.control import all_jobs  # deferred: SQLAlchemy, only when completing
+
+        load_jobs()
+        return list(all_jobs(settings()))
+
+    return _candidates(ids, incomplete)
+
+
+def complete_queues(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Queue names: the built-in queues and every registered job's."""
+    def names() -> list[str]:
+        from broker_jobs.connection import QUEUES  # deferred: connection.py pulls pika
+
+        load_jobs()
+        return [*QUEUES, *(spec.queue for spec in registry.list())]
+
+    return _candidates(names, incomplete)

@@ -7,7 +7,17 @@ from typing import Any
 
 import click
 
-from broker_jobs.cli.common import dump, fail, guarded, load_jobs, parse_json, settings, table
+from broker_jobs.cli.common import (
+    complete_actors,
+    complete_queues,
+    dump,
+    fail,
+    guarded,
+    load_jobs,
+    parse_json,
+    settings,
+    table,
+)
 
 
 @click.group()
@@ -18,8 +28,8 @@ def dlq() -> None:
 def _dlq_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--id", "id_", help="One dead letter, by message id."),
-        click.option("--queue", help="Only this queue's dead letters."),
-        click.option("--actor", help="Only this actor's dead letters."),
+        click.option("--queue", help="Only this queue's dead letters.", shell_complete=complete_queues),
+        click.option("--actor", help="Only this actor's dead letters.", shell_complete=complete_actors),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
     ]):
         fn = option(fn)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from broker_jobs.cli.common import dump, guarded, settings, table
+from broker_jobs.cli.common import complete_actors, dump, guarded, settings, table
 
 
 @click.command()
-@click.option("--actor", help="Only this actor's runs.")
+@click.option("--actor", help="Only this actor's runs.", shell_complete=complete_actors)
 @click.option("--status", type=click.Choice(["running", "succeeded", "failed", "retrying", "dead", "skipped"]))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from broker_jobs.api.commands import COMMANDS as API_COMMANDS
+from broker_jobs.cli.completion import completion
 from broker_jobs.cli.dlq import dlq
 from broker_jobs.cli.history import history
 from broker_jobs.cli.migrate import migrate
@@ -20,5 +21,6 @@ def main() -> None:
     # Settings and logging are set up by each command as it runs (``guarded``), so `<command> --help` stays light.
 
 
-for _command in (send, history, queues, dlq, setup, check_config, migrate, *SCHEDULING_COMMANDS, *API_COMMANDS):
+for _command in (send, history, queues, dlq, setup, check_config, migrate, completion, *SCHEDULING_COMMANDS,
+                 *API_COMMANDS):
     main.add_command(_command)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broker_jobs.cli.common import dump, guarded, load_jobs, settings, table
+from broker_jobs.cli.common import complete_queues, dump, guarded, load_jobs, settings, table
 
 
 @click.group(invoke_without_command=True)
@@ -28,7 +28,7 @@ def queues(ctx: click.Context, as_json: bool) -> None:
 
 
 @queues.command("repair")
-@click.argument("names", nargs=-1, metavar="[QUEUE]...")
+@click.argument("names", nargs=-1, metavar="[QUEUE]...", shell_complete=complete_queues)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @guarded
 def queues_repair(names: tuple[str, ...], as_json: bool) -> None:

@@ -9,6 +9,7 @@ instants and applies the DST policies.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, date, datetime, timedelta
 
@@ -293,6 +294,47 @@ def next_wall_match(spec: CronSpec, start: datetime, inclusive: bool = False) ->
             minute, second = minute + 1, 0
             continue
         return datetime(year, month, day, hour, minute, found)
+
+
+def wall_matches(spec: CronSpec, after: datetime, until: datetime) -> list[datetime]:
+    """Every wall-clock time matching ``spec`` in ``(after, until]`` (naive local times), in order.
+
+    The same times as calling :func:`next_wall_match` from ``after`` until past ``until``, enumerated day by
+    day (the day's matching times are computed once), so a long span costs a few operations per match.
+    """
+    if after.tzinfo is not None or until.tzinfo is not None:
+        raise TriggerError("wall_matches takes naive local times")
+    times = _times_of_day(spec)
+    out: list[datetime] = []
+    day = after.date()
+    last_day = until.date()
+    one_day = timedelta(days=1)
+    every_weekday = spec._weekday_mask == 0b1111111
+    while day <= last_day:
+        if day.month in spec.months:
+            dom = day.day in spec.days
+            if every_weekday and not spec.day_or:
+                matches = dom
+            else:
+                dow = bool(spec._weekday_mask >> ((day.weekday() + 1) % 7) & 1)
+                matches = (dom or dow) if spec.day_or else (dom and dow)
+            if matches:
+                midnight = datetime(day.year, day.month, day.day)
+                if day == after.date() or day == last_day:
+                    out += [t for t in (midnight + offset for offset in times) if after < t <= until]
+                else:
+                    out += [midnight + offset for offset in times]
+        if day == date.max:
+            break
+        day += one_day
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _times_of_day(spec: CronSpec) -> tuple[timedelta, ...]:
+    """The matching times of one matching day, as offsets from midnight, in order."""
+    return tuple(timedelta(hours=h, minutes=m, seconds=s)
+                 for h in sorted(spec.hours) for m in sorted(spec.minutes) for s in sorted(spec.seconds))
 
 
 def describe_cron(spec: CronSpec) -> str | None:

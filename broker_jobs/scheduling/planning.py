@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Final
 
 from ..coordination import get_claims
-from ..store.scheduler_state import Flight
+from ..protocol import Flight
 from .config import JobDef
 from .policies import MISSED, OVERLAP, PAUSED, PUBLISHING, SUPERSEDED, DueSlots, overlap_action, plan_misfire
 from .publisher import Outgoing, fire_id, iso

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..protocol import PublishOutcome, SlotOutcome
-from ..store.scheduler_state import Flight
+from ..protocol import Flight, PublishOutcome, SlotOutcome
 
 #: A slot handled within this many seconds is on time (a tick's own work is not lateness).
 LATE_AFTER = 2.0

@@ -28,10 +28,10 @@ from functools import lru_cache
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .cron import CronSpec, TriggerError, describe_cron, next_wall_match, parse_cron
+from .cron import CronSpec, TriggerError, describe_cron, next_wall_match, parse_cron, wall_matches
 
 __all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "TriggerError", "describe", "fire_times",
-           "next_fire", "parse_cron"]
+           "next_fire", "next_transition", "parse_cron"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -40,6 +40,9 @@ _SECOND = timedelta(seconds=1)
 # two offset changes less than ~7 days apart (Brazil 2000, Gaza rules), so sampling every 3 days
 # cannot step over a summer time and back.
 _PROBE = timedelta(days=3)
+# Longer than any DST shift (tzdata has none over two hours): a start this close after a transition may sit in
+# the wall times it repeats.
+_NEAR = timedelta(hours=3)
 
 
 @lru_cache(maxsize=1024)
@@ -185,12 +188,61 @@ def fire_times(trigger: Trigger, start: datetime, end: datetime, limit: int | No
     _aware(end, "end")
     if limit is not None and limit < 0:
         raise TriggerError(f"bad limit {limit!r}: must be >= 0", "limit")
+    if isinstance(trigger, CronTrigger) and limit is None:
+        return _cron_times(trigger, _aware(start, "start").astimezone(UTC), end.astimezone(UTC))
+    if isinstance(trigger, IntervalTrigger) and limit is None:
+        return _interval_times(trigger, start, end)
     slots: list[datetime] = []
     slot = next_fire(trigger, start)
     while slot is not None and slot <= end and (limit is None or len(slots) < limit):
         slots.append(slot)
         slot = next_fire(trigger, slot)
     return slots
+
+
+def _interval_times(trigger: IntervalTrigger, start: datetime, end: datetime) -> list[datetime]:
+    """:func:`fire_times` of an interval trigger: its slots are a grid, so they are counted, not searched."""
+    first = next_fire(trigger, start)
+    if first is None:
+        return []
+    last = end if trigger.end is None else min(end, _utc(trigger.end, _zone(trigger.timezone)))
+    if first > last:
+        return []
+    step = round(trigger.seconds * 1_000_000) * _MICROSECOND
+    return [first + k * step for k in range((last - first) // step + 1)]
+
+
+def _cron_times(trigger: CronTrigger, start: datetime, end: datetime) -> list[datetime]:
+    """:func:`fire_times` of a cron trigger, fast: between two DST transitions the offset is constant, so the
+    slots are the wall matches of the stretch (:func:`wall_matches`); each transition is crossed slot by slot
+    with :func:`next_fire`, which applies the gap and fold policies."""
+    spec, zone = _parse(trigger.expression), _zone(trigger.timezone)
+    slots: list[datetime] = []
+    cursor = start
+    # A start just after a transition (inside a repeated hour, say) is crossed slot by slot too.
+    crossing = _transition_in(zone, start - _NEAR, start)
+    while True:
+        if crossing is not None:
+            # Across the transition one slot at a time, until past the wall times it skips or repeats.
+            transition, new_offset = crossing
+            past = transition + abs(new_offset - _offset(zone, transition - _SECOND)) + _SECOND
+            while cursor < past:
+                slot = next_fire(trigger, cursor)
+                if slot is None or slot > end:
+                    return slots
+                slots.append(slot)
+                cursor = slot
+        if cursor >= end:
+            return slots
+        crossing = _transition_in(zone, cursor, end)
+        stop = end if crossing is None else crossing[0] - _SECOND
+        if stop > cursor:
+            offset = _offset(zone, cursor)
+            slots += [(wall - offset).replace(tzinfo=UTC)
+                      for wall in wall_matches(spec, _wall(cursor, offset), _wall(stop, offset))]
+            cursor = stop
+        if crossing is None:
+            return slots
 
 
 def describe(trigger: Trigger) -> str:
@@ -284,6 +336,11 @@ def _transition_in(zone: tzinfo, after: datetime, until: datetime) -> tuple[date
             if instant > after:
                 return instant, offset
     return None
+
+
+def next_transition(zone: tzinfo, after: datetime, until: datetime) -> tuple[datetime, timedelta] | None:
+    """The first change of ``zone``'s UTC offset in ``(after, until]`` (aware UTC), with the new offset, or None."""
+    return _transition_in(zone, after.astimezone(UTC), until.astimezone(UTC))
 
 
 def _utc(value: datetime, zone: tzinfo) -> datetime:

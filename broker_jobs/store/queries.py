@@ -120,3 +120,9 @@ def query_runs(
         stmt = stmt.where(job_runs.c.status == status)
     with engine.connect() as conn:
         return list(conn.execute(stmt))
+
+
+def run_of(engine: Engine, message_id: str) -> Row[Any] | None:
+    """The history row of ``message_id`` (None until its worker's history writer has recorded it)."""
+    with engine.connect() as conn:
+        return conn.execute(select(job_runs).where(job_runs.c.message_id == message_id)).first()

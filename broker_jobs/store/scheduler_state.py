@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy import update as sql_update
 
 from ..clock import as_utc, utc_now
-from ..protocol import FireId
+from ..protocol import FireId, Flight
 from .db import get_engine, upsert_insert
 from .models import fences, instances, job_controls, job_runs, job_state, open_fires, runtime_jobs, slot_audit
 
@@ -41,14 +40,6 @@ FENCE = "scheduler"
 
 class FencedOut(Exception):
     """A newer leader exists: this process's writes are refused."""
-
-
-@dataclass(frozen=True)
-class Flight:
-    """A run of a job still in the fleet: ``queued`` (published, not started) or running."""
-
-    fire_id: str
-    queued: bool
 
 
 def _upsert(engine: Engine, table: Any, rows: list[dict[str, Any]], key: str, conn: Any) -> None:

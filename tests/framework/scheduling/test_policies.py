@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from broker_jobs.protocol import Flight
 from broker_jobs.scheduling.policies import DueSlots, overlap_action, plan_misfire
-from broker_jobs.store.scheduler_state import Flight
 from tests.support.scheduling import T0
 
 

@@ -10,6 +10,7 @@ let canOperate = false;
 let stream = null;          // the AbortController of the event stream
 let lastOverview = null;
 let historyCursor = null;
+let historySeq = 0;
 const selected = new Set();
 
 // A token handed over in the address (`/?token=...`, printed by `broker-jobs serve`) moves to
@@ -260,7 +261,9 @@ async function loadHistory(more = false) {
   const params = historyParams();
   if (more && historyCursor) params.set("cursor", historyCursor);
   params.set("limit", "50");
+  const seq = ++historySeq;
   const page = await api("/api/v1/runs?" + params.toString());
+  if (seq !== historySeq) return;  // a newer search was started meanwhile: its answer wins
   const body = $("#history tbody");
   const html = page.runs.map((r) => `<tr data-message-id="${esc(r.message_id)}">
       <td>${badge(r.status)}</td><td>${runLink(r.message_id, r.actor)}${r.error ? `<span class="sub reason error" title="${esc(r.error)}">${esc(r.error)}</span>` : ""}</td>
@@ -389,8 +392,9 @@ async function replayEdited(form) {
   try {
     const done = await api(`/api/v1/dlq/${encodeURIComponent(form.dataset.id)}/replay`, {method: "POST", body: {args, kwargs}});
     const copy = done.replayed[0] && done.replayed[0].replayed_as;
-    toast("Replayed with new arguments", "ok");
-    if (copy) window.location.hash = `#/runs/${encodeURIComponent(copy)}`;
+    toast(`Replayed with new arguments as ${copy}`, "ok");
+    await loadDetail("dead", form.dataset.id);
+    if (copy) $("#detail").insertAdjacentHTML("afterbegin", `<p class="replayed-as">Replayed as ${runLink(copy, copy)}</p>`);
   } catch (e) {
     err.textContent = e.message; err.hidden = false;
   }

@@ -46,9 +46,18 @@ $(STAMP): pyproject.toml $(LOCK)
 services:
 	@bash deploy/ensure-services.sh
 
+# axe-core (npm), injected into the console page by the browser tests' accessibility check.
+# As root a missing npm is installed from Debian; without npm the check skips locally and fails in CI.
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null || true
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent && touch $@; \
+	else echo "make: npm is missing: the console's accessibility check will skip (CI fails it)" >&2; fi
+
 # Benchmarks live outside tests/ and soak tests are marked `soak`: neither runs here.
 # pytest's own exit code passes through: 5 (no test collected) fails the target too.
-test: venv services
+test: venv services $(AXE)
 	$(BIN)/python -m pytest -q -m "not soak" -n 2 --dist loadfile --durations=15 tests
 
 # The release step runs once here, not under honcho (honcho stops everything when one

@@ -23,11 +23,11 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import cli_startup, report, scheduler_burst, throughput
+from benchmarks import cli_startup, history_search, report, scheduler_burst, throughput
 from benchmarks.common import BenchError, machine, private_run
 from benchmarks.peers import PEERS
 
-SECTIONS = ("throughput", "scaling", "scheduler", "idle", "cli")
+SECTIONS = ("throughput", "scaling", "scheduler", "idle", "cli", "history")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
                 results["simulate"] = cli_startup.measure_simulate(1 if quick else 3, env)
                 for row_s in results["simulate"]:
                     log(f"simulate a year ({row_s['app_env']}): {row_s['median_ms']:.0f} ms, {row_s['slots']} slots")
+            if "history" in sections:
+                # History search: a page of 50 of 1,000,000 runs (SQLite; PostgreSQL with BENCH_POSTGRES_URL).
+                results["history"] = history_search.run(20_000 if quick else int(os.environ.get(
+                    "BENCH_HISTORY_ROWS", 1_000_000)), os.environ.get("BENCH_POSTGRES_URL"))
     except BenchError as exc:
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,9 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
    naming the repair command (:mod:`broker_jobs.topology`).
 8. :class:`~broker_jobs.middleware.job_modules.JobModules` (real broker only): a
    worker process imports the jobs file's ``modules:`` at boot.
+9. :class:`~broker_jobs.middleware.presence.WorkerPresence` (real broker only): each
+   worker process's heartbeat (host, pid, queues, threads, current jobs, version)
+   in the database, for the console's workers view.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, Priori
 from .middleware.heartbeat import WorkerHeartbeat
 from .middleware.job_modules import JobModules
 from .middleware.metrics import JobMetrics, prometheus_middleware
+from .middleware.presence import WorkerPresence
 from .priorities import MAX_PRIORITY
 from .protocol import BJ_ETA, BROKER_PRIORITY, ETA
 from .settings import Settings, get_settings
@@ -331,6 +335,9 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
     # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]
     user_jobs: list[dramatiq.Middleware] = [] if stub else [JobModules()]
+    history = History(history_writer, settings.log_runs)
+    presence: list[dramatiq.Middleware] = [] if stub else [WorkerPresence(settings.database_url,
+                                                                          history.running_jobs)]
     return [
         *exporter,
         AgeLimit(),
@@ -349,9 +356,10 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         FireDedup(),
         RateLimit(rate_backend),
         JobMetrics(),
-        History(history_writer, settings.log_runs),
+        history,
         TopologyGuard(),
         *user_jobs,
+        *presence,
     ]
 
 

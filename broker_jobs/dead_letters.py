@@ -181,11 +181,13 @@ def _describe(delivery: _Delivery, archived: Row[Any] | None) -> DeadLetter:
 Selector = Callable[[DeadLetter], bool]
 
 
-def selector(id: str | None = None, actor: str | None = None) -> Selector:
-    """Select dead letters by message id and/or actor."""
+def selector(id: str | None = None, actor: str | None = None, ids: Iterable[str] | None = None) -> Selector:
+    """Select dead letters by message id (one, or any of ``ids``) and/or actor."""
+    chosen = None if ids is None else frozenset(ids)
 
     def wanted(letter: DeadLetter) -> bool:
-        return (id is None or letter.id == id) and (actor is None or letter.actor == actor)
+        return ((id is None or letter.id == id) and (actor is None or letter.actor == actor)
+                and (chosen is None or letter.id in chosen))
 
     return wanted
 
@@ -219,8 +221,8 @@ def list_dead(settings: Settings, *, queue: str | None = None, id: str | None = 
 
 def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None, actor: str | None,
          everything: bool, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
-         ) -> ReplayResult:
-    if not (everything or id or actor or queue):
+         ids: Iterable[str] | None = None) -> ReplayResult:
+    if not (everything or id or actor or queue or ids):
         raise NotFoundError("say which dead letters: --id ID, --actor A, --queue Q or --all")
     if (args is not None or kwargs is not None) and not id:
         raise NotFoundError("new arguments can only be given when replaying one dead letter (--id)")
@@ -230,7 +232,7 @@ def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None,
         channel = conn.channel()
         publisher = conn.channel()
         publisher.confirm_delivery()
-        wanted = selector(id, actor)
+        wanted = selector(id, actor, ids)
         for name in _queues(queue, _known_queues()):
             deliveries = _fetch_all(channel, name)
             archive = _archive(settings, (d.id for d in deliveries))
@@ -288,17 +290,19 @@ def _mark(settings: Settings, ids: list[str], state: str) -> None:
 
 def replay(settings: Settings, *, queue: str | None = None, id: str | None = None,
            actor: str | None = None, everything: bool = False, args: list[Any] | None = None,
-           kwargs: dict[str, Any] | None = None) -> ReplayResult:
+           kwargs: dict[str, Any] | None = None, ids: Iterable[str] | None = None) -> ReplayResult:
     """Re-enqueue the selected dead letters with retries reset (and, for one, new arguments).
+
+    ``ids`` selects a set of letters by message id (the console's selection).
 
     A letter that is not a well-formed message, or whose replay would be over
     ``MAX_MESSAGE_BYTES``, is skipped and stays dead; the result lists it with why.
     """
     return _act(settings, replay=True, queue=queue, id=id, actor=actor, everything=everything,
-                args=args, kwargs=kwargs)
+                args=args, kwargs=kwargs, ids=ids)
 
 
 def purge(settings: Settings, *, queue: str | None = None, id: str | None = None,
-          actor: str | None = None, everything: bool = False) -> list[DeadLetter]:
-    """Delete the selected dead letters for good."""
-    return _act(settings, replay=False, queue=queue, id=id, actor=actor, everything=everything).replayed
+          actor: str | None = None, everything: bool = False, ids: Iterable[str] | None = None) -> list[DeadLetter]:
+    """Delete the selected dead letters for good (``ids``: a set of them by message id)."""
+    return _act(settings, replay=False, queue=queue, id=id, actor=actor, everything=everything, ids=ids).replayed

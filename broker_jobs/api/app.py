@@ -17,15 +17,17 @@ from ..cli.common import load_jobs as import_jobs
 from ..settings import Settings, get_settings
 from .auth import secret_of
 from .collector import StateCollector
+from .console import router as console_router
 from .dashboard import router as dashboard_router
 from .headers import SecurityHeaders
 from .health import HealthMonitor
 from .health import router as health_router
+from .live import router as live_router
 from .routes import router as api_router
 
 logger = logging.getLogger(__name__)
 
-DESCRIPTION = """Operate broker_jobs: queues, schedules, run history, dead letters.
+DESCRIPTION = """Operate broker_jobs: queues, schedules, run history, dead letters, workers, the schedule ahead.
 
 Every `/api/v1` route needs `Authorization: Bearer <JWT>` (mint one with
 `broker-jobs token --scope read|operate`); `read` looks, `operate` also acts.
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None, *, jwt_secret: str | None = Non
         return Response(prom.generate_latest(registry), media_type=prom.CONTENT_TYPE_LATEST)
 
     app.include_router(health_router)
+    app.include_router(console_router)  # before api_router: /dlq/groups must not be read as /dlq/{id}
     app.include_router(api_router)
+    app.include_router(live_router)
     app.include_router(dashboard_router)
     return app

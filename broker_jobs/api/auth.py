@@ -128,6 +128,7 @@ def require(scope: str) -> Callable[..., dict[str, Any]]:
                         getattr(request.app.state.settings, "api_token_max_ttl", None))
         if scope not in scopes_of(claims):
             raise HTTPException(403, detail=f"token lacks the {scope!r} scope")
+        request.state.subject = claims.get("sub")  # who acted, for the log lines of operations
         return claims
 
     return check

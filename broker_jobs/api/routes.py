@@ -18,11 +18,12 @@ from .. import registry
 from ..clock import utc_now
 from ..dead_letters import list_dead, replay
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
+from ..job import validate_arguments
 from ..queues import queue_stats
 from ..scheduling import control
 from ..settings import Settings
 from ..store.db import get_engine
-from ..store.queries import finished_since, query_runs, run_counts, scheduled_runs
+from ..store.queries import archived_letters, finished_since, query_runs, run_counts, scheduled_runs
 from ..store.queries import recent_dead as archived_dead
 from .auth import require
 from .statuses import READ, WITH_BODY, WRITE, answers
@@ -141,6 +142,22 @@ def _call(fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         raise HTTPException(409, detail=str(exc)) from None
 
 
+def check_arguments(actor: str | None, args: list[Any] | None, kwargs: dict[str, Any] | None) -> None:
+    """Check arguments against the job's arguments model before anything is sent.
+
+    Raises:
+      HTTPException: 422 naming the first bad argument (or an unknown actor).
+    """
+    try:
+        spec = registry.get(str(actor))
+        if spec.fn is not None and spec.args_model is not None:
+            validate_arguments(spec.fn, spec.args_model, tuple(args or ()), dict(kwargs or {}))
+    except NotFoundError as exc:
+        raise HTTPException(422, detail=f"actor: {exc}") from None
+    except BrokerJobsError as exc:
+        raise HTTPException(422, detail=f"{'kwargs' if kwargs else 'args'}: {exc}") from None
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings  # set by api.app.create_app
     return settings
@@ -233,8 +250,13 @@ def replay_dead(request: Request, body: ReplayBody) -> dict[str, list[dict[str, 
     """Re-enqueue dead letters with their retries reset (each under a new message id).
 
     ``replayed`` lists the letters sent again (``replayed_as``: the new id), ``skipped`` those
-    that cannot be (``not_replayable``: why), which stay dead.
+    that cannot be (``not_replayable``: why), which stay dead.  New arguments are checked against
+    the job's arguments first: arguments it refuses are a 422 and nothing is sent.
     """
+    if body.id and (body.args is not None or body.kwargs is not None):
+        letters = archived_letters(get_engine(_settings(request).database_url), [body.id])
+        if body.id in letters:
+            check_arguments(letters[body.id].actor, body.args, body.kwargs)
     done = _call(replay, _settings(request), queue=body.queue, id=body.id, actor=body.actor,
                  everything=body.all, args=body.args, kwargs=body.kwargs)
     result: dict[str, list[dict[str, Any]]] = done.asdict()

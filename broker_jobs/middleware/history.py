@@ -71,6 +71,21 @@ def _error_text(message: MessageProxy) -> str | None:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
+def _arguments(message: MessageProxy) -> dict[str, Any] | None:
+    """The arguments as the run's detail shows them (redacted; None when there are none)."""
+    args, kwargs = message.args, message.kwargs
+    if not args and not kwargs:
+        return None
+    value: dict[str, Any] = redact_value({"args": list(args), "kwargs": dict(kwargs or {})})
+    return value
+
+
+def _traceback(message: MessageProxy) -> str | None:
+    exc = getattr(message, "_exception", None)
+    text = "".join(traceback.format_exception(exc)) if exc is not None else message.options.get(TRACEBACK)
+    return redact(text) if text else None
+
+
 def _priority(message: MessageProxy) -> str:
     """The priority the message really had: its delivery's AMQP priority off RabbitMQ
     (``none`` when it had none), else (StubBroker) what its options asked for."""
@@ -110,6 +125,11 @@ class History(dramatiq.Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._running[message.message_id] = (message, time.time())
 
+    def running_jobs(self) -> list[dict[str, Any]]:
+        """The messages this process runs now: id, actor, queue and start (epoch seconds)."""
+        return [{"message_id": m.message_id, "actor": m.actor_name, "queue": m.queue_name, "started_at": started}
+                for m, started in list(self._running.values())]
+
     def _running_rows(self) -> list[dict[str, Any]]:
         return [self._row(message, RunStatus.RUNNING.value, None, _attempt(message), _seq(message, _RUNNING),
                           started, None)
@@ -136,6 +156,7 @@ class History(dramatiq.Middleware):
             "worker": self.worker_name,
             "fire_id": options.get(FIRE_ID),
             "report": redact_value(options.get(BJ_REPORT)),
+            "args": _arguments(message),
         }
 
     def _finish(self, message: MessageProxy, status: str, error: str | None, attempt: int) -> float | None:
@@ -172,17 +193,25 @@ class History(dramatiq.Middleware):
                              message.actor_name, message.message_id, duration or 0)
         else:
             # Retries already counted this failure in the "retries" option.
-            self._finish(message, RunStatus.RETRYING.value, error, max(1, message.options.get(RETRIES, 1)))
+            attempt = max(1, message.options.get(RETRIES, 1))
+            self._record_attempt(message, RunStatus.RETRYING.value, error, attempt, _traceback(message))
+            self._finish(message, RunStatus.RETRYING.value, error, attempt)
+
+    def _record_attempt(self, message: MessageProxy, status: str, error: str, attempt: int,
+                        tb: str | None) -> None:
+        running = self._running.get(message.message_id)
+        self.writer.attempt(message_id=message.message_id, attempt=attempt, status=status, error=error,
+                            traceback=tb, worker=self.worker_name,
+                            started_at=running[1] if running else None, finished_at=time.time())
 
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if message.queue_name.endswith(".DQ") and getattr(message, "_exception", None) is None:
             return
         error = _error_text(message) or "failed"
-        exc = getattr(message, "_exception", None)
-        tb = "".join(traceback.format_exception(exc)) if exc is not None else message.options.get(TRACEBACK)
-        tb = redact(tb) if tb else tb
+        tb = _traceback(message)
         # A permanent error fails before Retries counts the attempt; exhausted retries were counted.
         attempts = dead_attempts(message.options)
+        self._record_attempt(message, RunStatus.DEAD.value, error, attempts, tb)
         self._finish(message, RunStatus.DEAD.value, error, attempts)
         self.writer.dead_letter(
             message_id=message.message_id,

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from ..protocol import FireId, Flight
 from .config import JobDef
 from .policies import FIRED, OVERLAP, PAUSED, PUBLISHING, DueSlots, overlap_action, plan_misfire
-from .triggers import CronTrigger, fire_times, next_transition
+from .triggers import CronTrigger, fire_times, offset_changes
 
 #: The scheduler's look-back window for one-by-one decisions is ``max(misfire_grace, WINDOW_FLOOR)`` (as in
 #: :func:`~broker_jobs.scheduling.planning.plan_job`); older slots are decided as one summary.
@@ -115,7 +115,7 @@ def _local_times(zone: ZoneInfo, slots: list[datetime]) -> list[str]:
     """Each slot on ``zone``'s wall clock (ISO 8601 with its offset): one offset per stretch between transitions."""
     if not slots:
         return []
-    if next_transition(zone, slots[0], slots[-1]) is not None:
+    if offset_changes(zone.key, slots[0], slots[-1]):
         return [slot.astimezone(zone).isoformat() for slot in slots]
     offset = _offset_at(zone, slots[0])
     suffix = _offset(offset)
@@ -160,10 +160,7 @@ def _dst_notes(job: JobDef, zone: ZoneInfo, slots: list[datetime]) -> dict[datet
     if not isinstance(job.trigger, CronTrigger) or not slots:
         return {}
     notes: dict[datetime, str] = {}
-    cursor = slots[0] - timedelta(seconds=1)
-    while (crossing := next_transition(zone, cursor, slots[-1])) is not None:
-        transition, offset = crossing
-        was = _offset_at(zone, transition - timedelta(seconds=1))
+    for transition, was, offset in offset_changes(job.timezone, slots[0] - timedelta(seconds=1), slots[-1]):
         at = bisect.bisect_left(slots, transition)
         if offset > was:
             if at < len(slots):
@@ -178,7 +175,6 @@ def _dst_notes(job: JobDef, zone: ZoneInfo, slots: list[datetime]) -> dict[datet
                 notes[slot] = f"DST: second pass of {slot.astimezone(zone):%H:%M} (fall back, fold={job.trigger.fold})"
             if at < len(slots) and slots[at] not in notes:
                 notes[slots[at]] = f"DST: fall back since the previous slot ({_offset(was)} -> {_offset(offset)})"
-        cursor = transition
     return notes
 
 

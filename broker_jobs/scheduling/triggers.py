@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .cron import CronSpec, TriggerError, describe_cron, next_wall_match, parse_cron, wall_matches
 
 __all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "TriggerError", "describe", "fire_times",
-           "next_fire", "next_transition", "parse_cron"]
+           "next_fire", "offset_changes", "parse_cron"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -280,6 +280,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} seconds"
 
 
+def offset_changes(timezone: str, start: datetime, end: datetime) -> list[tuple[datetime, timedelta, timedelta]]:
+    """The UTC offset changes (DST transitions) of ``timezone`` in ``(start, end]``.
+
+    Returns:
+      ``(instant, old offset, new offset)`` for each, in order; the instant is aware UTC.
+    """
+    zone = _zone(timezone)
+    found: list[tuple[datetime, timedelta, timedelta]] = []
+    after, until = _aware(start, "start").astimezone(UTC), _aware(end, "end").astimezone(UTC)
+    while (change := _transition_in(zone, after, until)) is not None:
+        instant, new = change
+        found.append((instant, _offset(zone, instant - _SECOND), new))
+        after = instant
+    return found
+
+
 def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise TriggerError(f"{name!r} must be a timezone-aware datetime, got {value!r}", name)
@@ -336,11 +352,6 @@ def _transition_in(zone: tzinfo, after: datetime, until: datetime) -> tuple[date
             if instant > after:
                 return instant, offset
     return None
-
-
-def next_transition(zone: tzinfo, after: datetime, until: datetime) -> tuple[datetime, timedelta] | None:
-    """The first change of ``zone``'s UTC offset in ``(after, until]`` (aware UTC), with the new offset, or None."""
-    return _transition_in(zone, after.astimezone(UTC), until.astimezone(UTC))
 
 
 def _utc(value: datetime, zone: tzinfo) -> datetime:

@@ -82,6 +82,8 @@ class HistoryWriter:
         # Rows of the runs still in progress, asked for at each flush (see :meth:`watch`).
         self._inflight: list[weakref.WeakMethod[Callable[[], list[dict[str, Any]]]]] = []
         self._dead: deque[dict[str, Any]] = deque()
+        # Failed attempts (error and traceback each), written beside the runs.
+        self._attempts: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -139,6 +141,11 @@ class HistoryWriter:
             self._dead.append(_storable_letter(fields))
         self._wake.set()
 
+    def attempt(self, **fields: Any) -> None:
+        """Record a failed attempt of a message (its error and traceback)."""
+        self._ensure_thread()
+        self._attempts.append(_storable_letter(fields))
+
     def dead_letter_now(self, **fields: Any) -> bool:
         """Archive a dead letter before returning (the caller settles the message after).
 
@@ -162,6 +169,7 @@ class HistoryWriter:
             self._merge_incoming()
             runs, self._runs = self._runs, {}
             dead, self._dead = list(self._dead), deque()
+            attempts, self._attempts = list(self._attempts), deque()
         for ref in self._inflight:
             running_rows = ref()
             if running_rows is None:
@@ -172,7 +180,7 @@ class HistoryWriter:
                 continue
             for row in rows:
                 runs.setdefault(row["message_id"], row)
-        if not runs and not dead:
+        if not runs and not dead and not attempts:
             return True
         sql = _sql()
         try:
@@ -182,13 +190,22 @@ class HistoryWriter:
             if dead:
                 sql.insert_letters(engine, dead)
         except sql.OUTAGE as exc:  # the database is down or locked
+            self._attempts.extendleft(reversed(attempts))
             return self._keep(runs, dead, exc)
         except sql.BAD_ROW as exc:
             # Not an outage: a bad row. Write row by row and drop only the bad ones,
             # so one bad event never holds the rest of the history back.
+            self._attempts.extendleft(reversed(attempts))
             return self._write_one_by_one(runs, dead, exc)
         except Exception as exc:
+            self._attempts.extendleft(reversed(attempts))
             return self._keep(runs, dead, exc)
+        if attempts:
+            try:
+                sql.insert_attempts(engine, attempts)
+            except Exception as exc:  # a record of errors: never holds the runs back
+                logger.warning("[history] %d failed attempts not recorded: %s", len(attempts),
+                               str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         if not self.healthy:
             logger.info("[history] database back, history caught up")
         self.healthy = True

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 #: Every table of the system (the framework's here, the application's added by its models).
@@ -35,7 +36,7 @@ job_runs = Table(
     Column("actor", String(200), nullable=False),  # indexed by ix_job_runs_actor_finished
     Column("queue", String(200), nullable=False),
     Column("priority", String(10), nullable=False, default="medium"),
-    Column("status", String(16), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
     Column("attempt", Integer, nullable=False, default=1),
     # Orders events of one message across processes: (retries, deferrals, phase).
     Column("seq", BigInteger, nullable=False, default=0),
@@ -47,7 +48,44 @@ job_runs = Table(
     Column("worker", String(200)),
     Column("fire_id", String(300)),
     Column("report", JSON),
+    # The arguments it was sent with (redacted), shown by the run's detail.
+    Column("args", JSON),
     Index("ix_job_runs_actor_finished", "actor", "finished_at"),
+    # History search pages newest first by id (keyset): each filter's column leads an index ending in id.
+    Index("ix_job_runs_status_id", "status", "id"),
+    Index("ix_job_runs_queue_id", "queue", "id"),
+    Index("ix_job_runs_actor_id", "actor", "id"),
+    # Text search of errors reads only the runs that have one.
+    Index("ix_job_runs_error_id", "id", sqlite_where=text("error IS NOT NULL"),
+          postgresql_where=text("error IS NOT NULL")),
+)
+
+#: One failed attempt of a message (the run's row keeps only the last error): its error and traceback.
+run_attempts = Table(
+    "run_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("traceback", Text),
+    Column("worker", String(200)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+#: A worker process's heartbeat: who it is, what it consumes, what it runs now.
+worker_beats = Table(
+    "worker_beats", metadata,
+    Column("worker_id", String(200), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("queues", JSON, nullable=False),
+    Column("threads", Integer, nullable=False),
+    Column("current", JSON, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
 
 #: The archive of a dead-lettered message: why it died and how to replay it.

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy import Engine, Row, delete, func, select, update
 
 from ..clock import as_utc
-from .models import dead_letters, job_runs
+from .db import upsert_insert
+from .models import dead_letters, job_runs, run_attempts, worker_beats
 
 #: How many recent scheduled runs :func:`latest_scheduled_runs` reads at most.
 SCHEDULED_RUNS_SCAN = 5000
@@ -126,3 +127,136 @@ def run_of(engine: Engine, message_id: str) -> Row[Any] | None:
     """The history row of ``message_id`` (None until its worker's history writer has recorded it)."""
     with engine.connect() as conn:
         return conn.execute(select(job_runs).where(job_runs.c.message_id == message_id)).first()
+
+
+#: The time columns of a run, read back as aware UTC.
+_RUN_TIMES = ("enqueued_at", "started_at", "finished_at")
+
+
+def _run(row: Row[Any]) -> dict[str, Any]:
+    run = {name: value for name, value in row._mapping.items() if name != "seq"}
+    for name in _RUN_TIMES:
+        run[name] = as_utc(run[name])
+    return run
+
+
+def _like(text: str) -> str:
+    """``text`` as a ``LIKE`` pattern matching it anywhere, its wildcards escaped."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What a history search keeps: each field given narrows it (all of them: AND).
+
+    Attributes:
+      actor, queue, status: Equal to.
+      since, until: Finished in ``[since, until)``.
+      error: The error contains this text (any case).
+    """
+
+    actor: str | None = None
+    queue: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    error: str | None = None
+
+
+def search_runs(engine: Engine, where: RunFilter, *, before: int | None = None,
+                limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of the history, newest first (by id), and the cursor of the next page.
+
+    Keyset paging: the next page is the runs with an id below the last one's (``before``), so page
+    N costs what page 1 does, whatever rows arrive meanwhile; every filter is served by an index
+    ending in ``id`` (revision ``0003_console``).
+
+    Returns:
+      The runs, and the ``before`` of the next page (None on the last page).
+    """
+    c = job_runs.c
+    stmt = select(job_runs).order_by(c.id.desc()).limit(limit + 1)
+    if where.actor:
+        stmt = stmt.where(c.actor == where.actor)
+    if where.queue:
+        stmt = stmt.where(c.queue == where.queue)
+    if where.status:
+        stmt = stmt.where(c.status == where.status)
+    if where.since is not None:
+        stmt = stmt.where(c.finished_at >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(c.finished_at < where.until)
+    if where.error:
+        stmt = stmt.where(c.error.is_not(None), c.error.ilike(_like(where.error), escape="\\"))
+    if before is not None:
+        stmt = stmt.where(c.id < before)
+    with engine.connect() as conn:
+        rows = list(conn.execute(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_run(r) for r in rows], (int(rows[-1].id) if more and rows else None)
+
+
+def _attempts(conn: Any, message_id: str) -> list[dict[str, Any]]:
+    stmt = select(run_attempts).where(run_attempts.c.message_id == message_id).order_by(run_attempts.c.id)
+    return [{"attempt": a.attempt, "status": a.status, "error": a.error, "traceback": a.traceback,
+             "worker": a.worker, "started_at": as_utc(a.started_at), "finished_at": as_utc(a.finished_at)}
+            for a in conn.execute(stmt)]
+
+
+def _letters(conn: Any, message_id: str) -> list[dict[str, Any]]:
+    stmt = select(dead_letters).where(dead_letters.c.message_id == message_id).order_by(dead_letters.c.id)
+    return [{"id": d.message_id, "queue": d.queue, "actor": d.actor, "reason": d.reason,
+             "traceback": d.traceback, "attempts": d.attempts, "dead_at": as_utc(d.dead_at), "state": d.state,
+             "body": d.body} for d in conn.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything the store holds about one message: its run, its failed attempts, its dead-letter archive."""
+
+    run: dict[str, Any] | None
+    attempts: list[dict[str, Any]]
+    letters: list[dict[str, Any]]
+
+
+def run_record(engine: Engine, message_id: str) -> RunRecord:
+    """The run of ``message_id`` (None if the history has none), its failed attempts and archived letters."""
+    with engine.connect() as conn:
+        row = conn.execute(select(job_runs).where(job_runs.c.message_id == message_id)).first()
+        return RunRecord(_run(row) if row is not None else None, _attempts(conn, message_id),
+                         _letters(conn, message_id))
+
+
+def dead_groups(engine: Engine, limit: int = 500) -> list[dict[str, Any]]:
+    """The letters archived as dead, newest first, at most ``limit`` (the console groups them by reason)."""
+    stmt = (select(dead_letters).where(dead_letters.c.state == "dead")
+            .order_by(dead_letters.c.id.desc()).limit(limit))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [{"id": r["message_id"], "queue": r["queue"], "actor": r["actor"], "reason": r["reason"],
+             "attempts": r["attempts"], "dead_at": as_utc(r["dead_at"])} for r in rows]
+
+
+def write_beat(engine: Engine, beat: dict[str, Any]) -> None:
+    """Insert or refresh a worker process's heartbeat (``beat`` holds every ``worker_beats`` column)."""
+    stmt = upsert_insert(engine, worker_beats).values(**beat)
+    stmt = stmt.on_conflict_do_update(index_elements=["worker_id"],
+                                      set_={k: stmt.excluded[k] for k in beat if k != "worker_id"})
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def drop_beat(engine: Engine, worker_id: str) -> None:
+    """Forget a worker process that stopped cleanly."""
+    with engine.begin() as conn:
+        conn.execute(delete(worker_beats).where(worker_beats.c.worker_id == worker_id))
+
+
+def worker_heartbeats(engine: Engine) -> list[dict[str, Any]]:
+    """Every worker process's last heartbeat, by host and pid."""
+    stmt = select(worker_beats).order_by(worker_beats.c.host, worker_beats.c.pid)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [{**row, "started_at": as_utc(row["started_at"]), "heartbeat_at": as_utc(row["heartbeat_at"])}
+            for row in rows]

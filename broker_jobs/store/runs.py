@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
 from ..clock import utc_now
 from .db import get_engine
-from .models import dead_letters, job_runs
+from .models import dead_letters, job_runs, run_attempts
 
 #: A write that failed because the database is down or locked (the events are kept for the next flush).
 OUTAGE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
@@ -29,7 +29,7 @@ FAILED = ("failed", "dead")
 
 _UPDATABLE = (
     "actor", "queue", "priority", "status", "attempt", "seq", "finished_at",
-    "duration_ms", "error", "worker", "fire_id", "report",
+    "duration_ms", "error", "worker", "fire_id", "report", "args",
 )
 
 
@@ -44,6 +44,14 @@ def insert_letters(engine: Engine, letters: list[dict[str, Any]]) -> None:
         conn.execute(insert(dead_letters), letters)
 
 
+def insert_attempts(engine: Engine, attempts: list[dict[str, Any]]) -> None:
+    """Record failed attempts (error and traceback each) in one transaction."""
+    rows = [{**a, **{k: datetime.fromtimestamp(a[k], UTC) if isinstance(a.get(k), int | float) else a.get(k)
+                     for k in ("started_at", "finished_at")}} for a in attempts]
+    with engine.begin() as conn:
+        conn.execute(insert(run_attempts), rows)
+
+
 @functools.cache
 def _upsert_statement(dialect_name: str) -> Any:
     """The upsert of a batch of runs, built once per dialect (SQLAlchemy caches its compiled form)."""
@@ -56,6 +64,7 @@ def _upsert_statement(dialect_name: str) -> Any:
     set_["started_at"] = func.coalesce(excluded.started_at, table.c.started_at)
     set_["enqueued_at"] = func.coalesce(table.c.enqueued_at, excluded.enqueued_at)
     set_["report"] = func.coalesce(excluded.report, table.c.report)
+    set_["args"] = func.coalesce(excluded.args, table.c.args)
     return stmt.on_conflict_do_update(
         index_elements=["message_id"], set_=set_, where=table.c.seq <= excluded.seq
     )
@@ -112,7 +121,7 @@ def _sqlite_params(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, 
     values = list(map(row.get, columns))
     for i, name in _sqlite_conversions(columns):
         value = values[i]
-        if name == "report":
+        if name == "report" or name == "args":
             values[i] = None if value is None else json.dumps(value)
         elif name == "seq":
             values[i] = value or 0
@@ -126,7 +135,7 @@ def _sqlite_params(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, 
 @functools.cache
 def _sqlite_conversions(columns: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
     """(position, column) of the values the driver cannot take as they are buffered."""
-    return tuple((i, name) for i, name in enumerate(columns) if name in _TIMES | {"report", "seq", "attempt"})
+    return tuple((i, name) for i, name in enumerate(columns) if name in _TIMES | {"report", "args", "seq", "attempt"})
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:

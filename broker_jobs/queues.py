@@ -9,6 +9,7 @@ declare of the ``.DQ`` queue sees only some of them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -17,9 +18,12 @@ import httpx
 import pika
 
 from . import registry
+from .clock import utc_now
 from .connection import QUEUES, connection_url
 from .errors import BrokerUnavailableError
 from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,8 +101,33 @@ def _from_declares(settings: Settings, names: list[str]) -> list[QueueStats]:
     return stats
 
 
-def queue_stats(settings: Settings, names: list[str] | None = None) -> list[QueueStats]:
-    """Depths of ``names`` (default: the built-in queues and every job's queue)."""
+def oldest_dead_ages(settings: Settings) -> dict[str, float]:
+    """Age in seconds of the oldest dead letter still archived as dead, by queue (the dead-letter archive)."""
+    from .store.db import get_engine  # deferred: SQLAlchemy, only when ages are asked for
+    from .store.queries import oldest_dead  # deferred: SQLAlchemy, only when ages are asked for
+
+    now = utc_now()
+    return {queue: max(0.0, (now - oldest).total_seconds())
+            for queue, oldest in oldest_dead(get_engine(settings.database_url)).items()}
+
+
+def queue_stats(settings: Settings, names: list[str] | None = None, *, ages: bool = False) -> list[QueueStats]:
+    """Depths of ``names`` (default: the built-in queues and every job's queue).
+
+    Parameters:
+      ages: Also fill ``oldest_dead_age_s`` from the dead-letter archive (left None when the database
+        cannot be read: the depths still come back).
+    """
     if names is None:
         names = sorted({*QUEUES, *(spec.queue for spec in registry.list())})
-    return _from_management(settings, names) or _from_declares(settings, names)
+    stats = _from_management(settings, names) or _from_declares(settings, names)
+    if ages and any(s.dead for s in stats):
+        try:
+            oldest = oldest_dead_ages(settings)
+        except Exception as exc:  # noqa: BLE001 - the depths matter more than the ages
+            logger.warning("[queues] dead-letter ages unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            oldest = {}
+        for s in stats:
+            age = oldest.get(s.queue)
+            s.oldest_dead_age_s = round(age, 1) if s.dead and age is not None else None
+    return stats

@@ -25,21 +25,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..clock import utc_now
 from ..metrics import env as metrics_env
-from ..queues import queue_stats
+from ..queues import oldest_dead_ages, queue_stats
 from ..settings import Settings
 from ..topology import degraded_queues, family
-
-
-def oldest_dead_ages(settings: Settings) -> dict[str, float]:
-    """Age in seconds of the oldest dead letter still archived as dead, by queue."""
-    from ..store.db import get_engine  # deferred: SQLAlchemy
-    from ..store.queries import oldest_dead  # deferred: SQLAlchemy
-
-    now = utc_now()
-    return {queue: max(0.0, (now - oldest).total_seconds())
-            for queue, oldest in oldest_dead(get_engine(settings.database_url)).items()}
 
 
 def history_counts(settings: Settings) -> dict[str, int]:

@@ -20,11 +20,11 @@ def queues(ctx: click.Context, as_json: bool) -> None:
     from broker_jobs.queues import queue_stats  # deferred: SQLAlchemy/dramatiq/pika, only when the command runs
 
     load_jobs()
-    rows = [s.asdict() for s in queue_stats(settings())]
+    rows = [s.asdict() for s in queue_stats(settings(), ages=True)]
     if as_json:
         dump(rows)
     else:
-        click.echo(table(rows, ["queue", "ready", "unacked", "delayed", "dead", "consumers"]))
+        click.echo(table(rows, ["queue", "ready", "unacked", "delayed", "dead", "consumers", "oldest_dead_age_s"]))
 
 
 @queues.command("repair")

@@ -85,6 +85,24 @@ def test_queues_reports_every_builtin_queue(env, worker):
     assert all(row["dead"] >= 0 and row["ready"] >= 0 for row in rows.values())
 
 
+def test_queues_json_gives_the_age_of_the_oldest_dead_letter_of_each_queue_that_has_one(env, worker):
+    sent = run_cli("send", "diagnostics", "--args", "[1]", env=env)  # too many arguments: dead at once
+    assert sent.returncode == 0, sent.stderr
+    wait_for_status(env, sent.stdout.strip(), {"dead"})
+
+    def counted() -> dict | None:  # RabbitMQ's management API refreshes its counts every few seconds
+        rows = {row["queue"]: row for row in json.loads(run_cli("queues", "--json", env=env).stdout)}
+        return rows if rows["default"]["dead"] >= 1 else None
+
+    rows = wait_for(counted, "the dead letter to be counted in default.XQ", 30)
+    default = rows["default"]
+    assert isinstance(default["oldest_dead_age_s"], float), default
+    assert 0 <= default["oldest_dead_age_s"] < 3600
+    assert all(row["oldest_dead_age_s"] is None for row in rows.values() if row["dead"] == 0)
+    table = run_cli("queues", env=env)
+    assert table.returncode == 0 and "OLDEST_DEAD_AGE_S" in table.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import publishing, registry, wire
 from .connection import QUEUES, connection_url
 from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
+from .progress import SILENT, Progress
 from .protocol import BROKER_PRIORITY, DELIVERY_OPTIONS, REPLAY_OF
 from .settings import Settings
 from .store.db import get_engine
@@ -221,7 +222,7 @@ def list_dead(settings: Settings, *, queue: str | None = None, id: str | None = 
 
 def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None, actor: str | None,
          everything: bool, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None,
-         ids: Iterable[str] | None = None) -> ReplayResult:
+         ids: Iterable[str] | None = None, progress: Progress = SILENT) -> ReplayResult:
     if not (everything or id or actor or queue or ids):
         raise NotFoundError("say which dead letters: --id ID, --actor A, --queue Q or --all")
     if (args is not None or kwargs is not None) and not id:
@@ -236,7 +237,9 @@ def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None,
         for name in _queues(queue, _known_queues()):
             deliveries = _fetch_all(channel, name)
             archive = _archive(settings, (d.id for d in deliveries))
+            progress.found(len(deliveries))
             for delivery in deliveries:
+                progress.done()
                 letter = _describe(delivery, archive.get(delivery.id))
                 if not wanted(letter):
                     channel.basic_nack(delivery.tag, requeue=True)
@@ -290,19 +293,23 @@ def _mark(settings: Settings, ids: list[str], state: str) -> None:
 
 def replay(settings: Settings, *, queue: str | None = None, id: str | None = None,
            actor: str | None = None, everything: bool = False, args: list[Any] | None = None,
-           kwargs: dict[str, Any] | None = None, ids: Iterable[str] | None = None) -> ReplayResult:
+           kwargs: dict[str, Any] | None = None, ids: Iterable[str] | None = None,
+           progress: Progress = SILENT) -> ReplayResult:
     """Re-enqueue the selected dead letters with retries reset (and, for one, new arguments).
 
-    ``ids`` selects a set of letters by message id (the console's selection).
+    ``ids`` selects a set of letters by message id (the console's selection); ``progress`` hears of each
+    dead letter looked at.
 
     A letter that is not a well-formed message, or whose replay would be over
     ``MAX_MESSAGE_BYTES``, is skipped and stays dead; the result lists it with why.
     """
     return _act(settings, replay=True, queue=queue, id=id, actor=actor, everything=everything,
-                args=args, kwargs=kwargs, ids=ids)
+                args=args, kwargs=kwargs, ids=ids, progress=progress)
 
 
 def purge(settings: Settings, *, queue: str | None = None, id: str | None = None,
-          actor: str | None = None, everything: bool = False, ids: Iterable[str] | None = None) -> list[DeadLetter]:
+          actor: str | None = None, everything: bool = False, ids: Iterable[str] | None = None,
+          progress: Progress = SILENT) -> list[DeadLetter]:
     """Delete the selected dead letters for good (``ids``: a set of them by message id)."""
-    return _act(settings, replay=False, queue=queue, id=id, actor=actor, everything=everything, ids=ids).replayed
+    return _act(settings, replay=False, queue=queue, id=id, actor=actor, everything=everything, ids=ids,
+                progress=progress).replayed

@@ -32,6 +32,7 @@ import pika
 from . import topology
 from .connection import connection_url
 from .errors import BrokerUnavailableError, NotFoundError
+from .progress import SILENT, Progress
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -89,10 +90,11 @@ class _Session:
         except pika.exceptions.ChannelClosedByBroker:
             return False
 
-    def move(self, source: str, target: str) -> int:
+    def move(self, source: str, target: str, progress: Progress = SILENT) -> int:
         """Move every ready message of ``source`` to ``target``, each confirmed before its original is acked."""
         moved = 0
         channel = self.channel
+        progress.found(channel.queue_declare(source, passive=True).method.message_count)
         while True:
             method, properties, body = channel.basic_get(source, auto_ack=False)
             if method is None:
@@ -100,6 +102,7 @@ class _Session:
             channel.basic_publish("", target, body, properties, mandatory=True)
             channel.basic_ack(method.delivery_tag)
             moved += 1
+            progress.done()
 
     def delete_if_empty(self, queue: str) -> bool:
         try:
@@ -115,7 +118,7 @@ class _Session:
             self.connection.close()
 
 
-def repair_queue(session: _Session, queue: str) -> Repaired:
+def repair_queue(session: _Session, queue: str, progress: Progress = SILENT) -> Repaired:
     """Run the documented procedure on one queue (``Q``, ``Q.DQ`` or ``Q.XQ``)."""
     holding = queue + HOLDING
     conflict = topology.check_queue(session.connection, queue)
@@ -124,7 +127,7 @@ def repair_queue(session: _Session, queue: str) -> Repaired:
         logger.warning("[repair] %s: %s", queue, conflict.detail)
         session.channel.queue_declare(holding, durable=True)
         for _ in range(_DELETE_TRIES):
-            moved_out += session.move(queue, holding)
+            moved_out += session.move(queue, holding, progress)
             if session.delete_if_empty(queue):
                 break
         else:
@@ -134,12 +137,12 @@ def repair_queue(session: _Session, queue: str) -> Repaired:
     session.channel.queue_declare(queue, durable=True, arguments=topology.wanted_arguments(queue))
     moved_back = 0
     if session.exists(holding):
-        moved_back = session.move(holding, queue)
+        moved_back = session.move(holding, queue, progress)
         session.delete_if_empty(holding)
     return Repaired(queue, conflict.warning() if conflict else None, moved_out, moved_back)
 
 
-def repair_queues(settings: Settings, names: list[str] | None = None) -> list[Repaired]:
+def repair_queues(settings: Settings, names: list[str] | None = None, progress: Progress = SILENT) -> list[Repaired]:
     """Repair ``names`` (canonical, ``.DQ`` or ``.XQ`` names; default: every degraded queue).
 
     Parameters:
@@ -163,7 +166,7 @@ def repair_queues(settings: Settings, names: list[str] | None = None) -> list[Re
         for canonical in families:
             for queue in topology.family(canonical):
                 if topology.check_queue(session.connection, queue) is not None or session.exists(queue + HOLDING):
-                    done.append(repair_queue(session, queue))
+                    done.append(repair_queue(session, queue, progress))
                 elif queue == canonical:
                     done.append(Repaired(queue, None, 0, 0))
         return done

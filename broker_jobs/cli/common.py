@@ -12,7 +12,8 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ import click
 
 from broker_jobs import registry
 from broker_jobs.logging import configure_logging
+from broker_jobs.progress import SILENT, Progress
 from broker_jobs.redaction import redact
 
 #: Every exit code of the command, and what it means (the README's table comes from here).
@@ -174,6 +176,37 @@ def parse_json(option: str, text: str | None, kind: type) -> Any:
     if not isinstance(value, kind):
         raise ConfigError(f"{option}: expected a JSON {'array' if kind is list else 'object'}")
     return value
+
+
+# -- progress on long operations -------------------------------------------------------------------------------
+class _Bar:
+    """A rich progress bar fed by :class:`broker_jobs.progress.Progress` reports."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self.bar, self.task, self.total = bar, task, 0
+
+    def found(self, count: int) -> None:
+        self.total += count
+        self.bar.update(self.task, total=self.total)
+
+    def done(self, count: int = 1) -> None:
+        self.bar.advance(self.task, count)
+
+
+@contextmanager
+def progress_bar(label: str, *, quiet: bool = False) -> Iterator[Progress]:
+    """A progress bar on stderr while the block runs, if stderr is a terminal and not ``quiet`` (``--json``);
+    otherwise nothing is drawn. The bar is erased at the end: the command's own output follows."""
+    if quiet or not sys.stderr.isatty():
+        yield SILENT
+        return
+    from rich import progress as rich  # deferred: rich, only when a bar is drawn
+    from rich.console import Console  # deferred: rich, only when a bar is drawn
+
+    columns = (rich.TextColumn("{task.description}"), rich.BarColumn(), rich.MofNCompleteColumn(),
+               rich.TimeRemainingColumn())
+    with rich.Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        yield _Bar(bar, bar.add_task(label, total=None))
 
 
 # -- shell completion (``broker-jobs completion bash|zsh|fish``) ------------------------------------------------

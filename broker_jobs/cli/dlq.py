@@ -15,6 +15,7 @@ from broker_jobs.cli.common import (
     guarded,
     load_jobs,
     parse_json,
+    progress_bar,
     settings,
     table,
 )
@@ -56,8 +57,9 @@ def _dlq_act(action: str, id_: str | None, queue: str | None, actor: str | None,
     from broker_jobs import dead_letters  # deferred: SQLAlchemy/dramatiq/pika, only when the command runs
 
     load_jobs()
-    done = getattr(dead_letters, action)(settings(), queue=queue, id=id_, actor=actor, everything=everything,
-                                         **extra)
+    with progress_bar(f"{action} dead letters", quiet=as_json or bool(id_)) as progress:
+        done = getattr(dead_letters, action)(settings(), queue=queue, id=id_, actor=actor, everything=everything,
+                                             progress=progress, **extra)
     if action == "purge":
         if as_json:
             dump([d.asdict() for d in done])

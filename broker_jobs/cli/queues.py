@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broker_jobs.cli.common import complete_queues, dump, guarded, load_jobs, settings, table
+from broker_jobs.cli.common import complete_queues, dump, guarded, load_jobs, progress_bar, settings, table
 
 
 @click.group(invoke_without_command=True)
@@ -36,7 +36,8 @@ def queues_repair(names: tuple[str, ...], as_json: bool) -> None:
     from broker_jobs.repair import repair_queues  # deferred: SQLAlchemy/dramatiq/pika, only when the command runs
 
     load_jobs()
-    done = repair_queues(settings(), list(names))
+    with progress_bar("moving messages", quiet=as_json) as progress:
+        done = repair_queues(settings(), list(names), progress)
     if as_json:
         dump([r.asdict() for r in done])
     elif not done:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     )
     rabbitmq_management_url: str | None = None
     redis_url: str | None = None
+    # Without REDIS_URL the rate limiters' counts live here, shared by every worker process of the host.
+    rate_limit_file: Path = Path("data/rate_limits.sqlite3")
     database_url: str = "sqlite:///data/broker_jobs.sqlite3"
     jobs_config: Path = Path("config/jobs.yaml")
     scheduler_timezone: str = "UTC"

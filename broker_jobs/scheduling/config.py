@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .. import registry
 from ..errors import BrokerJobsError, ConfigError
+from ..fleet_limits import FleetLimit, limits_of
 from ..priorities import Priority, parse_priority
 from ..registry import JobSpec
 from ..settings import Settings
@@ -31,6 +32,7 @@ from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, p
 Trigger = CronTrigger | IntervalTrigger | DateTrigger
 ENVIRONMENTS = ("development", "production", "default")
 TRIGGER_KINDS = ("cron", "interval", "date")
+TOP_LEVEL_KEYS = ("jobs", "modules", "rate_limits")
 
 
 class IntervalSpec(BaseModel):
@@ -143,6 +145,7 @@ class JobsConfig:
     source: str
     jobs: list[JobDef]
     modules: list[str] = field(default_factory=list)
+    rate_limits: list[FleetLimit] = field(default_factory=list)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -304,8 +307,8 @@ def load_config(path: Path, settings: Settings, *, import_modules: bool = True) 
     if not isinstance(data, dict):
         raise doc.error((), "the jobs file must be a mapping with 'jobs:' (and optionally 'modules:')")
     for key in data:
-        if key not in ("jobs", "modules"):
-            raise doc.error((key,), "unknown top-level key (expected 'jobs' and 'modules')")
+        if key not in TOP_LEVEL_KEYS:
+            raise doc.error((key,), "unknown top-level key (expected 'jobs', 'modules' and 'rate_limits')")
     modules = data.get("modules") if data.get("modules") is not None else []
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise doc.error(("modules",), "must be a list of module names")
@@ -323,4 +326,19 @@ def load_config(path: Path, settings: Settings, *, import_modules: bool = True) 
             raise doc.error(("jobs", i, "id"), f"duplicate id {job.id!r} (first used by jobs[{seen[job.id]}])")
         seen[job.id] = i
         jobs.append(job)
-    return JobsConfig(source=source, jobs=jobs, modules=list(modules))
+    limits = limits_of(doc, settings.app_env)
+    if import_modules:
+        _check_limit_targets(doc, limits)
+    return JobsConfig(source=source, jobs=jobs, modules=list(modules), rate_limits=limits)
+
+
+def _check_limit_targets(doc: Located, limits: list[FleetLimit]) -> None:
+    """A group naming an unknown job, or a queue no job uses, is a typo that would limit nothing."""
+    queues = {spec.queue for spec in registry.list()}
+    for i, limit in enumerate(limits):
+        if limit.queue is not None and limit.queue not in queues:
+            raise doc.error(("rate_limits", i, "queue"),
+                            f"no job uses queue {limit.queue!r} (known: {', '.join(sorted(queues))})")
+        for name in sorted(limit.actors):
+            if not registry.has(name):
+                raise doc.error(("rate_limits", i, "actors"), f"unknown actor {name!r}")

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     log_format: Literal["plain", "json"] = "plain"
     log_runs: Literal["all", "slow", "failures"] = "slow"
     history_keep_completed: int = Field(100, ge=0)
+    # Seed 002's "keep last 5 failed jobs": per job, on top of the age limit.
+    history_keep_failed: int = Field(5, ge=0)
     history_completed_ttl: int = Field(3600, ge=0, description="seconds")
     history_failed_ttl: int = Field(86400, ge=0, description="seconds")
     dead_letter_ttl: int = Field(7 * 86400, ge=0, description="seconds")

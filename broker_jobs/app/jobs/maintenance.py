@@ -23,7 +23,7 @@ _AUDIT_TIME = ("recorded_at", "fired_at", "slot_at", "created_at", "at")
 
 @job(queue="maintenance", priority="low", time_limit=600)
 def prune_history() -> dict[str, Any]:
-    """Delete history past its retention (completed: count and age, failed: age)."""
+    """Delete history past its retention (completed and failed: count per job and age)."""
     from broker_jobs.store.db import (
         get_engine,  # deferred: SQLAlchemy, when the job runs
     )
@@ -38,6 +38,7 @@ def prune_history() -> dict[str, Any]:
             keep_completed=settings.history_keep_completed,
             completed_ttl=settings.history_completed_ttl,
             failed_ttl=settings.history_failed_ttl,
+            keep_failed=settings.history_keep_failed,
         )
     return report.asdict()
 
@@ -109,7 +110,8 @@ def run_system_maintenance() -> dict[str, Any]:
     now = datetime.now(UTC)
     with report.timed("history"):
         history = prune(engine, keep_completed=settings.history_keep_completed,
-                        completed_ttl=settings.history_completed_ttl, failed_ttl=settings.history_failed_ttl)
+                        completed_ttl=settings.history_completed_ttl, failed_ttl=settings.history_failed_ttl,
+                        keep_failed=settings.history_keep_failed)
     with report.timed("slot_audit"):
         audit = prune_slot_audit(engine, settings, now)
     with report.timed("dead_letters"):

@@ -26,6 +26,7 @@ from ..fleet_limits import FleetLimit, limits_of
 from ..priorities import Priority, parse_priority
 from ..registry import JobSpec
 from ..settings import Settings
+from . import groups
 from .jobs_file import Located, Path_, dotted, import_listed_modules
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, parse_cron
 
@@ -81,6 +82,17 @@ class JobEntry(BaseModel):
     overlap: Literal["allow", "skip", "buffer_one", "replace"] = "skip"
     dst: DstSpec = Field(default_factory=DstSpec)
     description: str | None = None
+    group: str | None = None
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not groups.PATTERN.match(value):
+                raise ValueError("must be a name of up to 50 letters, digits, . _ - (starting with a letter or digit)")
+            if value == groups.EVERYTHING:
+                raise ValueError(f"{value!r} is reserved (it means every group in the admin API)")
+        return value
 
     @field_validator("priority")
     @classmethod
@@ -131,6 +143,7 @@ class JobDef:
     description: str = ""
     origin: str = "config"
     spec: dict[str, Any] = field(default_factory=dict, compare=False)
+    group: str = groups.DEFAULT
 
     @property
     def kind(self) -> str:
@@ -255,6 +268,7 @@ def parse_job(raw: Any, settings: Settings, *, path: Path_ = ("job",), doc: Loca
         queue=job.queue or spec.queue, timezone=tz, jitter=job.jitter, misfire=job.misfire,
         misfire_grace=job.misfire_grace, overlap=job.overlap, enabled=job.enabled,
         description=job.description or spec.description, origin=origin, spec=dict(raw) if origin == "runtime" else {},
+        group=job.group or groups.DEFAULT,
     )
 
 

@@ -97,7 +97,7 @@ def show_job(settings: Settings, job_id: str, audit: int = 20) -> dict[str, Any]
     row = _row(job, store.states().get(job_id), store.controls().get(job_id), utc_now())
     row.update(
         description=job.description, args=list(job.args), kwargs=job.kwargs, timezone=job.timezone,
-        jitter=job.jitter, misfire=job.misfire, misfire_grace=job.misfire_grace, overlap=job.overlap,
+        jitter=job.jitter, misfire=job.misfire, misfire_grace=job.misfire_grace, overlap=job.overlap, group=job.group,
         in_flight=[{"fire_id": f.fire_id, "state": "queued" if f.queued else "running"}
                    for f in store.in_flight([job_id]).get(job_id, [])],
         audit=store.audit(job_id, audit),

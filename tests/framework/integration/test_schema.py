@@ -14,7 +14,7 @@ from broker_jobs.store import models
 from broker_jobs.store.migrations import HERE, config, current, differences, upgrade
 from tests.support import TEST_POSTGRES_URL, database, port_open, unavailable
 
-HEAD = "0002_drop_actor_index"
+HEAD = "0003_concept_merges"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

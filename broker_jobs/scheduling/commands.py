@@ -79,7 +79,10 @@ def scheduler(group: str | None) -> None:
         "[scheduler] instance %s started: %d jobs%s from %s, lease %s in %s", instance.instance_id,
         len(instance.jobs), f" of group {group}" if group else "", instance.config_path, lease_name(group),
         "Redis" if s.redis_url else "the database")
-    beat = probes.Beat(configure(), "scheduler", instance.health).start()
+    from .. import metrics  # deferred: prometheus_client, after configure()
+
+    beat = probes.Beat(configure(), "scheduler", instance.health,
+                       on_beat=lambda: metrics.process_resources("scheduler")).start()
     try:
         instance.run(stop)
     finally:

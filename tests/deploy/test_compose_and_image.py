@@ -228,3 +228,10 @@ def test_every_long_running_service_has_cpu_and_memory_limits_and_reservations(c
         assert int(limit["memory"]) >= int(reserved["memory"]) > 0, name  # compose config gives bytes
     worker = config["services"]["worker"]["deploy"]["resources"]["limits"]
     assert (float(worker["cpus"]), int(worker["memory"])) == (2.0, 2 * 1024**3)  # the seed's own figures
+
+
+def test_the_app_containers_logs_are_rotated(config):
+    # Seed 003's "log rotation": the processes log to stdout, Docker's json-file driver rotates it.
+    for name in APP_SERVICES:
+        logging = config["services"][name]["logging"]
+        assert logging["driver"] == "json-file" and logging["options"] == {"max-size": "10m", "max-file": "5"}, name

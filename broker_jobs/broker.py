@@ -16,7 +16,8 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
    errors are dead-lettered at once, the rest retried with backoff.
 4. :class:`~broker_jobs.middleware.FireDedup`: a second message of one schedule
    slot is dropped.
-5. :class:`~broker_jobs.middleware.RateLimit`: over-limit jobs are delayed, not failed.
+5. :class:`~broker_jobs.middleware.RateLimit`: over-limit jobs are delayed, not failed (the job's own
+   ``rate_limit`` and the jobs file's ``rate_limits:`` per queue or group, read at worker boot).
 6. :class:`~broker_jobs.middleware.metrics.JobMetrics` (our counters, failed-job
    alerts) and :class:`~broker_jobs.middleware.History`: records what really happened
    (after dedup and rate limits, so skipped deliveries never show as running).
@@ -59,6 +60,7 @@ from . import compat, publishing, topology
 from .connection import QUEUES, connection_url
 from .consumer import CheckingConsumer
 from .errors import PublishBlocked
+from .host_limits import HostBackend
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
 from .middleware.heartbeat import WorkerHeartbeat
 from .middleware.job_modules import JobModules
@@ -325,8 +327,10 @@ class TopologyGuard(dramatiq.Middleware):
 def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq.Middleware]:
     """The middleware stack, in the order documented above."""
     rate_backend: RateLimiterBackend
-    if stub or not settings.redis_url:
+    if stub:
         rate_backend = StubBackend()
+    elif not settings.redis_url:
+        rate_backend = HostBackend(settings.rate_limit_file)  # every process of this host, not other hosts
     else:
         from dramatiq.rate_limits.backends import RedisBackend  # deferred: redis-py, only with REDIS_URL set
 
@@ -354,7 +358,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
             max_backoff=settings.retry_max_backoff_ms,
         ),
         FireDedup(),
-        RateLimit(rate_backend),
+        RateLimit(rate_backend, limits=() if stub else None),  # a real worker reads the jobs file's at boot
         JobMetrics(),
         history,
         TopologyGuard(),

@@ -157,10 +157,12 @@ class Beat:
       directory: The host's metrics directory.
       role: ``worker`` or ``scheduler``.
       report: Returns the state (``live``, ``ready``, ``problems`` and any detail).
+      on_beat: Called at each beat first (the process's CPU and memory metrics); must not raise.
     """
 
-    def __init__(self, directory: Path, role: str, report: Callable[[], dict[str, Any]]) -> None:
-        self.directory, self.role, self.report = directory, role, report
+    def __init__(self, directory: Path, role: str, report: Callable[[], dict[str, Any]],
+                 on_beat: Callable[[], None] | None = None) -> None:
+        self.directory, self.role, self.report, self.on_beat = directory, role, report, on_beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{role}-health", daemon=True)
         self._failing = False
@@ -171,7 +173,9 @@ class Beat:
         return self
 
     def beat(self) -> None:
-        """Write the state once (a failure is logged, never raised)."""
+        """Write the state once, after ``on_beat`` (a failure is logged, never raised)."""
+        if self.on_beat is not None:
+            self.on_beat()
         try:
             write_state(self.directory, self.role, self.report())
         except Exception as exc:  # noqa: BLE001 - a probe file must never break the process

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     )
     rabbitmq_management_url: str | None = None
     redis_url: str | None = None
+    # Without REDIS_URL the rate limiters' counts live here, shared by every worker process of the host.
+    rate_limit_file: Path = Path("data/rate_limits.sqlite3")
     database_url: str = "sqlite:///data/broker_jobs.sqlite3"
     jobs_config: Path = Path("config/jobs.yaml")
     scheduler_timezone: str = "UTC"
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
     log_format: Literal["plain", "json"] = "plain"
     log_runs: Literal["all", "slow", "failures"] = "slow"
     history_keep_completed: int = Field(100, ge=0)
+    # Seed 002's "keep last 5 failed jobs": per job, on top of the age limit.
+    history_keep_failed: int = Field(5, ge=0)
     history_completed_ttl: int = Field(3600, ge=0, description="seconds")
     history_failed_ttl: int = Field(86400, ge=0, description="seconds")
     dead_letter_ttl: int = Field(7 * 86400, ge=0, description="seconds")

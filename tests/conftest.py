@@ -38,6 +38,7 @@ os.environ.setdefault("JOBS_CONFIG", str(ROOT / "config" / "jobs.yaml"))
 os.environ.setdefault("DATA_DIR", str(_TMP / "data"))
 os.environ.setdefault("QDRANT_PATH", str(_TMP / "qdrant"))
 os.environ.setdefault("EXPORT_DIR", str(_TMP / "exports"))
+os.environ.setdefault("RATE_LIMIT_FILE", str(_TMP / "rate_limits.sqlite3"))
 os.environ.setdefault("RETRY_MIN_BACKOFF", "0.05")
 # Worker processes started by tests export metrics from a directory and port of their own.
 os.environ.setdefault("METRICS_DIR", str(_TMP / "metrics"))

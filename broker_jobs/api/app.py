@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from .. import __version__
 from ..cli.common import load_jobs as import_jobs
 from ..settings import Settings, get_settings
+from .admin import router as admin_router
 from .auth import secret_of
 from .collector import StateCollector
 from .console import router as console_router
@@ -104,5 +105,6 @@ def create_app(settings: Settings | None = None, *, jwt_secret: str | None = Non
     app.include_router(console_router)  # before api_router: /dlq/groups must not be read as /dlq/{id}
     app.include_router(api_router)
     app.include_router(live_router)
+    app.include_router(admin_router)
     app.include_router(dashboard_router)
     return app

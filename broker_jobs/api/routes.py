@@ -23,7 +23,15 @@ from ..queues import queue_stats
 from ..scheduling import control
 from ..settings import Settings
 from ..store.db import get_engine
-from ..store.queries import archived_letters, finished_since, query_runs, run_counts, scheduled_runs
+from ..store.queries import (
+    archived_letters,
+    finished_since,
+    latest_run,
+    query_runs,
+    queue_run_counts,
+    run_counts,
+    scheduled_runs,
+)
 from ..store.queries import recent_dead as archived_dead
 from .auth import require
 from .statuses import READ, WITH_BODY, WRITE, answers
@@ -279,6 +287,72 @@ def sync_all() -> Enqueued:
 def sync_one(service_id: int = Path(ge=1)) -> Enqueued:
     """Enqueue ``sync_service`` for one service."""
     return _send("sync_service", service_id)
+
+
+class SyncRun(BaseModel):
+    """The newest run of ``sync_all_services``."""
+
+    message_id: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class SyncSchedule(BaseModel):
+    """A schedule of the service sync (``service-sync`` in the jobs file: 06:30, every 5 minutes in development)."""
+
+    id: str
+    trigger: str
+    next_run: datetime | None
+    paused: bool
+
+
+class SyncStatus(BaseModel):
+    """Seed 002's queue status (BullMQ's job counts) for the sync queue.
+
+    ``waiting``, ``active`` and ``delayed`` are RabbitMQ's now (``active``: delivered to a worker and not yet
+    acknowledged; None without the management API); ``completed`` and ``failed`` are the runs the history keeps,
+    after the retention by count and age (``HISTORY_KEEP_COMPLETED``, ``HISTORY_KEEP_FAILED``), as BullMQ's
+    counts are after ``removeOnComplete``/``removeOnFail``; ``dead_lettered`` is what waits in ``sync.XQ``.
+    """
+
+    queue: str
+    waiting: int
+    active: int | None
+    delayed: int | None
+    completed: int
+    failed: int
+    dead_lettered: int
+    last_sync: SyncRun | None
+    schedules: list[SyncSchedule]
+
+
+#: The jobs whose schedules the sync status shows.
+SYNC_ACTORS = ("sync_all_services", "sync_service")
+
+
+@router.get("/sync/status", dependencies=[read], tags=["sync"], responses=answers(*READ, 503))
+def sync_status(request: Request) -> SyncStatus:
+    """Waiting, active, delayed, completed and failed service syncs, the last one, and when the next fires."""
+    settings = _settings(request)
+    queue = _call(registry.get, "sync_all_services").queue
+    [stats] = _call(queue_stats, settings, [queue])
+    engine = get_engine(settings.database_url)
+    counts = queue_run_counts(engine, queue)
+    try:
+        jobs = [j for j in control.list_jobs(settings) if j.get("actor") in SYNC_ACTORS]
+    except BrokerJobsError:  # a broken jobs file: the counts still answer
+        jobs = []
+    last = latest_run(engine, "sync_all_services")
+    return SyncStatus(
+        queue=queue, waiting=stats.ready, active=stats.unacked, delayed=stats.delayed,
+        completed=counts.get("succeeded", 0) + counts.get("skipped", 0),
+        failed=counts.get("failed", 0) + counts.get("dead", 0), dead_lettered=stats.dead,
+        last_sync=SyncRun(**last) if last else None,
+        schedules=[SyncSchedule(id=str(j["id"]), trigger=str(j.get("trigger", "")), next_run=j.get("next_run"),
+                                paused=bool(j.get("paused"))) for j in jobs],
+    )
 
 
 def throughput(settings: Settings, minutes: int = 30) -> dict[str, list[int]]:

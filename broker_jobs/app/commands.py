@@ -1,4 +1,4 @@
-"""The built-in application's CLI commands: ``entities``, ``services``, ``search``."""
+"""The built-in application's CLI commands: ``entities``, ``services``, ``search``, ``concepts``."""
 
 from __future__ import annotations
 
@@ -105,4 +105,41 @@ def search(query: str, kind: str, limit: int, as_json: bool) -> None:
         click.echo(table(rows, ["score", "row_id", "text"]))
 
 
-COMMANDS = [entities, services, search]
+@click.group("concepts")
+def concepts() -> None:
+    """The merges concept hygiene applied: list them, undo one."""
+
+
+@concepts.command("merges")
+@click.option("--kind", help="Only this entity kind.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@guarded
+def concepts_merges(kind: str | None, limit: int, as_json: bool) -> None:
+    """The newest merges: id, kind, the source kept, the duplicate merged into it, score, when, undone."""
+    from broker_jobs.app.vectors.hygiene import list_merges  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy, only when this runs
+
+    rows = list_merges(get_engine(app_settings().database_url), kind, limit)
+    if as_json:
+        dump(rows)
+    else:
+        click.echo(table(rows, ["id", "kind", "source_id", "duplicate_id", "score", "merged_at", "undone_at"]))
+
+
+@concepts.command("undo")
+@click.argument("merge_id", type=int)
+@guarded
+def concepts_undo(merge_id: int) -> None:
+    """Undo merge MERGE_ID: the duplicate's vector goes back, and hygiene never merges that pair by itself again."""
+    from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.app.vectors.hygiene import undo_merge  # deferred: numpy and qdrant-client, only when this runs
+    from broker_jobs.store.db import get_engine  # deferred: SQLAlchemy, only when this runs
+
+    settings = app_settings()
+    with open_store(settings) as store:
+        done = undo_merge(get_engine(settings.database_url), store, merge_id)
+    click.echo(f"undid merge {merge_id}: {done['kind']} {done['duplicate_id']} is back beside {done['source_id']}")
+
+
+COMMANDS = [entities, services, search, concepts]

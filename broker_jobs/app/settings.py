@@ -33,6 +33,9 @@ class AppSettings(Settings):
     companies_file: Path = Path("examples/companies.csv")
     csv_max_concurrent: int = Field(4, ge=1, le=64)
     duplicate_threshold: float = Field(0.92, gt=0, le=1)
+    # Seed 003 merges concept drift by itself: at or above this cosine the duplicate's vector is merged away.
+    merge_threshold: float = Field(0.97, gt=0, le=1)
+    hygiene_dry_run: bool = False
     service_sync_max_delay: float = Field(30.0, ge=0, description="seconds")
     http_timeout: float = Field(10.0, gt=0, description="seconds")
     http_max_retries: int = Field(4, ge=0, le=20)

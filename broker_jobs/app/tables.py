@@ -229,3 +229,21 @@ class MergeProposal(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     __table_args__ = (UniqueConstraint("kind", "source_id", "duplicate_id"),)
+
+
+class ConceptMerge(Base):
+    """A merge concept hygiene applied: the duplicate's vector, kept so that ``concepts undo`` can put it back."""
+
+    __tablename__ = "concept_merges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(200))
+    source_id: Mapped[str] = mapped_column(String(200))
+    duplicate_id: Mapped[str] = mapped_column(String(200))
+    score: Mapped[float] = mapped_column(Float)
+    point_id: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[list[float]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

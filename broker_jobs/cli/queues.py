@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -73,7 +74,8 @@ def check_config(path: str | None) -> None:
 
     load_jobs()
     s = settings()
-    counts = []
+    counts: list[str] = []
+    limits: list[Any] = []
     # A production-only mistake must show up on a development machine, before the deploy.
     for env in (e for e in ENVIRONMENTS if e != "default"):
         try:
@@ -81,4 +83,7 @@ def check_config(path: str | None) -> None:
         except ConfigError as exc:
             raise ConfigError(f"APP_ENV={env}: {exc}") from None
         counts.append(f"{env} {len(config.jobs)}")
+        limits = config.rate_limits if env == s.app_env else limits
     click.echo(f"{config.source}: jobs OK ({', '.join(counts)})")
+    for limit in limits:  # this APP_ENV's
+        click.echo(f"rate limit: {limit.describe()} (shared through {'Redis' if s.redis_url else 'this host'})")

@@ -3,6 +3,7 @@
 The package, one module per part, each importing only the ones listed before it:
 
 * :mod:`.env`: multiprocess mode, set up before ``prometheus_client`` is imported;
+* :mod:`.resources`: this process's CPU time and memory;
 * :mod:`.labels`: bounded label values (undeclared actors and queues are ``unknown``);
 * :mod:`.definitions`: our metric objects, the slot outcomes, ``render``;
 * :mod:`.batch`: worker-thread updates summed and written once a second;
@@ -24,7 +25,10 @@ Exported series:
 * ``broker_jobs_schedule_slots_total{job,outcome}`` (:data:`SLOT_OUTCOMES`);
 * ``broker_jobs_scheduler_leader`` (1 while this host's scheduler holds the lease);
 * ``broker_jobs_rate_limited_total{queue,actor}``, ``broker_jobs_dead_lettered_total{queue,actor}``,
-  ``broker_jobs_job_runs_total{queue,actor,status}`` (finished runs, by outcome).
+  ``broker_jobs_job_runs_total{queue,actor,status}`` (finished runs, by outcome);
+* ``broker_jobs_process_cpu_seconds{role,pid}``, ``broker_jobs_process_resident_memory_bytes{role,pid}``:
+  each live worker and scheduler process's CPU time and memory (:mod:`.resources`), sampled with its
+  health beat; a stopped process's series go (``liveall``).
 
 Queue depths and history counts are cluster-wide, computed on scrape by the
 web app's ``/metrics`` (:mod:`broker_jobs.api.collector`).
@@ -37,11 +41,13 @@ import math
 from datetime import datetime
 from typing import Any
 
+from . import resources
 from .definitions import PUBLISHED, SLOT_OUTCOMES, get, multiprocess_enabled, render, safely
 
 __all__ = [
     "PUBLISHED", "SLOT_OUTCOMES", "dead_lettered", "job_succeeded", "multiprocess_enabled", "observe_fire",
-    "rate_limited", "render", "run_counter", "run_finished", "safely", "set_leader", "set_next_fire",
+    "process_resources", "rate_limited", "render", "run_counter", "run_finished", "safely", "set_leader",
+    "set_next_fire",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,6 +129,18 @@ def run_finished(queue: str, actor: str, status: str) -> None:
     child = run_counter(queue, actor, status)
     if child is not None:
         safely("run", child.inc)
+
+
+def process_resources(role: str) -> None:
+    """Record this process's CPU time and resident memory under ``role`` (worker, scheduler)."""
+    cpu, rss = resources.sample()
+
+    def record() -> None:
+        get().process_cpu.labels(role).set(cpu)
+        if rss is not None:
+            get().process_memory.labels(role).set(rss)
+
+    safely("process resources", record)
 
 
 def rate_limited(queue: str, actor: str) -> None:

@@ -60,6 +60,13 @@ class Metrics:
                                           ["queue", "actor"], registry=r)
         self.runs = prom.Counter("broker_jobs_job_runs", "Finished runs by outcome.",
                                  ["queue", "actor", "status"], registry=r)
+        # Each live worker and scheduler process's own use (a pid label per process; gone with the process).
+        self.process_cpu = prom.Gauge("broker_jobs_process_cpu_seconds",
+                                      "CPU time (user + system) this process has used, seconds.", ["role"],
+                                      registry=r, multiprocess_mode="liveall")
+        self.process_memory = prom.Gauge("broker_jobs_process_resident_memory_bytes",
+                                         "Resident memory of this process, bytes.", ["role"],
+                                         registry=r, multiprocess_mode="liveall")
 
 
 _metrics: Metrics | None = None

@@ -16,7 +16,7 @@ from typing import Any
 
 import dramatiq
 
-from .. import probes
+from .. import metrics, probes
 from ..metrics import env as metrics_env
 
 
@@ -57,7 +57,8 @@ class WorkerHeartbeat(dramatiq.Middleware):
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         directory = metrics_env.configure()
         self._stopping = False
-        self._beat = probes.Beat(directory, "worker", lambda: worker_state(worker, self._stopping)).start()
+        self._beat = probes.Beat(directory, "worker", lambda: worker_state(worker, self._stopping),
+                                 on_beat=lambda: metrics.process_resources("worker")).start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stopping = True

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import BrokerJobsError, ConfigError
 from ..settings import Settings
+from . import groups
 from .config import JobDef, load_config, parse_job
 
 if TYPE_CHECKING:
@@ -60,11 +61,14 @@ class Catalog:
       config_path: The jobs file.
       declare_queues: Declares the queues the jobs use (through the broker).
       report: Called with a line for a job ignored or a queue not declared yet.
+      group: Only the jobs of this group (``scheduler --group``); None: every job.
     """
 
     def __init__(self, settings: Settings, store: CatalogStore, config_path: Path, *,
-                 declare_queues: Callable[[set[str]], None] | None, report: Callable[[str], None]) -> None:
+                 declare_queues: Callable[[set[str]], None] | None, report: Callable[[str], None],
+                 group: str | None = None) -> None:
         self.settings, self.store, self.config_path = settings, store, config_path
+        self.group = group
         self._declare_queues, self._report = declare_queues, report
         self.config_jobs: dict[str, JobDef] = {}
         self.jobs: dict[str, JobDef] = {}
@@ -103,7 +107,8 @@ class Catalog:
 
     def reload(self, config_changed: bool = True) -> Changes:
         """Re-read pauses and runtime jobs; merge them with the file's jobs when anything changed."""
-        self.paused = {c.job_id: c.note for c in self.store.controls().values() if c.paused}
+        controls = self.store.controls()
+        self._pauses(controls)
         specs = self.store.runtime_specs()
         if not config_changed and specs == self._specs_seen:
             return Changes()  # comparing 10,000 jobs every 5 s would be most of the idle CPU
@@ -116,7 +121,24 @@ class Catalog:
                 jobs[job_id] = parse_job(spec, self.settings, path=(f"runtime job {job_id}",), origin="runtime")
             except BrokerJobsError as exc:
                 self._report(f"runtime job {job_id} ignored: {exc}")
-        return self._set({j.id: j for j in jobs.values() if j.enabled})
+        changes = self._set({j.id: j for j in jobs.values()
+                             if j.enabled and (self.group is None or j.group == self.group)})
+        self._pauses(controls)
+        return changes
+
+    def _pauses(self, controls: dict[str, Row[Any]]) -> None:
+        """Each job's own pause, else its whole scheduler's (every job, or its group), with the note."""
+        paused = {key: c.note for key, c in controls.items() if c.paused and not groups.is_control_key(key)}
+        whole = {key: c.note or "scheduler paused" for key, c in controls.items()
+                 if c.paused and groups.is_control_key(key)}
+        if whole:
+            everything = whole.get(groups.control_key(None))
+            for job in self.jobs.values():
+                if job.id not in paused:
+                    note = everything or whole.get(groups.control_key(job.group))
+                    if note is not None:
+                        paused[job.id] = note
+        self.paused = paused
 
     def _set(self, jobs: dict[str, JobDef]) -> Changes:
         old = self.jobs

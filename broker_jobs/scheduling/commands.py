@@ -39,43 +39,50 @@ def _every(text: str) -> float:
 
 
 @click.command("scheduler")
+@click.option("--group", help="Run only the jobs of this group (the jobs file's group:), under a lease of its own.")
 @guarded
-def scheduler() -> None:
-    """Run a scheduler instance (run any number: one leader fires each slot)."""
+def scheduler(group: str | None) -> None:
+    """Run a scheduler instance (run any number: one leader fires each slot; one set per --group)."""
     # deferred (each below): the scheduler's machinery pulls dramatiq, SQLAlchemy and Redis; --help stays light
     from ..broker import get_broker  # deferred: dramatiq and pika
     from ..store.scheduler_state import open_scheduler_store  # deferred: SQLAlchemy
-    from .control import declare_queues  # deferred: SQLAlchemy
-    from .lease import build_lease  # deferred: redis
+    from .control import check_group, declare_queues  # deferred: SQLAlchemy
+    from .lease import build_lease, lease_name  # deferred: redis
     from .publisher import Publisher  # deferred: dramatiq and pika
     from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
 
     s = settings()
     configure_logging(s.log_level, s.log_format)
     load_jobs()
+    if group is not None:
+        check_group(s, group)
     from .. import probes  # deferred: prometheus_client and the probes' server
     from ..metrics.env import configure  # deferred: prometheus_client
     from ..metrics.exporter import start_exporter  # deferred: prometheus_client
 
     # Serves now, or takes the port over when this host's worker exporter stops.
     start_exporter(s.metrics_host, s.metrics_port, role="scheduler")
-    store = open_scheduler_store(s.database_url)
+    store = open_scheduler_store(s.database_url, fence=lease_name(group))
 
     def declare(queues: set[str]) -> None:
         declare_queues(get_broker(), queues)
 
-    instance = Scheduler(s, store=store, lease=build_lease(s, store.engine),
+    instance = Scheduler(s, store=store, lease=build_lease(s, store.engine, group),
                          publisher=Publisher(s.rabbitmq_url, s.publish_timeout, s.max_message_bytes),
-                         declare_queues=declare)
+                         declare_queues=declare, group=group)
     instance.load()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
     logging.getLogger(__name__).info(
-        "[scheduler] instance %s started: %d jobs from %s, lease in %s", instance.instance_id,
-        len(instance.jobs), instance.config_path, "Redis" if s.redis_url else "the database")
-    beat = probes.Beat(configure(), "scheduler", instance.health).start()
+        "[scheduler] instance %s started: %d jobs%s from %s, lease %s in %s", instance.instance_id,
+        len(instance.jobs), f" of group {group}" if group else "", instance.config_path, lease_name(group),
+        "Redis" if s.redis_url else "the database")
+    from .. import metrics  # deferred: prometheus_client, after configure()
+
+    beat = probes.Beat(configure(), "scheduler", instance.health,
+                       on_beat=lambda: metrics.process_resources("scheduler")).start()
     try:
         instance.run(stop)
     finally:
@@ -204,23 +211,45 @@ def jobs_simulate(start: str | None, end: str | None, down: tuple[str, ...], dur
     click.echo("\n".join(lines))
 
 
+def _target(job_id: str | None, everything: bool, group: str | None) -> str:
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
+    if sum((job_id is not None, everything, group is not None)) != 1:
+        raise ConfigError("say what: a JOB_ID, --all (the whole scheduler) or --group NAME (one group's scheduler)")
+    return "job" if job_id is not None else "scheduler"
+
+
 @jobs.command("pause")
-@click.argument("job_id", shell_complete=complete_job_ids)
+@click.argument("job_id", required=False, shell_complete=complete_job_ids)
+@click.option("--all", "everything", is_flag=True, help="Pause the whole scheduler: every job.")
+@click.option("--group", help="Pause one group's jobs (the jobs file's group:).")
 @click.option("--note", help="Why (shown in jobs list and show).")
 @guarded
-def jobs_pause(job_id: str, note: str | None) -> None:
-    """Pause a job on every scheduler instance."""
-    _control().pause(settings(), job_id, note)
-    click.echo(f"paused {job_id}" + (f": {note}" if note else ""))
+def jobs_pause(job_id: str | None, everything: bool, group: str | None, note: str | None) -> None:
+    """Pause a job, a group or the whole scheduler, on every scheduler instance."""
+    if _target(job_id, everything, group) == "job":
+        assert job_id is not None
+        _control().pause(settings(), job_id, note)
+        click.echo(f"paused {job_id}" + (f": {note}" if note else ""))
+        return
+    done = _control().pause_scheduler(settings(), group, note)
+    click.echo(f"paused {done['scheduler']}" + (f": {note}" if note else ""))
 
 
 @jobs.command("resume")
-@click.argument("job_id", shell_complete=complete_job_ids)
+@click.argument("job_id", required=False, shell_complete=complete_job_ids)
+@click.option("--all", "everything", is_flag=True, help="Resume the whole scheduler.")
+@click.option("--group", help="Resume one group's jobs.")
 @guarded
-def jobs_resume(job_id: str) -> None:
-    """Resume a paused job from its next slot."""
-    _control().resume(settings(), job_id)
-    click.echo(f"resumed {job_id}")
+def jobs_resume(job_id: str | None, everything: bool, group: str | None) -> None:
+    """Resume a paused job, group or the whole scheduler from the next slot (paused slots are not caught up)."""
+    if _target(job_id, everything, group) == "job":
+        assert job_id is not None
+        _control().resume(settings(), job_id)
+        click.echo(f"resumed {job_id}")
+        return
+    done = _control().resume_scheduler(settings(), group)
+    click.echo(f"resumed {done['scheduler']}")
 
 
 @jobs.command("run-now")

@@ -22,15 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .. import registry
 from ..errors import BrokerJobsError, ConfigError
+from ..fleet_limits import FleetLimit, limits_of
 from ..priorities import Priority, parse_priority
 from ..registry import JobSpec
 from ..settings import Settings
+from . import groups
 from .jobs_file import Located, Path_, dotted, import_listed_modules
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, parse_cron
 
 Trigger = CronTrigger | IntervalTrigger | DateTrigger
 ENVIRONMENTS = ("development", "production", "default")
 TRIGGER_KINDS = ("cron", "interval", "date")
+TOP_LEVEL_KEYS = ("jobs", "modules", "rate_limits")
 
 
 class IntervalSpec(BaseModel):
@@ -79,6 +82,17 @@ class JobEntry(BaseModel):
     overlap: Literal["allow", "skip", "buffer_one", "replace"] = "skip"
     dst: DstSpec = Field(default_factory=DstSpec)
     description: str | None = None
+    group: str | None = None
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not groups.PATTERN.match(value):
+                raise ValueError("must be a name of up to 50 letters, digits, . _ - (starting with a letter or digit)")
+            if value == groups.EVERYTHING:
+                raise ValueError(f"{value!r} is reserved (it means every group in the admin API)")
+        return value
 
     @field_validator("priority")
     @classmethod
@@ -129,6 +143,7 @@ class JobDef:
     description: str = ""
     origin: str = "config"
     spec: dict[str, Any] = field(default_factory=dict, compare=False)
+    group: str = groups.DEFAULT
 
     @property
     def kind(self) -> str:
@@ -143,6 +158,7 @@ class JobsConfig:
     source: str
     jobs: list[JobDef]
     modules: list[str] = field(default_factory=list)
+    rate_limits: list[FleetLimit] = field(default_factory=list)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -252,6 +268,7 @@ def parse_job(raw: Any, settings: Settings, *, path: Path_ = ("job",), doc: Loca
         queue=job.queue or spec.queue, timezone=tz, jitter=job.jitter, misfire=job.misfire,
         misfire_grace=job.misfire_grace, overlap=job.overlap, enabled=job.enabled,
         description=job.description or spec.description, origin=origin, spec=dict(raw) if origin == "runtime" else {},
+        group=job.group or groups.DEFAULT,
     )
 
 
@@ -304,8 +321,8 @@ def load_config(path: Path, settings: Settings, *, import_modules: bool = True) 
     if not isinstance(data, dict):
         raise doc.error((), "the jobs file must be a mapping with 'jobs:' (and optionally 'modules:')")
     for key in data:
-        if key not in ("jobs", "modules"):
-            raise doc.error((key,), "unknown top-level key (expected 'jobs' and 'modules')")
+        if key not in TOP_LEVEL_KEYS:
+            raise doc.error((key,), "unknown top-level key (expected 'jobs', 'modules' and 'rate_limits')")
     modules = data.get("modules") if data.get("modules") is not None else []
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise doc.error(("modules",), "must be a list of module names")
@@ -323,4 +340,19 @@ def load_config(path: Path, settings: Settings, *, import_modules: bool = True) 
             raise doc.error(("jobs", i, "id"), f"duplicate id {job.id!r} (first used by jobs[{seen[job.id]}])")
         seen[job.id] = i
         jobs.append(job)
-    return JobsConfig(source=source, jobs=jobs, modules=list(modules))
+    limits = limits_of(doc, settings.app_env)
+    if import_modules:
+        _check_limit_targets(doc, limits)
+    return JobsConfig(source=source, jobs=jobs, modules=list(modules), rate_limits=limits)
+
+
+def _check_limit_targets(doc: Located, limits: list[FleetLimit]) -> None:
+    """A group naming an unknown job, or a queue no job uses, is a typo that would limit nothing."""
+    queues = {spec.queue for spec in registry.list()}
+    for i, limit in enumerate(limits):
+        if limit.queue is not None and limit.queue not in queues:
+            raise doc.error(("rate_limits", i, "queue"),
+                            f"no job uses queue {limit.queue!r} (known: {', '.join(sorted(queues))})")
+        for name in sorted(limit.actors):
+            if not registry.has(name):
+                raise doc.error(("rate_limits", i, "actors"), f"unknown actor {name!r}")

@@ -20,8 +20,9 @@ from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from ..protocol import FireId
 from ..settings import Settings
 from ..store.scheduler_state import SchedulerStore, open_scheduler_store
+from . import groups
 from .config import JobDef, load_config, parse_job
-from .lease import build_lease
+from .lease import build_lease, lease_name
 from .planning import Planned, plan_flights
 from .policies import BACKFILLED, MANUAL, OVERLAP
 from .publisher import Publisher
@@ -96,7 +97,7 @@ def show_job(settings: Settings, job_id: str, audit: int = 20) -> dict[str, Any]
     row = _row(job, store.states().get(job_id), store.controls().get(job_id), utc_now())
     row.update(
         description=job.description, args=list(job.args), kwargs=job.kwargs, timezone=job.timezone,
-        jitter=job.jitter, misfire=job.misfire, misfire_grace=job.misfire_grace, overlap=job.overlap,
+        jitter=job.jitter, misfire=job.misfire, misfire_grace=job.misfire_grace, overlap=job.overlap, group=job.group,
         in_flight=[{"fire_id": f.fire_id, "state": "queued" if f.queued else "running"}
                    for f in store.in_flight([job_id]).get(job_id, [])],
         audit=store.audit(job_id, audit),
@@ -243,14 +244,17 @@ def remove_runtime_job(settings: Settings, job_id: str) -> dict[str, Any]:
 
 
 def scheduler_status(settings: Settings) -> dict[str, Any]:
-    """The lease holder, its fencing token, the instances' heartbeats and errors."""
+    """The lease holder, its fencing token, the instances' heartbeats and errors, whether it is paused whole."""
     store = _store(settings)
     holder = build_lease(settings, store.engine).holder()
     now = utc_now()
     instances = store.instances()
     for row in instances:
         row["alive"] = (now - row["heartbeat_at"]).total_seconds() <= 3 * REFRESH
+    whole = store.controls().get(groups.control_key(None))
     return {
+        "paused": bool(whole is not None and whole.paused),
+        "paused_note": whole.note if whole is not None and whole.paused else None,
         "leader": holder.owner if holder else None,
         "fencing_token": holder.token if holder else None,
         "lease_expires_in": round(holder.expires_in, 3) if holder else None,
@@ -260,3 +264,86 @@ def scheduler_status(settings: Settings) -> dict[str, Any]:
         "errors": sum(row["errors"] or 0 for row in instances if row["alive"]),
         "last_errors": [row["last_error"] for row in instances if row["alive"] and row["last_error"]],
     }
+
+
+def known_groups(settings: Settings, store: SchedulerStore | None = None) -> list[str]:
+    """The groups of the jobs (file and runtime), sorted; ``default`` for jobs that name none."""
+    return sorted({job.group for job in all_jobs(settings, store).values()})
+
+
+def check_group(settings: Settings, group: str, store: SchedulerStore | None = None) -> None:
+    """Refuse a group no job is in (a typo would run a scheduler of nothing).
+
+    Raises:
+      NotFoundError: naming the known groups.
+    """
+    known = known_groups(settings, store)
+    if group not in known:
+        raise NotFoundError(f"--group: no job is in group {group!r} (groups: {', '.join(known) or 'none'})")
+
+
+def pause_scheduler(settings: Settings, group: str | None, note: str | None = None) -> dict[str, Any]:
+    """Pause the whole scheduler (``group`` None: every job) or one group's jobs, on every instance.
+
+    Their slots are recorded ``paused`` until :func:`resume_scheduler`; a job's own pause stays as it is.
+    """
+    store = _store(settings)
+    if group is not None:
+        check_group(settings, group, store)
+    store.set_control(groups.control_key(group), paused=True, note=note)
+    return {"scheduler": group or groups.EVERYTHING, "paused": True, "note": note}
+
+
+def resume_scheduler(settings: Settings, group: str | None) -> dict[str, Any]:
+    """Resume the whole scheduler or one group from the next slot (paused slots are not caught up)."""
+    store = _store(settings)
+    if group is not None:
+        check_group(settings, group, store)
+    store.set_control(groups.control_key(group), paused=False, note=None)
+    return {"scheduler": group or groups.EVERYTHING, "paused": False}
+
+
+def schedulers(settings: Settings) -> dict[str, Any]:
+    """Every group's scheduler, in seed 001's health shape.
+
+    ``{"healthy", "status", "timestamp", "schedulers": {"total", "running", "paused", "errors"}, "details":
+    {GROUP: {"status", "healthy", "lastSuccess", "leader", "lease", "instances", "jobs", "paused", "note"}}}``.
+    A group is ``RUNNING`` when its own scheduler (``--group``) or the scheduler of every job leads, ``PAUSED``
+    when it (or everything) is paused, ``STOPPED`` when no instance leads it, ``ERROR`` when the instance
+    leading it has not written a heartbeat for three refreshes (its loop is stuck).
+    """
+    store = _store(settings)
+    jobs = all_jobs(settings, store)
+    states, controls, instances, now = store.states(), store.controls(), store.instances(), utc_now()
+    heartbeats = {row["instance_id"]: row for row in instances}
+    main = build_lease(settings, store.engine).holder()
+    everything = controls.get(groups.control_key(None))
+    details: dict[str, Any] = {}
+    for group in sorted({job.group for job in jobs.values()}):
+        members = [job for job in jobs.values() if job.group == group]
+        own = build_lease(settings, store.engine, group).holder()
+        holder = own or main
+        pause = controls.get(groups.control_key(group))
+        paused_by = next((c for c in (everything, pause) if c is not None and c.paused), None)
+        beat = heartbeats.get(holder.owner) if holder else None
+        stuck = beat is not None and (now - beat["heartbeat_at"]).total_seconds() > 3 * REFRESH
+        status = ("ERROR" if stuck else "PAUSED" if paused_by is not None else
+                  "RUNNING" if holder is not None else "STOPPED")
+        fired = [when for j in members if j.id in states
+                 and (when := as_utc(states[j.id].last_fired_at)) is not None]
+        details[group] = {
+            "status": status, "healthy": status in ("RUNNING", "PAUSED"),
+            "lastSuccess": max(fired).isoformat() if fired else None,
+            "leader": holder.owner if holder else None,
+            "lease": lease_name(group) if own else lease_name(None),
+            "instances": sum(1 for row in instances if row["instance_id"].startswith(f"{group}@")
+                             and (now - row["heartbeat_at"]).total_seconds() <= 3 * REFRESH),
+            "jobs": len(members), "paused": paused_by is not None,
+            "note": paused_by.note if paused_by is not None else None,
+        }
+    counts = {"total": len(details), "running": sum(d["status"] == "RUNNING" for d in details.values()),
+              "paused": sum(d["status"] == "PAUSED" for d in details.values()),
+              "errors": sum(d["status"] == "ERROR" for d in details.values())}
+    healthy = all(d["healthy"] for d in details.values())
+    return {"healthy": healthy, "status": "healthy" if healthy else "unhealthy", "timestamp": now.isoformat(),
+            "paused": bool(everything is not None and everything.paused), "schedulers": counts, "details": details}

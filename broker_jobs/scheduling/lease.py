@@ -128,11 +128,13 @@ class DatabaseLease:
     Parameters:
       engine: The shared database.
       clock: Seconds since the epoch (tests pass a fake one).
+      name: The lease's row (``scheduler``, or ``scheduler:GROUP`` for a group's own scheduler).
     """
 
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time, name: str = NAME) -> None:
         self.engine = engine
         self.clock = clock
+        self.name = name
 
     def _now(self) -> float:
         return float(self.clock())
@@ -141,17 +143,17 @@ class DatabaseLease:
         now = self._now()
         with self.engine.begin() as conn:
             row = conn.execute(select(leases.c.owner, leases.c.token, leases.c.expires_at)
-                               .where(leases.c.name == NAME)).first()
+                               .where(leases.c.name == self.name)).first()
             if row is None:
-                fence = conn.scalar(select(fences.c.token).where(fences.c.name == NAME)) or 0
+                fence = conn.scalar(select(fences.c.token).where(fences.c.name == self.name)) or 0
                 token = max(min_token, int(fence)) + 1
                 created = conn.execute(upsert_insert(self.engine, leases).values(
-                    name=NAME, owner=owner, token=token, expires_at=now + ttl)
+                    name=self.name, owner=owner, token=token, expires_at=now + ttl)
                     .on_conflict_do_nothing(index_elements=["name"])).rowcount
                 return token if created else None
             if row.owner == owner and row.expires_at > now:
                 held = conn.execute(update(leases).where(
-                    leases.c.name == NAME, leases.c.owner == owner, leases.c.token == row.token)
+                    leases.c.name == self.name, leases.c.owner == owner, leases.c.token == row.token)
                     .values(expires_at=now + ttl)).rowcount
                 return int(row.token) if held else None
             if row.expires_at > now:
@@ -159,24 +161,32 @@ class DatabaseLease:
             token = max(int(row.token), min_token) + 1
             # Compare-and-set: only one of the instances that saw it expired wins.
             won = conn.execute(update(leases).where(
-                leases.c.name == NAME, leases.c.token == row.token, leases.c.expires_at <= now)
+                leases.c.name == self.name, leases.c.token == row.token, leases.c.expires_at <= now)
                 .values(owner=owner, token=token, expires_at=now + ttl)).rowcount
             return token if won else None
 
     def release(self, owner: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(leases).where(leases.c.name == NAME, leases.c.owner == owner)
+            conn.execute(update(leases).where(leases.c.name == self.name, leases.c.owner == owner)
                          .values(expires_at=0.0))
 
     def holder(self) -> Holder | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(leases.c.owner, leases.c.token, leases.c.expires_at)
-                               .where(leases.c.name == NAME)).first()
+                               .where(leases.c.name == self.name)).first()
         if row is None or row.expires_at <= self._now():
             return None
         return Holder(row.owner, int(row.token), row.expires_at - self._now())
 
 
-def build_lease(settings: Settings, engine: Engine) -> Lease:
-    """Redis when ``REDIS_URL`` is set, the database otherwise."""
-    return RedisLease(settings.redis_url) if settings.redis_url else DatabaseLease(engine)
+def lease_name(group: str | None) -> str:
+    """The lease (and fence) of the scheduler of every job (``group`` None), or of one group's own scheduler."""
+    return NAME if group is None else f"{NAME}:{group}"
+
+
+def build_lease(settings: Settings, engine: Engine, group: str | None = None) -> Lease:
+    """Redis when ``REDIS_URL`` is set, the database otherwise; one lease per group, so groups fail apart."""
+    name = lease_name(group)
+    if settings.redis_url:
+        return RedisLease(settings.redis_url, prefix=f"broker_jobs:{name}:")
+    return DatabaseLease(engine, name=name)

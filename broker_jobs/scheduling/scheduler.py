@@ -117,17 +117,21 @@ class Scheduler:
       config_path: The jobs file (default ``JOBS_CONFIG``).
       declare_queues: Declares the queues the jobs use (through the broker).
       clock: The current time, aware UTC.
+      group: Run only this group's jobs (``scheduler --group``; its own lease and store fence); None: every job.
     """
 
     def __init__(self, settings: Settings, *, store: SchedulerStore, lease: Lease, publisher: BatchPublisher,
                  config_path: Path | None = None, declare_queues: Callable[[set[str]], None] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), group: str | None = None) -> None:
         self.settings, self.store, self.publisher, self.clock = settings, store, publisher, clock
-        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.group = group
+        # A group's instances say so in their id: the heartbeats tell the admin API who runs which group.
+        here = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.instance_id = f"{group}@{here}" if group else here
         self.started_at = clock()
         self.errors, self.last_error = 0, cast(str | None, None)
         self.catalog = Catalog(settings, store, Path(config_path or settings.jobs_config),
-                               declare_queues=declare_queues, report=self._error)
+                               declare_queues=declare_queues, report=self._error, group=group)
         self.keeper = LeaseKeeper(lease, store, self.instance_id, on_lead=self._lead, on_lose=self._lose,
                                   report=self._error)
         self.due = DueHeap()

@@ -31,6 +31,26 @@ def run_counts(engine: Engine, by: Literal["status", "queue"], status: str | Non
         return {str(key): int(count) for key, count in conn.execute(stmt)}
 
 
+def queue_run_counts(engine: Engine, queue: str) -> dict[str, int]:
+    """Runs of one queue kept in the history (after retention), by status."""
+    stmt = (select(job_runs.c.status, func.count()).where(job_runs.c.queue == queue)
+            .group_by(job_runs.c.status))
+    with engine.connect() as conn:
+        return {str(status): int(count) for status, count in conn.execute(stmt)}
+
+
+def latest_run(engine: Engine, actor: str) -> dict[str, Any] | None:
+    """The newest run of ``actor``: status, times (aware UTC), message id, error; None if it never ran."""
+    stmt = (select(job_runs.c.message_id, job_runs.c.status, job_runs.c.started_at, job_runs.c.finished_at,
+                   job_runs.c.error).where(job_runs.c.actor == actor).order_by(job_runs.c.id.desc()).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return {"message_id": row.message_id, "status": row.status, "started_at": as_utc(row.started_at),
+            "finished_at": as_utc(row.finished_at), "error": row.error}
+
+
 def finished_since(engine: Engine, since: datetime, limit: int = 100_000) -> list[tuple[str, datetime]]:
     """``(queue, finished_at)`` of the runs finished at or after ``since``."""
     stmt = select(job_runs.c.queue, job_runs.c.finished_at).where(job_runs.c.finished_at >= since).limit(limit)

@@ -159,10 +159,12 @@ def prune(
     keep_completed: int,
     completed_ttl: float,
     failed_ttl: float,
+    keep_failed: int | None = None,
     now: datetime | None = None,
 ) -> int:
     """Apply the retention: completed runs at most ``keep_completed`` per actor and
-    ``completed_ttl`` seconds old, failed ones ``failed_ttl`` seconds.
+    ``completed_ttl`` seconds old, failed (and dead) ones at most ``keep_failed`` per
+    actor (None: no count) and ``failed_ttl`` seconds old.
 
     Returns:
       The number of rows deleted.
@@ -179,14 +181,18 @@ def prune(
             delete(table).where(and_(table.c.status.in_(FAILED),
                                      table.c.finished_at < now - timedelta(seconds=failed_ttl)))
         ).rowcount
-        ranked = (
-            select(table.c.id, func.row_number().over(
-                partition_by=table.c.actor, order_by=(table.c.finished_at.desc(), table.c.id.desc())).label("rank"))
-            .where(table.c.status.in_(("succeeded", "skipped")))
-            .subquery()
-        )
-        excess = select(ranked.c.id).where(ranked.c.rank > keep_completed)
-        deleted += conn.execute(delete(table).where(table.c.id.in_(excess))).rowcount
+        counts = [(("succeeded", "skipped"), keep_completed)]
+        if keep_failed is not None:
+            counts.append((FAILED, keep_failed))
+        for statuses, keep in counts:  # the newest ``keep`` of each actor survive
+            ranked = (
+                select(table.c.id, func.row_number().over(
+                    partition_by=table.c.actor, order_by=(table.c.finished_at.desc(), table.c.id.desc())).label("rank"))
+                .where(table.c.status.in_(statuses))
+                .subquery()
+            )
+            excess = select(ranked.c.id).where(ranked.c.rank > keep)
+            deleted += conn.execute(delete(table).where(table.c.id.in_(excess))).rowcount
         # Runs stuck "running" for a day belong to workers that died.
         conn.execute(
             table.update()

@@ -54,10 +54,12 @@ class SchedulerStore:
 
     Parameters:
       engine: The database (``get_engine(DATABASE_URL)``).
+      fence: The fence row this instance's leader writes under (its lease's name: one per group).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, fence: str = FENCE) -> None:
         self.engine = engine
+        self.fence_name = fence
 
     # -- reads -------------------------------------------------------------------------------------
     def states(self) -> dict[str, Row[Any]]:
@@ -88,7 +90,7 @@ class SchedulerStore:
     def fence(self) -> int:
         """The current fencing token (0 when no leader ever wrote)."""
         with self.engine.connect() as conn:
-            return int(conn.scalar(select(fences.c.token).where(fences.c.name == FENCE)) or 0)
+            return int(conn.scalar(select(fences.c.token).where(fences.c.name == self.fence_name)) or 0)
 
     def in_flight(self, job_ids: Iterable[str] | None = None, *,
                   now: datetime | None = None) -> dict[str, list[Flight]]:
@@ -144,7 +146,7 @@ class SchedulerStore:
     def raise_fence(self, token: int) -> None:
         """Make ``token`` the lowest token allowed to write (a new leader calls this first)."""
         table = fences
-        stmt = upsert_insert(self.engine, table).values(name=FENCE, token=token)
+        stmt = upsert_insert(self.engine, table).values(name=self.fence_name, token=token)
         stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={
             "token": case((table.c.token < stmt.excluded.token, stmt.excluded.token), else_=table.c.token)})
         with self.engine.begin() as conn:
@@ -167,7 +169,7 @@ class SchedulerStore:
         with self.engine.begin() as conn:
             if token is not None:
                 # Compare-and-set on the fence row: it also serializes against raise_fence.
-                held = conn.execute(sql_update(fences).where(fences.c.name == FENCE, fences.c.token <= token)
+                held = conn.execute(sql_update(fences).where(fences.c.name == self.fence_name, fences.c.token <= token)
                                     .values(token=token)).rowcount
                 if not held:
                     raise FencedOut(f"fencing token {token} is stale")
@@ -220,9 +222,9 @@ class SchedulerStore:
             return int(conn.execute(delete(slot_audit).where(slot_audit.c.recorded_at < older_than)).rowcount)
 
 
-def open_scheduler_store(database_url: str | None = None) -> SchedulerStore:
-    """The scheduler's store on ``database_url`` (default ``DATABASE_URL``).
+def open_scheduler_store(database_url: str | None = None, fence: str = FENCE) -> SchedulerStore:
+    """The scheduler's store on ``database_url`` (default ``DATABASE_URL``), fenced under ``fence``.
 
     Its tables come from the migrations :func:`~broker_jobs.store.db.get_engine` runs on first use.
     """
-    return SchedulerStore(get_engine(database_url))
+    return SchedulerStore(get_engine(database_url), fence)

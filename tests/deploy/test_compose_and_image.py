@@ -215,3 +215,23 @@ def test_each_dashboard_resolves_its_data_source_when_provisioned_from_a_file(da
     if unresolved and not IN_CI:
         pytest.skip(f"{dashboard.name}: no data-source variable for {sorted(unresolved)} (deploy/grafana, not ours)")
     assert unresolved == set()
+
+
+def test_every_long_running_service_has_cpu_and_memory_limits_and_reservations(config):
+    # Seed 001's vertical scaling: deploy.resources.limits {cpus, memory} and reservations for each service.
+    for name, service in config["services"].items():
+        resources = service.get("deploy", {}).get("resources", {})
+        for kind in ("limits", "reservations"):
+            assert {"cpus", "memory"} <= set(resources.get(kind, {})), (name, kind)
+        limit, reserved = resources["limits"], resources["reservations"]
+        assert float(limit["cpus"]) >= float(reserved["cpus"]) > 0, name
+        assert int(limit["memory"]) >= int(reserved["memory"]) > 0, name  # compose config gives bytes
+    worker = config["services"]["worker"]["deploy"]["resources"]["limits"]
+    assert (float(worker["cpus"]), int(worker["memory"])) == (2.0, 2 * 1024**3)  # the seed's own figures
+
+
+def test_the_app_containers_logs_are_rotated(config):
+    # Seed 003's "log rotation": the processes log to stdout, Docker's json-file driver rotates it.
+    for name in APP_SERVICES:
+        logging = config["services"][name]["logging"]
+        assert logging["driver"] == "json-file" and logging["options"] == {"max-size": "10m", "max-file": "5"}, name

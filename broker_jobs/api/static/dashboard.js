@@ -218,6 +218,15 @@ function renderScheduler(status) {
   const alive = status.running ?? status.alive ?? Boolean(leader);
   el.className = `pill ${alive ? "pill-healthy" : "pill-degraded"}`;
   el.textContent = alive ? `scheduler ${leader ? "· " + String(leader).slice(0, 24) : "running"}` : "scheduler stopped";
+  if (status.paused) { el.className = "pill pill-degraded"; el.textContent = "scheduler paused"; }
+  // Pause or resume the whole scheduler (every job, on every instance): POST /api/admin/schedulers/all/...
+  const toggle = $("#scheduler-toggle");
+  toggle.hidden = !canOperate;  // read-only tokens get no operate control at all
+  if (canOperate) toggle.dataset.action = status.paused ? "resume-scheduler" : "pause-scheduler";
+  else delete toggle.dataset.action;
+  toggle.className = status.paused ? "btn" : "btn btn-pause";
+  toggle.textContent = status.paused ? "Resume scheduler" : "Pause scheduler";
+  toggle.title = status.paused ? `paused: ${status.paused_note || ""}` : "pause every job on every scheduler instance";
 }
 
 function renderOverview(data) {
@@ -598,6 +607,13 @@ async function act(button) {
     path = `/api/v1/jobs/${encodeURIComponent(job)}/pause`; body = {note: note || "paused from the console"};
     label = `Pause ${job}`;
   }
+  if (action === "pause-scheduler") {
+    const note = window.prompt("Pause the whole scheduler: why?", "paused from the dashboard");
+    if (note === null) return;
+    path = "/api/admin/schedulers/all/pause"; body = {note: note || "paused from the dashboard"};
+    label = "Pause scheduler";
+  }
+  if (action === "resume-scheduler") { path = "/api/admin/schedulers/all/resume"; label = "Resume scheduler"; }
   if (action === "replay") { path = "/api/v1/dlq/replay"; body = {id}; label = "Replay dead letter"; }
   if (action === "purge-one") {
     if (!window.confirm("Purge this dead letter for good?")) return;

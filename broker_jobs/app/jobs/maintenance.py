@@ -23,7 +23,7 @@ _AUDIT_TIME = ("recorded_at", "fired_at", "slot_at", "created_at", "at")
 
 @job(queue="maintenance", priority="low", time_limit=600)
 def prune_history() -> dict[str, Any]:
-    """Delete history past its retention (completed: count and age, failed: age)."""
+    """Delete history past its retention (completed and failed: count per job and age)."""
     from broker_jobs.store.db import (
         get_engine,  # deferred: SQLAlchemy, when the job runs
     )
@@ -38,6 +38,7 @@ def prune_history() -> dict[str, Any]:
             keep_completed=settings.history_keep_completed,
             completed_ttl=settings.history_completed_ttl,
             failed_ttl=settings.history_failed_ttl,
+            keep_failed=settings.history_keep_failed,
         )
     return report.asdict()
 
@@ -109,7 +110,8 @@ def run_system_maintenance() -> dict[str, Any]:
     now = datetime.now(UTC)
     with report.timed("history"):
         history = prune(engine, keep_completed=settings.history_keep_completed,
-                        completed_ttl=settings.history_completed_ttl, failed_ttl=settings.history_failed_ttl)
+                        completed_ttl=settings.history_completed_ttl, failed_ttl=settings.history_failed_ttl,
+                        keep_failed=settings.history_keep_failed)
     with report.timed("slot_audit"):
         audit = prune_slot_audit(engine, settings, now)
     with report.timed("dead_letters"):
@@ -136,8 +138,9 @@ def system_maintenance() -> dict[str, Any]:
     return run_system_maintenance()
 
 
-def run_concept_hygiene() -> dict[str, Any]:
-    """Orphan vectors removed and near-duplicate pairs proposed, for every entity kind."""
+def run_concept_hygiene(dry_run: bool | None = None) -> dict[str, Any]:
+    """Orphan vectors removed, near-duplicate pairs proposed and the confident ones (``MERGE_THRESHOLD``)
+    merged, for every entity kind; ``dry_run`` (default ``HYGIENE_DRY_RUN``) only proposes."""
     from broker_jobs.app.vectors import open_store  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.app.vectors.hygiene import clean_kind  # deferred: numpy and qdrant-client, only when this runs
     from broker_jobs.store.db import (
@@ -145,29 +148,33 @@ def run_concept_hygiene() -> dict[str, Any]:
     )
 
     settings, engine, total = get_app_settings(), get_engine(), Report()
+    dry = settings.hygiene_dry_run if dry_run is None else dry_run
     kinds: dict[str, Any] = {}
     errors: dict[str, str] = {}
     with open_store(settings) as store:
         for entity in all_entities():
             try:
-                part = clean_kind(engine, store, entity, settings.duplicate_threshold)
+                part = clean_kind(engine, store, entity, settings.duplicate_threshold,
+                                  merge_threshold=settings.merge_threshold, dry_run=dry)
             except Exception as exc:  # noqa: BLE001 - one broken entity must not stop the others
                 errors[entity.kind] = str(exc)
                 total.failed += 1
                 continue
             total.add(part)
             if part.fetched:
-                kinds[entity.kind] = {**part.counts(), "pairs": part.extra.get("pairs", 0)}
-    total.extra.update(kinds=kinds, threshold=settings.duplicate_threshold)
+                kinds[entity.kind] = {**part.counts(), "pairs": part.extra.get("pairs", 0),
+                                      **{k: part.extra[k] for k in ("merged", "would_merge") if k in part.extra}}
+    total.extra.update(kinds=kinds, threshold=settings.duplicate_threshold, merge_threshold=settings.merge_threshold,
+                       dry_run=dry, merged=sum(len(k.get("merged", [])) for k in kinds.values()))
     if errors:
         total.extra["errors"] = errors
     return total.asdict()
 
 
 @job(queue="maintenance", priority="low", time_limit=600)
-def concept_hygiene() -> dict[str, Any]:
-    """Record near-duplicate merge proposals; drop vectors whose rows are gone."""
-    return run_concept_hygiene()
+def concept_hygiene(dry_run: bool | None = None) -> dict[str, Any]:
+    """Drop vectors whose rows are gone; propose near-duplicate merges, apply the confident ones (unless dry run)."""
+    return run_concept_hygiene(dry_run)
 
 
 def run_batch_reprocess(entities: list[str] | None = None) -> dict[str, Any]:

@@ -1,9 +1,16 @@
-"""Concept hygiene: near-duplicate vectors become merge proposals; orphan vectors go.
+"""Concept hygiene: near-duplicate vectors become merge proposals, the confident ones merges; orphan vectors go.
 
 Duplicates are found by brute force (cosine of every pair, in blocks of a few
 hundred rows with numpy): exact, and fast enough for the tens of thousands of
 notes a vault holds.  Proposals are keyed by ``(kind, source, duplicate)`` so
 running twice records each pair once.
+
+A pair at or above ``MERGE_THRESHOLD`` is merged: the duplicate's vector leaves the
+store (search finds the source only) and a ``concept_merges`` row keeps it, so
+:func:`undo_merge` puts it back and marks the proposal ``undone`` (never merged by
+itself again).  In dry-run mode (``HYGIENE_DRY_RUN``, or ``dry_run=True``) nothing is
+merged: the report lists what would be.  A duplicate whose vector comes back (an edit
+re-embedded it, a rebuild) is merged again at the next run.
 """
 
 from __future__ import annotations
@@ -12,14 +19,17 @@ import logging
 from typing import Any
 
 import numpy as np
+from qdrant_client import models
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from broker_jobs.app.entities.registry import Entity
 from broker_jobs.app.entities.report import Report
 from broker_jobs.app.entities.tables import table_of
-from broker_jobs.app.tables import MergeProposal
+from broker_jobs.app.tables import ConceptMerge, MergeProposal
 from broker_jobs.app.vectors.store import VectorStore
+from broker_jobs.clock import utc_now
+from broker_jobs.errors import BrokerJobsError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +74,15 @@ def _cast(column: Any, value: Any) -> Any:
         return value
 
 
-def clean_kind(engine: Engine, store: VectorStore, entity: Entity, threshold: float) -> Report:
-    """Drop ``entity``'s orphan vectors, then record its near-duplicate pairs."""
+def clean_kind(engine: Engine, store: VectorStore, entity: Entity, threshold: float,
+               merge_threshold: float | None = None, dry_run: bool = False) -> Report:
+    """Drop ``entity``'s orphan vectors, record its near-duplicate pairs, merge those at ``merge_threshold``.
+
+    Parameters:
+      threshold: Cosine at or above which a pair is proposed (``DUPLICATE_THRESHOLD``).
+      merge_threshold: Cosine at or above which a proposed pair is merged (``MERGE_THRESHOLD``); None merges none.
+      dry_run: Only propose: list the merges that would be applied (``would_merge``), apply none.
+    """
     report = Report()
     if store.physical(entity.kind) is None:
         return report
@@ -94,6 +111,91 @@ def clean_kind(engine: Engine, store: VectorStore, entity: Entity, threshold: fl
             session.add(MergeProposal(kind=entity.kind, source_id=a, duplicate_id=b, score=score))
             report.inserted += 1
     report.extra["pairs"] = len(pairs)
-    logger.info("[hygiene] %s: %d vectors, %d orphans removed, %d near-duplicate pairs",
-                entity.kind, len(records), len(orphans), len(pairs))
+    if merge_threshold is not None:
+        with report.timed("merges"):
+            merged = _merge(engine, store, entity.kind, kept, merge_threshold, dry_run)
+        report.extra["would_merge" if dry_run else "merged"] = merged
+    logger.info("[hygiene] %s: %d vectors, %d orphans removed, %d near-duplicate pairs, %d %s",
+                entity.kind, len(records), len(orphans), len(pairs), len(report.extra.get("merged", [])),
+                "merges proposed (dry run)" if dry_run else "merged")
     return report
+
+
+def _merge(engine: Engine, store: VectorStore, kind: str, kept: list[models.Record], merge_threshold: float,
+           dry_run: bool) -> list[dict[str, Any]]:
+    """Merge every confident pair whose duplicate still has a vector; the merges done (or, dry, to do)."""
+    points: dict[str, list[models.Record]] = {}
+    for record in kept:
+        if record.payload:
+            points.setdefault(str(record.payload.get("row_id")), []).append(record)
+    done: list[dict[str, Any]] = []
+    leaving: list[str] = []
+    with Session(engine) as session, session.begin():
+        confident = session.scalars(
+            select(MergeProposal).where(MergeProposal.kind == kind, MergeProposal.score >= merge_threshold,
+                                        MergeProposal.status.in_(("open", "merged")))
+            .order_by(MergeProposal.score.desc(), MergeProposal.id))
+        gone: set[str] = set()
+        for proposal in confident:
+            duplicate = points.get(proposal.duplicate_id, [])
+            if not duplicate or proposal.duplicate_id in gone or proposal.source_id in gone:
+                continue  # merged already, or its source was merged away this run
+            gone.add(proposal.duplicate_id)
+            entry = {"source_id": proposal.source_id, "duplicate_id": proposal.duplicate_id,
+                     "score": proposal.score}
+            if dry_run:
+                done.append(entry)
+                continue
+            for record in duplicate:
+                session.add(ConceptMerge(
+                    proposal_id=proposal.id, kind=kind, source_id=proposal.source_id,
+                    duplicate_id=proposal.duplicate_id, score=proposal.score, point_id=str(record.id),
+                    vector=[float(x) for x in _plain_vector(record.vector)], payload=dict(record.payload or {})))
+            proposal.status = "merged"
+            leaving += [str(r.id) for r in duplicate]
+            done.append(entry)
+    # The vectors leave the store only once their copies are committed (a failure here leaves them
+    # in place; the next run merges them again).
+    store.delete(kind, leaving)
+    return done
+
+
+def _plain_vector(vector: Any) -> list[float]:
+    # Qdrant answers a list for an unnamed vector (a dict for named ones: the first, ours have one).
+    if isinstance(vector, dict):
+        vector = next(iter(vector.values()))
+    return list(vector or [])
+
+
+def undo_merge(engine: Engine, store: VectorStore, merge_id: int) -> dict[str, Any]:
+    """Put a merged duplicate's vector back and mark its proposal ``undone`` (never merged by itself again).
+
+    Raises:
+      NotFoundError: no merge ``merge_id``.
+      BrokerJobsError: it was undone already.
+    """
+    with Session(engine) as session, session.begin():
+        merge = session.get(ConceptMerge, merge_id)
+        if merge is None:
+            raise NotFoundError(f"no concept merge {merge_id} (broker-jobs concepts merges lists them)")
+        if merge.undone_at is not None:
+            raise BrokerJobsError(f"concept merge {merge_id} was undone already ({merge.undone_at.isoformat()})")
+        store.upsert(merge.kind, [models.PointStruct(id=merge.point_id, vector=list(merge.vector),
+                                                     payload=dict(merge.payload))])
+        merge.undone_at = utc_now()
+        proposal = session.get(MergeProposal, merge.proposal_id)
+        if proposal is not None:
+            proposal.status = "undone"
+        return {"id": merge.id, "kind": merge.kind, "source_id": merge.source_id,
+                "duplicate_id": merge.duplicate_id, "restored_point": merge.point_id, "undone": True}
+
+
+def list_merges(engine: Engine, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest merges, newest first (without their vectors)."""
+    query = select(ConceptMerge).order_by(ConceptMerge.id.desc()).limit(limit)
+    if kind:
+        query = query.where(ConceptMerge.kind == kind)
+    with Session(engine) as session:
+        return [{"id": m.id, "kind": m.kind, "source_id": m.source_id, "duplicate_id": m.duplicate_id,
+                 "score": m.score, "merged_at": m.merged_at, "undone_at": m.undone_at}
+                for m in session.scalars(query)]

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 #: The newest revision in ``versions/`` (a test checks it against Alembic's own head): a database already there
 #: is recognised with one ``SELECT``, without importing Alembic (a quarter of a second for every CLI call).
-HEAD = "0003_console"
+HEAD = "0004_concept_merges"
 
 #: Serialises concurrent first starts on PostgreSQL (any constant shared by all processes).
 _ADVISORY_LOCK = 0x62726F6B  # "brok"

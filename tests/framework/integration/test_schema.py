@@ -14,7 +14,7 @@ from broker_jobs.store import models
 from broker_jobs.store.migrations import HERE, config, current, differences, upgrade
 from tests.support import TEST_POSTGRES_URL, database, port_open, unavailable
 
-HEAD = "0003_console"
+HEAD = "0004_concept_merges"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -83,6 +83,29 @@ def test_retention_keeps_recent_completed_runs_per_job_and_failed_ones_longer(da
     assert deleted == 4
 
 
+def test_retention_by_count_keeps_the_newest_failed_runs_of_each_job_as_seed_002_does(database_url):
+    # Seed 002: "Cleanup: Keep last 10 completed jobs, 5 failed jobs": the defaults are HISTORY_KEEP_FAILED=5.
+    from broker_jobs.settings import Settings
+
+    keep_failed = Settings.model_fields["history_keep_failed"].default
+    assert keep_failed == 5
+    engine = get_engine(database_url)
+    rows = [dict(message_id=f"a-{i}", actor="a", queue="q", status="failed" if i % 2 else "dead",
+                 finished_at=NOW - timedelta(minutes=i)) for i in range(8)]
+    rows += [dict(message_id=f"b-{i}", actor="b", queue="q", status="failed",
+                  finished_at=NOW - timedelta(minutes=i)) for i in range(3)]
+    rows += [dict(message_id=f"ok-{i}", actor="a", queue="q", status="succeeded",
+                  finished_at=NOW - timedelta(minutes=i)) for i in range(4)]
+    with engine.begin() as conn:
+        conn.execute(job_runs.insert(), rows)
+    deleted = prune(engine, keep_completed=10, completed_ttl=3600, failed_ttl=86400, keep_failed=keep_failed,
+                    now=NOW)
+    with engine.connect() as conn:
+        left = set(conn.scalars(select(job_runs.c.message_id)))
+    assert left == {f"a-{i}" for i in range(5)} | {"b-0", "b-1", "b-2"} | {f"ok-{i}" for i in range(4)}
+    assert deleted == 3
+
+
 @pytest.fixture(params=["memory", "sqlite", "postgresql", "redis"])
 def claims(request, tmp_path):
     if request.param == "memory":

@@ -147,7 +147,7 @@ def test_promtool_accepts_the_shipped_rules_and_both_configurations(tmp_path):
     result = subprocess.run([promtool, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
     # The compose file names the rules where its container mounts them; check it beside a copy.
     shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
     compose = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
@@ -189,6 +189,33 @@ def test_every_dashboard_expression_runs_and_returns_the_series_the_host_exports
         prometheus.query(expr)  # parses and runs, whether or not its series exist yet
     answered = [e for e in exprs if prometheus.query(e)]
     assert len(answered) >= len(exprs) * 2 // 3, sorted(set(exprs) - set(answered))
+
+
+def test_each_worker_and_scheduler_process_exports_its_cpu_and_memory_and_the_alerts_watch_them(prometheus):
+    # Seed 003: "Resource utilization" metrics and "Resource exhaustion alerts", from the shared directory.
+    def by_role() -> dict[str, list[dict[str, Any]]] | None:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in prometheus.query("broker_jobs_process_resident_memory_bytes"):
+            found.setdefault(row["metric"]["role"], []).append(row)
+        return found if {"worker", "scheduler"} <= set(found) else None
+
+    memory = wait_for(by_role, "worker and scheduler memory series", timeout=60, every=1)
+    for role, rows in memory.items():
+        assert all("pid" in r["metric"] and float(r["value"][1]) > 10e6 for r in rows), (role, rows)
+    cpu = wait_for(lambda: prometheus.query("broker_jobs_process_cpu_seconds") or None, "CPU series", timeout=30)
+    assert {r["metric"]["role"] for r in cpu} >= {"worker", "scheduler"}
+    assert all(float(r["value"][1]) > 0 for r in cpu)
+    # The shipped rules' expressions over these series: quiet at their thresholds, firing at a tiny one.
+    rules = {r["alert"]: r for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"]}
+    memory_rule = rules["BrokerJobsProcessMemoryHigh"]["expr"]
+    assert prometheus.query(memory_rule) == []
+    lowered = memory_rule.replace("1.5e9", "1").replace("200e6", "1")
+    assert {r["metric"]["role"] for r in prometheus.query(lowered)} == {"worker", "scheduler"}
+    cpu_rule = rules["BrokerJobsProcessCpuBusy"]["expr"]
+    assert prometheus.query(cpu_rule) == []
+    assert wait_for(lambda: prometheus.query(cpu_rule.replace("> 0.9", ">= 0")) or None, "a CPU rate per process",
+                    timeout=60, every=1)
 
 
 def test_the_alert_rules_load_and_no_leader_is_quiet_while_a_scheduler_leads_then_pending(prometheus, host):

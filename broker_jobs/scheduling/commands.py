@@ -39,16 +39,15 @@ def _every(text: str) -> float:
 
 
 @click.command("scheduler")
+@click.option("--engine", type=click.Choice(["broker-jobs", "apscheduler"]), default="broker-jobs",
+              show_default=True, help="Our scheduler (leases, HA), or APScheduler 3 (one instance per database).")
 @guarded
-def scheduler() -> None:
+def scheduler(engine: str) -> None:
     """Run a scheduler instance (run any number: one leader fires each slot)."""
     # deferred (each below): the scheduler's machinery pulls dramatiq, SQLAlchemy and Redis; --help stays light
     from ..broker import get_broker  # deferred: dramatiq and pika
     from ..store.scheduler_state import open_scheduler_store  # deferred: SQLAlchemy
     from .control import declare_queues  # deferred: SQLAlchemy
-    from .lease import build_lease  # deferred: redis
-    from .publisher import Publisher  # deferred: dramatiq and pika
-    from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
 
     s = settings()
     configure_logging(s.log_level, s.log_format)
@@ -64,17 +63,33 @@ def scheduler() -> None:
     def declare(queues: set[str]) -> None:
         declare_queues(get_broker(), queues)
 
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log = logging.getLogger(__name__)
+    if engine == "apscheduler":
+        from .aps_engine import ApsEngine  # deferred: apscheduler, dramatiq, SQLAlchemy
+
+        aps = ApsEngine(s, store, declare_queues=declare)
+        aps.start()
+        log.info("[apscheduler] instance %s started: %d jobs from %s, job store table %s", aps.instance_id,
+                 len(aps.catalog.jobs), aps.catalog.config_path, "apscheduler_jobs")
+        beat = probes.Beat(configure(), "scheduler", aps.health).start()
+        try:
+            aps.run(stop)
+        finally:
+            beat.stop()
+        return
+    from .lease import build_lease  # deferred: redis
+    from .publisher import Publisher  # deferred: dramatiq and pika
+    from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
+
     instance = Scheduler(s, store=store, lease=build_lease(s, store.engine),
                          publisher=Publisher(s.rabbitmq_url, s.publish_timeout, s.max_message_bytes),
                          declare_queues=declare)
     instance.load()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-
-    logging.getLogger(__name__).info(
-        "[scheduler] instance %s started: %d jobs from %s, lease in %s", instance.instance_id,
-        len(instance.jobs), instance.config_path, "Redis" if s.redis_url else "the database")
+    log.info("[scheduler] instance %s started: %d jobs from %s, lease in %s", instance.instance_id,
+             len(instance.jobs), instance.config_path, "Redis" if s.redis_url else "the database")
     beat = probes.Beat(configure(), "scheduler", instance.health).start()
     try:
         instance.run(stop)

@@ -99,7 +99,7 @@ def scheduler(engine: str) -> None:
 
 @click.group("jobs")
 def jobs() -> None:
-    """Scheduled jobs: list, show, preview, pause, resume, run-now, backfill, add, remove, status."""
+    """Scheduled jobs: list, show, preview, pause, resume, run-now, backfill, add, remove, status, stats."""
 
 
 def _control() -> Any:
@@ -272,6 +272,26 @@ def jobs_status(as_json: bool) -> None:
                f"lease expires in {status['lease_expires_in']} s)")
     click.echo(table(status["instances"], ["instance_id", "leader", "heartbeat_at", "alive", "errors",
                                            "last_error"]))
+
+
+@jobs.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def jobs_stats(as_json: bool) -> None:
+    """Runs executed, failed and slots missed per job and in total, and the last error (from the history)."""
+    stats = _control().job_stats(settings())
+    if as_json:
+        dump(stats)
+        return
+    rows = [{"job": job_id, "executed": r["executed"], "failed": r["failed"], "missed": r["missed"],
+             "last_error": f"{r['last_error']['at']} {r['last_error']['error']}" if r["last_error"] else ""}
+            for job_id, r in stats["jobs"].items()]
+    total = stats["total"]
+    rows.append({"job": "TOTAL", "executed": total["jobs_executed"], "failed": total["jobs_failed"],
+                 "missed": total["jobs_missed"],
+                 "last_error": f"{total['last_error']['job_id']}: {total['last_error']['error']}"
+                 if total["last_error"] else ""})
+    click.echo(table(rows, ["job", "executed", "failed", "missed", "last_error"]))
 
 
 COMMANDS = [scheduler, jobs]

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -38,12 +39,66 @@ def _every(text: str) -> float:
         raise ConfigError(f"--every: not a duration: {text!r} (use 30, 30s, 5m, 2h, 1d)") from None
 
 
-@click.command("scheduler")
+@click.group("scheduler", invoke_without_command=True)
 @click.option("--engine", type=click.Choice(["broker-jobs", "apscheduler"]), default="broker-jobs",
               show_default=True, help="Our scheduler (leases, HA), or APScheduler 3 (one instance per database).")
+@click.option("--daemon", is_flag=True, help="Detach into the background; the pid goes to SCHEDULER_PID_FILE.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="The daemon's log (default: the pid file's .log).")
+@click.pass_context
 @guarded
-def scheduler(engine: str) -> None:
-    """Run a scheduler instance (run any number: one leader fires each slot)."""
+def scheduler(ctx: click.Context, engine: str, daemon: bool, log_file: str | None) -> None:
+    """Run a scheduler instance (run any number: one leader fires each slot); `stop` and `status` below."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if daemon:
+        from .daemon import daemonize  # deferred: only with --daemon
+
+        pid_file = Path(settings().scheduler_pid_file)
+        pid = daemonize(pid_file, Path(log_file) if log_file else pid_file.with_suffix(".log"))
+        if pid is not None:  # the caller: the daemon runs on
+            click.echo(f"scheduler daemon started: pid {pid} (pid file {pid_file})")
+            return
+    _run_scheduler(engine)
+
+
+@scheduler.command("stop")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Seconds to wait for it to exit.")
+@guarded
+def scheduler_stop(timeout: float) -> None:
+    """Stop the scheduler daemon of SCHEDULER_PID_FILE (SIGTERM: it releases its lease and exits)."""
+    from .daemon import stop  # deferred: only for this command
+
+    pid = stop(Path(settings().scheduler_pid_file), timeout)
+    click.echo(f"scheduler daemon stopped (pid {pid})")
+
+
+@scheduler.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def scheduler_status(as_json: bool) -> None:
+    """Running scheduler instances (both engines) from their heartbeats, and this host's daemon."""
+    from . import control  # deferred: the scheduler's machinery (dramatiq, SQLAlchemy, Redis)
+    from .daemon import running_pid  # deferred: only for this command
+
+    s = settings()
+    status = control.scheduler_status(s)
+    for row in status["instances"]:
+        row["engine"] = "apscheduler" if str(row["instance_id"]).startswith("apscheduler:") else "broker-jobs"
+    pid_file = Path(s.scheduler_pid_file)
+    status["daemon"] = {"pid_file": str(pid_file), "pid": running_pid(pid_file)}
+    if as_json:
+        dump(status)
+        return
+    daemon_pid = status["daemon"]["pid"]
+    click.echo(f"daemon: {'pid ' + str(daemon_pid) if daemon_pid else 'none'} ({pid_file})")
+    click.echo(f"leader: {status['leader'] or 'none'}; {status['alive']} instance(s) alive")
+    click.echo(table(status["instances"], ["instance_id", "engine", "leader", "heartbeat_at", "alive", "errors",
+                                           "last_error"]))
+
+
+def _run_scheduler(engine: str) -> None:
+    """Run one instance of ``engine`` in this process until SIGTERM or SIGINT."""
     # deferred (each below): the scheduler's machinery pulls dramatiq, SQLAlchemy and Redis; --help stays light
     from ..broker import get_broker  # deferred: dramatiq and pika
     from ..store.scheduler_state import open_scheduler_store  # deferred: SQLAlchemy

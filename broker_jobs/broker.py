@@ -349,7 +349,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
         FireDedup(),
         RateLimit(rate_backend),
         JobMetrics(),
-        History(history_writer, settings.log_runs),
+        History(history_writer, settings.log_runs, settings.job_report_dir),
         TopologyGuard(),
         *user_jobs,
     ]

@@ -8,6 +8,7 @@ publishes slots the others published too (so the dedup is what is proved, not a 
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -99,3 +100,40 @@ def test_three_producers_side_by_side_run_each_slot_once(rabbitmq_url, tmp_path:
     tags = {f.split("@")[0] for f in succeeded}
     assert tags == {"beat", "even"}
     assert "PRECONDITION_FAILED" not in worker.text()
+
+
+def test_periodiq_beside_our_engine_runs_a_minute_slot_once(rabbitmq_url, tmp_path: Path):
+    (tmp_path / "jobs.yaml").write_text("modules: [tests.framework.scheduling.aps_jobs]\njobs:\n"
+                                        "  - {id: minute, actor: aps_beat, cron: '* * * * *', overlap: allow,"
+                                        " kwargs: {tag: periodiq}}\n")
+    database = f"sqlite:///{tmp_path}/shared.sqlite3"
+    env = {"RABBITMQ_URL": rabbitmq_url, "JOBS_CONFIG": str(tmp_path / "jobs.yaml"), "DATABASE_URL": database,
+           "LOG_LEVEL": "INFO", "REDIS_URL": "", "METRICS_DIR": str(tmp_path / "metrics"), "TZ": "UTC",
+           "METRICS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", "BROKER_JOBS_PERIODIQ": "1"}
+    worker_env = {k: v for k, v in env.items() if k != "BROKER_JOBS_PERIODIQ"}
+    worker = Process(["-m", "dramatiq", "broker_jobs.actors", "tests.framework.scheduling.aps_jobs",
+                      "--processes", "1", "--threads", "2", "--queues", "aps_it"], worker_env, tmp_path / "worker.log")
+    native = Process(["-m", "broker_jobs", "scheduler"], worker_env, tmp_path / "native.log")
+    periodiq = Process([str(Path(sys.executable).parent / "periodiq"), "broker_jobs.actors"], env,
+                       tmp_path / "periodiq.log")
+    engine = create_engine(database)
+
+    def runs() -> list[tuple[str, str]]:
+        with engine.connect() as conn:
+            return [(r.fire_id, r.status) for r in conn.execute(text(
+                "SELECT fire_id, status FROM job_runs WHERE actor = 'aps_beat'"))]
+
+    try:
+        worker.start()
+        native.start().wait_for_log(r"\[scheduler\] instance \S+ started", timeout=60)
+        periodiq.start().wait_for_log(r"periodic__minute", timeout=60)
+        periodiq.wait_for_log(r"\[periodiq\] job minute fired slot", timeout=90)
+        fired = re.search(r"\[periodiq\] job minute fired slot (\S+)", periodiq.text())
+        assert fired is not None
+        fire_id = f"minute@{fired.group(1)}"
+        native.wait_for_log(rf"job minute fired slot {re.escape(fired.group(1))}", timeout=30)
+        wait_for(lambda: sorted(s for f, s in runs() if f == fire_id) == ["skipped", "succeeded"],
+                 "one run and one dropped copy of the minute slot", 60)
+    finally:
+        for process in (periodiq, native, worker):
+            process.stop(timeout=30)

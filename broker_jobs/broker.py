@@ -339,7 +339,7 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
     # The exporter serves the host's metrics and probes; the heartbeat feeds the probes.
     exporter: list[dramatiq.Middleware] = [] if stub else [prometheus_middleware(), WorkerHeartbeat()]
     user_jobs: list[dramatiq.Middleware] = [] if stub else [JobModules()]
-    history = History(history_writer, settings.log_runs)
+    history = History(history_writer, settings.log_runs, settings.job_report_dir)
     presence: list[dramatiq.Middleware] = [] if stub else [WorkerPresence(settings.database_url,
                                                                           history.running_jobs)]
     return [

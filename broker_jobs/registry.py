@@ -53,6 +53,20 @@ def add_loader(loader: Callable[[], object]) -> None:
         _loaders.append(loader)
 
 
+_pipeline: builtins.list[str] = []
+
+
+def set_pipeline(name: str) -> None:
+    """Name the application's pipeline job: what a job written APScheduler's way runs when it names no actor
+    (:mod:`broker_jobs.scheduling.apscheduler_format`; the built-in application registers its ETL pipeline)."""
+    _pipeline[:] = [name]
+
+
+def pipeline() -> str | None:
+    """The pipeline job's name, if an application registered one."""
+    return _pipeline[0] if _pipeline else None
+
+
 def load_jobs() -> None:
     """Call every registered loader (each is expected to be idempotent, as an import is)."""
     for loader in builtins.list(_loaders):

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     dead_letter_ttl: int = Field(7 * 86400, ge=0, description="seconds")
     slot_audit_ttl: int = Field(30 * 86400, ge=0, description="seconds")
     publish_timeout: float = Field(10.0, gt=0, description="seconds")
+    scheduler_pid_file: Path = Path("data/scheduler.pid")
+    job_report_dir: Path | None = None
     max_message_bytes: int = Field(1_048_576, ge=1024, le=134_217_728, description="bytes")
     # Limits of every outbound HTTP call: the alerts' webhook, and the application's connectors.
     breaker_fail_max: int = Field(5, ge=1)

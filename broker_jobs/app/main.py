@@ -18,6 +18,8 @@ def load_builtin_jobs() -> None:
 
 
 registry.add_loader(load_builtin_jobs)
+# Jobs written APScheduler's way (`job_id`, `type`, `config`) run the ETL pipeline with their `config`.
+registry.set_pipeline("etl_pipeline")
 for _command in COMMANDS:
     cli.add_command(_command)
 

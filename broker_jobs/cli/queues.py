@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +72,13 @@ def check_config(path: str | None) -> None:
 
     from broker_jobs.errors import ConfigError  # deferred: errors.py pulls dramatiq
     from broker_jobs.scheduling.config import ENVIRONMENTS, load_config  # deferred: pydantic, the triggers
+    from broker_jobs.scheduling.triggers import describe  # deferred: the triggers, with the config
 
     load_jobs()
     s = settings()
     counts: list[str] = []
     limits: list[Any] = []
+    current = None
     # A production-only mistake must show up on a development machine, before the deploy.
     for env in (e for e in ENVIRONMENTS if e != "default"):
         try:
@@ -84,6 +87,15 @@ def check_config(path: str | None) -> None:
             raise ConfigError(f"APP_ENV={env}: {exc}") from None
         counts.append(f"{env} {len(config.jobs)}")
         limits = config.rate_limits if env == s.app_env else limits
+        current = config if env == s.app_env else current
     click.echo(f"{config.source}: jobs OK ({', '.join(counts)})")
     for limit in limits:  # this APP_ENV's
         click.echo(f"rate limit: {limit.describe()} (shared through {'Redis' if s.redis_url else 'this host'})")
+    # What each job became (for APP_ENV): a job written APScheduler's way shows its actor, cron and arguments.
+    for job in (current or config).jobs:
+        arguments = json.dumps({"args": list(job.args), "kwargs": job.kwargs} if job.args else job.kwargs,
+                               default=str)
+        state = "" if job.enabled else ", disabled"
+        click.echo(f"  {job.id}: {job.actor}({arguments}) {job.kind} {describe(job.trigger)}"
+                   + (f" [{job.trigger.expression}]" if job.kind == "cron" else "")  # type: ignore[union-attr]
+                   + f", priority {job.priority.label}, queue {job.queue}{state}")

@@ -19,6 +19,7 @@ import socket
 import time
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -42,6 +43,7 @@ from ..protocol import (
     dead_attempts,
 )
 from ..redaction import redact, redact_value
+from ..report_files import FINAL, write_report
 from ..store.history import HistoryWriter
 
 logger = logging.getLogger(__name__)
@@ -105,11 +107,13 @@ class History(dramatiq.Middleware):
       writer: The writer (one per process).
       log_runs: ``all`` logs every success at INFO, ``slow`` (default) those of a second
         or more and those after a retry, ``failures`` none.
+      report_dir: ``JOB_REPORT_DIR``: a JSON file per finished run there (:mod:`broker_jobs.report_files`).
     """
 
-    def __init__(self, writer: HistoryWriter, log_runs: str = "slow") -> None:
+    def __init__(self, writer: HistoryWriter, log_runs: str = "slow", report_dir: Path | None = None) -> None:
         self.writer = writer
         self.log_runs = log_runs
+        self.report_dir = report_dir
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         # Runs in progress: message and start time. A row is built for one only if a
         # flush finds it still running, so a short job costs one row, built once.
@@ -164,6 +168,12 @@ class History(dramatiq.Middleware):
         seq = _seq(message, _DONE) - (1_000_000 if status == RunStatus.RETRYING else 0)
         row = self._row(message, status, error, attempt, seq, running[1] if running else None, time.time())
         self.writer.put(row)
+        if self.report_dir is not None and status in FINAL:
+            try:
+                write_report(self.report_dir, row)
+            except OSError as exc:  # a full disk must not fail the job: the history row has it all
+                logger.warning("[worker] job %s message %s: report file not written: %s", message.actor_name,
+                               message.message_id, exc)
         duration_ms: float | None = row["duration_ms"]  # the row is a dict of columns of several types
         return duration_ms
 

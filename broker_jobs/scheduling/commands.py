@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -38,18 +39,77 @@ def _every(text: str) -> float:
         raise ConfigError(f"--every: not a duration: {text!r} (use 30, 30s, 5m, 2h, 1d)") from None
 
 
-@click.command("scheduler")
+@click.group("scheduler", invoke_without_command=True)
+@click.option("--engine", type=click.Choice(["broker-jobs", "apscheduler"]), default="broker-jobs",
+              show_default=True, help="Our scheduler (leases, HA), or APScheduler 3 (one instance per database).")
+@click.option("--daemon", is_flag=True, help="Detach into the background; the pid goes to SCHEDULER_PID_FILE.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="The daemon's log (default: the pid file's .log).")
 @click.option("--group", help="Run only the jobs of this group (the jobs file's group:), under a lease of its own.")
+@click.pass_context
 @guarded
-def scheduler(group: str | None) -> None:
-    """Run a scheduler instance (run any number: one leader fires each slot; one set per --group)."""
+def scheduler(ctx: click.Context, engine: str, daemon: bool, log_file: str | None, group: str | None) -> None:
+    """Run a scheduler instance (run any number: one leader fires each slot; one set per --group); `stop` and
+    `status` below."""
+    from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if group is not None and engine != "broker-jobs":
+        raise ConfigError("--group: only the broker-jobs engine runs one scheduler per group")
+    if daemon:
+        from .daemon import daemonize  # deferred: only with --daemon
+
+        pid_file = Path(settings().scheduler_pid_file)
+        pid = daemonize(pid_file, Path(log_file) if log_file else pid_file.with_suffix(".log"))
+        if pid is not None:  # the caller: the daemon runs on
+            click.echo(f"scheduler daemon started: pid {pid} (pid file {pid_file})")
+            return
+    _run_scheduler(engine, group)
+
+
+@scheduler.command("stop")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Seconds to wait for it to exit.")
+@guarded
+def scheduler_stop(timeout: float) -> None:
+    """Stop the scheduler daemon of SCHEDULER_PID_FILE (SIGTERM: it releases its lease and exits)."""
+    from .daemon import stop  # deferred: only for this command
+
+    pid = stop(Path(settings().scheduler_pid_file), timeout)
+    click.echo(f"scheduler daemon stopped (pid {pid})")
+
+
+@scheduler.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def scheduler_status(as_json: bool) -> None:
+    """Running scheduler instances (both engines) from their heartbeats, and this host's daemon."""
+    from . import control  # deferred: the scheduler's machinery (dramatiq, SQLAlchemy, Redis)
+    from .daemon import running_pid  # deferred: only for this command
+
+    s = settings()
+    status = control.scheduler_status(s)
+    for row in status["instances"]:
+        row["engine"] = "apscheduler" if str(row["instance_id"]).startswith("apscheduler:") else "broker-jobs"
+    pid_file = Path(s.scheduler_pid_file)
+    status["daemon"] = {"pid_file": str(pid_file), "pid": running_pid(pid_file)}
+    if as_json:
+        dump(status)
+        return
+    daemon_pid = status["daemon"]["pid"]
+    click.echo(f"daemon: {'pid ' + str(daemon_pid) if daemon_pid else 'none'} ({pid_file})")
+    click.echo(f"leader: {status['leader'] or 'none'}; {status['alive']} instance(s) alive")
+    click.echo(table(status["instances"], ["instance_id", "engine", "leader", "heartbeat_at", "alive", "errors",
+                                           "last_error"]))
+
+
+def _run_scheduler(engine: str, group: str | None) -> None:
+    """Run one instance of ``engine`` (of ``group``'s jobs only, if given) in this process until SIGTERM or SIGINT."""
     # deferred (each below): the scheduler's machinery pulls dramatiq, SQLAlchemy and Redis; --help stays light
     from ..broker import get_broker  # deferred: dramatiq and pika
     from ..store.scheduler_state import open_scheduler_store  # deferred: SQLAlchemy
     from .control import check_group, declare_queues  # deferred: SQLAlchemy
     from .lease import build_lease, lease_name  # deferred: redis
-    from .publisher import Publisher  # deferred: dramatiq and pika
-    from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
 
     s = settings()
     configure_logging(s.log_level, s.log_format)
@@ -67,22 +127,41 @@ def scheduler(group: str | None) -> None:
     def declare(queues: set[str]) -> None:
         declare_queues(get_broker(), queues)
 
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log = logging.getLogger(__name__)
+    env = configure()
+    from .. import metrics  # deferred: prometheus_client, after configure()
+
+    def resources() -> None:
+        metrics.process_resources("scheduler")
+
+    if engine == "apscheduler":
+        from .aps_engine import ApsEngine  # deferred: apscheduler, dramatiq, SQLAlchemy
+
+        aps = ApsEngine(s, store, declare_queues=declare)
+        aps.start()
+        log.info("[apscheduler] instance %s started: %d jobs from %s, job store table %s", aps.instance_id,
+                 len(aps.catalog.jobs), aps.catalog.config_path, "apscheduler_jobs")
+        beat = probes.Beat(env, "scheduler", aps.health, on_beat=resources).start()
+        try:
+            aps.run(stop)
+        finally:
+            beat.stop()
+        return
+    from .publisher import Publisher  # deferred: dramatiq and pika
+    from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
+
     instance = Scheduler(s, store=store, lease=build_lease(s, store.engine, group),
                          publisher=Publisher(s.rabbitmq_url, s.publish_timeout, s.max_message_bytes),
                          declare_queues=declare, group=group)
     instance.load()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-
-    logging.getLogger(__name__).info(
+    log.info(
         "[scheduler] instance %s started: %d jobs%s from %s, lease %s in %s", instance.instance_id,
         len(instance.jobs), f" of group {group}" if group else "", instance.config_path, lease_name(group),
         "Redis" if s.redis_url else "the database")
-    from .. import metrics  # deferred: prometheus_client, after configure()
-
-    beat = probes.Beat(configure(), "scheduler", instance.health,
-                       on_beat=lambda: metrics.process_resources("scheduler")).start()
+    beat = probes.Beat(env, "scheduler", instance.health, on_beat=resources).start()
     try:
         instance.run(stop)
     finally:
@@ -91,7 +170,7 @@ def scheduler(group: str | None) -> None:
 
 @click.group("jobs")
 def jobs() -> None:
-    """Scheduled jobs: list, show, preview, pause, resume, run-now, backfill, add, remove, status."""
+    """Scheduled jobs: list, show, preview, pause, resume, run-now, backfill, add, remove, status, stats."""
 
 
 def _control() -> Any:
@@ -346,6 +425,26 @@ def jobs_status(as_json: bool) -> None:
                f"lease expires in {status['lease_expires_in']} s)")
     click.echo(table(status["instances"], ["instance_id", "leader", "heartbeat_at", "alive", "errors",
                                            "last_error"]))
+
+
+@jobs.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def jobs_stats(as_json: bool) -> None:
+    """Runs executed, failed and slots missed per job and in total, and the last error (from the history)."""
+    stats = _control().job_stats(settings())
+    if as_json:
+        dump(stats)
+        return
+    rows = [{"job": job_id, "executed": r["executed"], "failed": r["failed"], "missed": r["missed"],
+             "last_error": f"{r['last_error']['at']} {r['last_error']['error']}" if r["last_error"] else ""}
+            for job_id, r in stats["jobs"].items()]
+    total = stats["total"]
+    rows.append({"job": "TOTAL", "executed": total["jobs_executed"], "failed": total["jobs_failed"],
+                 "missed": total["jobs_missed"],
+                 "last_error": f"{total['last_error']['job_id']}: {total['last_error']['error']}"
+                 if total["last_error"] else ""})
+    click.echo(table(rows, ["job", "executed", "failed", "missed", "last_error"]))
 
 
 COMMANDS = [scheduler, jobs]

@@ -27,6 +27,7 @@ from ..priorities import Priority, parse_priority
 from ..registry import JobSpec
 from ..settings import Settings
 from . import groups
+from .apscheduler_format import convert, is_apscheduler_entry
 from .jobs_file import Located, Path_, dotted, import_listed_modules
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, TriggerError, parse_cron
 
@@ -335,6 +336,12 @@ def load_config(path: Path, settings: Settings, *, import_modules: bool = True) 
     jobs: list[JobDef] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_jobs):
+        if is_apscheduler_entry(raw):
+            try:
+                raw = convert(raw, registry.pipeline())
+            except ValueError as exc:
+                field, _, message = str(exc).partition(": ")
+                raise doc.error(("jobs", i, field), message) from None
         job = parse_job(raw, settings, path=("jobs", i), doc=doc)
         if job.id in seen:
             raise doc.error(("jobs", i, "id"), f"duplicate id {job.id!r} (first used by jobs[{seen[job.id]}])")

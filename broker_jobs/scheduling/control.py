@@ -8,7 +8,7 @@ through the job's overlap policy, and record their slots in the audit trail.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from ..clock import as_utc, utc_now
 from ..errors import BrokerJobsError, ConfigError, NotFoundError
 from ..protocol import FireId
 from ..settings import Settings
+from ..store import queries
 from ..store.scheduler_state import SchedulerStore, open_scheduler_store
 from . import groups
 from .config import JobDef, load_config, parse_job
@@ -347,3 +348,23 @@ def schedulers(settings: Settings) -> dict[str, Any]:
     healthy = all(d["healthy"] for d in details.values())
     return {"healthy": healthy, "status": "healthy" if healthy else "unhealthy", "timestamp": now.isoformat(),
             "paused": bool(everything is not None and everything.paused), "schedulers": counts, "details": details}
+
+
+def job_stats(settings: Settings) -> dict[str, Any]:
+    """Per job and in total: runs executed (succeeded), failed (failed or dead), slots missed, the last error.
+
+    Every known job is listed (zeros when it never ran); schedules no longer defined keep their history's counts.
+    """
+    store = _store(settings)
+    counted = queries.job_stats(store.engine)
+    empty: dict[str, Any] = {"executed": 0, "failed": 0, "missed": 0, "last_error": None}
+    jobs = {job_id: dict(counted.get(job_id, empty)) for job_id in all_jobs(settings, store)}
+    jobs.update({job_id: row for job_id, row in counted.items() if job_id not in jobs})
+    errors = [row["last_error"] for row in jobs.values() if row["last_error"] is not None]
+    latest = max(errors, key=lambda e: e["at"] or datetime.min.replace(tzinfo=UTC), default=None)
+    total = {"jobs_executed": sum(r["executed"] for r in jobs.values()),
+             "jobs_failed": sum(r["failed"] for r in jobs.values()),
+             "jobs_missed": sum(r["missed"] for r in jobs.values()), "last_error": latest}
+    if latest is not None:
+        total["last_error"] = {**latest, "job_id": next(i for i, r in jobs.items() if r["last_error"] is latest)}
+    return {"jobs": dict(sorted(jobs.items())), "total": total}

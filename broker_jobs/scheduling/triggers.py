@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .cron import CronSpec, TriggerError, describe_cron, next_wall_match, parse_cron, wall_matches
 
 __all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "TriggerError", "describe", "fire_times",
-           "next_fire", "offset_changes", "parse_cron"]
+           "instant", "next_fire", "offset_changes", "parse_cron"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -352,6 +352,11 @@ def _transition_in(zone: tzinfo, after: datetime, until: datetime) -> tuple[date
             if instant > after:
                 return instant, offset
     return None
+
+
+def instant(value: datetime, timezone: str) -> datetime:
+    """``value`` in UTC; a naive value is a wall time in ``timezone``, resolved as the triggers resolve it."""
+    return _utc(value, _zone(timezone))
 
 
 def _utc(value: datetime, zone: tzinfo) -> datetime:

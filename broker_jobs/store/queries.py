@@ -15,7 +15,7 @@ from sqlalchemy import Engine, Row, delete, func, select, update
 
 from ..clock import as_utc
 from .db import upsert_insert
-from .models import dead_letters, job_runs, run_attempts, worker_beats
+from .models import dead_letters, job_runs, run_attempts, slot_audit, worker_beats
 
 #: How many recent scheduled runs :func:`latest_scheduled_runs` reads at most.
 SCHEDULED_RUNS_SCAN = 5000
@@ -280,3 +280,42 @@ def worker_heartbeats(engine: Engine) -> list[dict[str, Any]]:
         rows = conn.execute(stmt).mappings().all()
     return [{**row, "started_at": as_utc(row["started_at"]), "heartbeat_at": as_utc(row["heartbeat_at"])}
             for row in rows]
+
+
+def _schedule_of(engine: Engine, fire_id: Any) -> Any:
+    """SQL for the schedule id of a fire id (the text before the first ``@``), in the engine's dialect."""
+    if engine.dialect.name == "postgresql":
+        return func.split_part(fire_id, "@", 1)
+    return func.substr(fire_id, 1, func.instr(fire_id + "@", "@") - 1)
+
+
+def job_stats(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Per schedule: runs ``executed`` (succeeded), ``failed`` (failed or dead), ``missed`` slots, and the
+    ``last_error`` (``{"at", "error", "message_id"}``), from the kept history and slot audit.
+
+    A summary audit row (``N slot(s) from ... to ...``) counts its N slots.
+    """
+    c = job_runs.c
+    schedule = _schedule_of(engine, c.fire_id).label("schedule")
+    counted = (select(schedule, c.status, func.count()).where(c.fire_id.is_not(None),
+                                                              c.status.in_(("succeeded", "failed", "dead")))
+               .group_by(schedule, c.status))
+    last = (select(schedule, c.error, c.finished_at, c.message_id)
+            .where(c.fire_id.is_not(None), c.status.in_(("failed", "dead")))
+            .order_by(c.finished_at.desc()).limit(5000))
+    missed = select(slot_audit.c.job_id, slot_audit.c.detail).where(slot_audit.c.outcome == "missed")
+    stats: dict[str, dict[str, Any]] = {}
+
+    def entry(job_id: str) -> dict[str, Any]:
+        return stats.setdefault(job_id, {"executed": 0, "failed": 0, "missed": 0, "last_error": None})
+
+    with engine.connect() as conn:
+        for job_id, status, count in conn.execute(counted):
+            entry(job_id)["executed" if status == "succeeded" else "failed"] += int(count)
+        for job_id, error, finished, message_id in conn.execute(last):
+            if entry(job_id)["last_error"] is None:
+                stats[job_id]["last_error"] = {"at": as_utc(finished), "error": error, "message_id": message_id}
+        for job_id, detail in conn.execute(missed):
+            words = (detail or "").split()
+            entry(job_id)["missed"] += int(words[0]) if words and words[0].isdigit() else 1
+    return dict(sorted(stats.items()))

@@ -13,7 +13,7 @@ import sys
 from tests.support import ROOT
 
 HEAVY = ("sqlalchemy", "pydantic", "pydantic_settings", "dramatiq", "pika", "fastapi", "starlette", "numpy",
-         "qdrant_client", "alembic", "redis", "prometheus_client", "httpx", "yaml")
+         "qdrant_client", "alembic", "redis", "prometheus_client", "httpx", "yaml", "apscheduler")
 
 
 def imported_by(*args: str) -> set[str]:
@@ -31,6 +31,6 @@ def test_broker_jobs_help_loads_no_heavy_library():
 
 
 def test_a_command_help_loads_no_heavy_library_either():
-    for command in (["send", "--help"], ["history", "--help"], ["jobs", "list", "--help"]):
+    for command in (["send", "--help"], ["history", "--help"], ["jobs", "list", "--help"], ["scheduler", "--help"]):
         modules = imported_by(*command)
         assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == [], command

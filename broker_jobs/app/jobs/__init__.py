@@ -11,11 +11,12 @@ from broker_jobs.app.jobs.maintenance import (
     system_maintenance,
 )
 from broker_jobs.app.jobs.ondemand import emergency_sync, export_data
+from broker_jobs.app.jobs.pipeline import etl_pipeline
 from broker_jobs.app.jobs.sync import csv_import, github_ingest, spotify_ingest, sync_all_services, sync_service
 from broker_jobs.app.jobs.vault import vault_sync
 
 __all__ = [
     "batch_reprocess", "concept_hygiene", "csv_import", "diagnostics", "emergency_sync",
-    "etl_sync", "export_data", "github_ingest", "prune_history", "reprocess_documents",
+    "etl_pipeline", "etl_sync", "export_data", "github_ingest", "prune_history", "reprocess_documents",
     "spotify_ingest", "sync_all_services", "sync_service", "system_maintenance", "vault_sync",
 ]

@@ -10,6 +10,7 @@ from broker_jobs.app.entities import all_entities
 from broker_jobs.app.entities.report import Report
 from broker_jobs.app.settings import AppSettings, get_app_settings
 from broker_jobs.job import job
+from broker_jobs.report_files import prune_reports
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -40,7 +41,19 @@ def prune_history() -> dict[str, Any]:
             failed_ttl=settings.history_failed_ttl,
             keep_failed=settings.history_keep_failed,
         )
+    files = prune_report_files(settings)
+    if files is not None:
+        report.deleted += files
+        report.extra["report_files_deleted"] = files
     return report.asdict()
+
+
+def prune_report_files(settings: AppSettings) -> int | None:
+    """Delete ``JOB_REPORT_DIR``'s report files past the history's retention; None when there is no such folder."""
+    if settings.job_report_dir is None:
+        return None
+    return prune_reports(settings.job_report_dir, keep_completed=settings.history_keep_completed,
+                         completed_ttl=settings.history_completed_ttl, failed_ttl=settings.history_failed_ttl)
 
 
 def prune_slot_audit(engine: Engine, settings: AppSettings, now: datetime) -> int | None:
@@ -116,7 +129,8 @@ def run_system_maintenance() -> dict[str, Any]:
         audit = prune_slot_audit(engine, settings, now)
     with report.timed("dead_letters"):
         dead = prune_dead_letters(engine, settings, now)
-    report.deleted = history + (audit or 0) + dead
+    files = prune_report_files(settings)
+    report.deleted = history + (audit or 0) + dead + (files or 0)
     with report.timed("vacuum"):
         try:
             vacuumed = vacuum(engine)
@@ -127,7 +141,8 @@ def run_system_maintenance() -> dict[str, Any]:
         checks = [c.asdict() for c in check_all(settings)]
     with report.timed("vectors"), open_store(settings) as store:
         vectors = {kind: store.count(kind) for kind in store.kinds()}
-    report.extra.update(pruned={"history": history, "slot_audit": audit, "dead_letters": dead}, vacuum=vacuumed,
+    report.extra.update(pruned={"history": history, "slot_audit": audit, "dead_letters": dead, "report_files": files},
+                        vacuum=vacuumed,
                         healthy=all(c["ok"] for c in checks), checks=checks, vectors=vectors)
     return report.asdict()
 

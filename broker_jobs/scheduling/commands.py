@@ -65,7 +65,7 @@ def scheduler() -> None:
         declare_queues(get_broker(), queues)
 
     instance = Scheduler(s, store=store, lease=build_lease(s, store.engine),
-                         publisher=Publisher(s.rabbitmq_url, s.publish_timeout, s.max_message_bytes),
+                         publisher=Publisher(s.amqp_urls, s.publish_timeout, s.max_message_bytes, s.queue_type),
                          declare_queues=declare)
     instance.load()
     stop = threading.Event()

@@ -362,7 +362,7 @@ class JobsBroker(RabbitmqBroker):
         try:
             self.channel.queue_declare(queue=queue, durable=True, arguments=arguments)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            conflict = topology.conflict_from(exc, queue)
+            conflict = topology.conflict_from(exc, queue, self.queue_type)
             if conflict is None:
                 raise
             del self.channel  # closed by the 406: the next one is fresh

@@ -87,6 +87,17 @@ class _Session:
             self._channel.confirm_delivery()
         return self._channel
 
+    def fresh_channel(self) -> None:
+        """Close the channel: the next use opens a new one.
+
+        A channel that used a queue keeps its state under the queue's name; RabbitMQ
+        3.10 crashes the channel (541 INTERNAL_ERROR) when it then publishes to a queue
+        of another type re-created under that name (classic to quorum).
+        """
+        if self._channel is not None and self._channel.is_open:
+            self._channel.close()
+        self._channel = None
+
     def exists(self, queue: str) -> bool:
         try:
             self.channel.queue_declare(queue, passive=True)
@@ -106,7 +117,18 @@ class _Session:
             channel.basic_ack(method.delivery_tag)
             moved += 1
 
-    def delete_if_empty(self, queue: str) -> bool:
+    def delete_if_empty(self, queue: str, quorum: bool = False) -> bool:
+        """Delete ``queue`` if it has no ready message.
+
+        Quorum queues refuse ``if-empty`` (RabbitMQ 3.10 closes the connection): the
+        count is read first, so a message published between the count and the delete
+        would go with the queue; stop its senders first (the README says so).
+        """
+        if quorum:
+            if self.channel.queue_declare(queue, passive=True).method.message_count:
+                return False
+            self.channel.queue_delete(queue)
+            return True
         try:
             self.channel.queue_delete(queue, if_empty=True)
             return True
@@ -131,17 +153,21 @@ def repair_queue(session: _Session, queue: str) -> Repaired:
         session.channel.queue_declare(holding, durable=True, arguments=topology.arguments_for(holding, settings))
         for _ in range(_DELETE_TRIES):
             moved_out += session.move(queue, holding)
-            if session.delete_if_empty(queue):
+            # A quorum queue being made classic again cannot be deleted "if empty".
+            if session.delete_if_empty(queue, quorum=conflict.argument == "x-queue-type"
+                                       and settings.queue_type != topology.QUORUM):
                 break
         else:
             raise BrokerUnavailableError(f"queue {queue!r}: still receiving messages after {_DELETE_TRIES} "
                                          f"moves; stop its senders and run the repair again")
     # Declared right (a no-op when it already is); a 406 here means someone re-created it wrong.
+    if conflict is not None:
+        session.fresh_channel()
     session.channel.queue_declare(queue, durable=True, arguments=topology.arguments_for(queue, settings))
     moved_back = 0
     if session.exists(holding):
         moved_back = session.move(holding, queue)
-        session.delete_if_empty(holding)
+        session.delete_if_empty(holding, quorum=settings.queue_type == topology.QUORUM)
     return Repaired(queue, conflict.warning() if conflict else None, moved_out, moved_back,
                     topology.arguments_for(queue, settings))
 

@@ -64,11 +64,13 @@ class QueueConflict:
       queue: The queue (``Q``, ``Q.DQ`` or ``Q.XQ``).
       argument: The argument that differs (for example ``x-max-priority``).
       detail: RabbitMQ's own explanation.
+      wanted_type: The ``QUEUE_TYPE`` it was checked against.
     """
 
     queue: str
     argument: str
     detail: str
+    wanted_type: str = CLASSIC
 
     @property
     def canonical(self) -> str:
@@ -77,14 +79,18 @@ class QueueConflict:
 
     def warning(self) -> str:
         """One line: what is wrong, what it costs and the command that repairs it."""
-        cost = ("message priorities are ignored on it" if self.argument == "x-max-priority"
-                else "without the settings QUEUE_TYPE asks for")
+        if self.wanted_type == QUORUM:
+            cost = "it is not the quorum queue QUEUE_TYPE=quorum asks for"
+        elif self.argument == "x-max-priority":
+            cost = "message priorities are ignored on it"
+        else:
+            cost = "without the arguments QUEUE_TYPE=classic asks for"
         return (f"queue {self.queue!r} exists on RabbitMQ with a different {self.argument!r} ({self.detail}); "
                 f"using it as it is ({cost}) until you run: "
                 f"broker-jobs queues repair {self.canonical}")
 
 
-def conflict_from(exc: BaseException, queue: str) -> QueueConflict | None:
+def conflict_from(exc: BaseException, queue: str, wanted_type: str = CLASSIC) -> QueueConflict | None:
     """The :class:`QueueConflict` a 406 PRECONDITION_FAILED describes, else None."""
     if getattr(exc, "reply_code", None) != 406:
         return None
@@ -93,7 +99,7 @@ def conflict_from(exc: BaseException, queue: str) -> QueueConflict | None:
         return None
     match = _CONFLICT.search(text)
     argument, name = (match.group(1), match.group(2)) if match else ("arguments", queue)
-    return QueueConflict(name, argument, text.split(" - ", 1)[-1])
+    return QueueConflict(name, argument, text.split(" - ", 1)[-1], wanted_type)
 
 
 def canonical(queue: str, queue_type: str = CLASSIC) -> str:
@@ -185,7 +191,7 @@ def check_queue(connection: pika.BlockingConnection, queue: str,
         channel.queue_declare(queue, durable=True, arguments=wanted_arguments(queue) if arguments is None
                               else arguments)
     except pika.exceptions.ChannelClosedByBroker as exc:
-        conflict = conflict_from(exc, queue)
+        conflict = conflict_from(exc, queue, str((arguments or {}).get("x-queue-type", CLASSIC)))
         if conflict is None:
             raise
         return conflict

@@ -183,3 +183,65 @@ def test_a_delayed_message_waits_in_the_family_delay_queue_and_runs_once(quorum_
     finally:
         worker.stop()
     assert run.status == "succeeded" and len(ran) == 1 and ran[0] - sent_at >= 0.8
+
+
+def test_classic_queues_become_quorum_queues_through_repair_with_every_message_kept(settings_env):
+    """The switch of an existing deploy: QUEUE_TYPE=quorum reports the classic queues as degraded, and
+    ``queues repair`` re-creates them as quorum queues; the jobs waiting in them then run."""
+    import dramatiq
+
+    from broker_jobs import topology
+    from broker_jobs.broker import build_broker, use_broker
+    from broker_jobs.repair import repair_queues
+    from tests.support import queue_depth, wait_for
+
+    if not port_open(RABBITMQ_URL, 5672):
+        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
+    queue, name, ran = unique("switch"), unique("switched"), []
+    previous = dramatiq.broker.global_broker
+    with vhost("bj-switch") as url:
+        if url is None:
+            unavailable("a vhost of its own on the shared RabbitMQ")
+        settings_env.setenv("RABBITMQ_URL", url)
+        classic = use_broker(build_broker(get_settings()))
+        try:
+            @job(name=name, queue=queue, broker=classic)
+            def work(n: int) -> None:
+                ran.append(n)
+
+            for n in range(50):
+                work.send(n)
+        finally:
+            classic.close()
+        assert queue_depth(url, queue) == 50
+
+        settings_env.setenv("QUEUE_TYPE", "quorum")
+        get_settings.cache_clear()
+        topology.forget()
+        settings = get_settings()
+        degraded = topology.degraded_queues(settings, queues=[queue], max_age=0)
+        assert set(degraded) == {queue, f"{queue}.DQ", f"{queue}.XQ"}
+        assert all("not the quorum queue QUEUE_TYPE=quorum asks for" in line
+                   and f"broker-jobs queues repair {queue}" in line for line in degraded.values())
+
+        done = {r.queue: r for r in repair_queues(settings, [queue])}
+        assert done[queue].moved_out == done[queue].moved_back == 50
+        assert topology.degraded_queues(settings, queues=[queue], max_age=0) == {}
+        kinds = queue_types(url)
+        assert {kinds[q][0] for q in (queue, f"{queue}.DQ", f"{queue}.XQ")} == {"quorum"}
+
+        quorum = use_broker(build_broker(settings))
+        try:
+            work = job(name=name, queue=queue, broker=quorum)(lambda n: ran.append(n))
+            worker = Worker(quorum, queues={queue}, worker_threads=2, worker_timeout=100)
+            worker.start()
+            try:
+                wait_for(lambda: len(ran) >= 50, "the 50 waiting jobs to run on the quorum queue", timeout=30,
+                         every=0.05)
+            finally:
+                worker.stop()
+        finally:
+            quorum.close()
+            if previous is not None:
+                use_broker(previous)
+    assert sorted(ran) == list(range(50))

@@ -2,6 +2,7 @@
 #
 #   make run     virtualenv + install + services, then worker, scheduler and web (honcho)
 #   make test    virtualenv + install + services, then the whole default test suite
+#   make test-cluster  the three-node RabbitMQ cluster suite (about 2.5 min; CI runs it after make test)
 #   make bench   the benchmarks (benchmarks/run.py)
 #   make lint    ruff and mypy
 #   make audit   pip-audit of the locked runtime dependencies (requirements.lock)
@@ -22,7 +23,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services test run bench lint audit lock clean distclean
+.PHONY: help venv services test test-cluster run bench lint audit lock clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -59,6 +60,10 @@ $(AXE): package.json package-lock.json
 # pytest's own exit code passes through: 5 (no test collected) fails the target too.
 test: venv services $(AXE)
 	$(BIN)/python -m pytest -q -m "not soak" -n 2 --dist loadfile --durations=15 tests
+
+# Three private RabbitMQ nodes under the test's temporary directory, SIGKILLed and cut (tests/framework/cluster).
+test-cluster: venv services
+	$(BIN)/python -m pytest -q -m cluster --durations=5 tests/framework/cluster
 
 # The release step runs once here, not under honcho (honcho stops everything when one
 # process ends). web comes first so that honcho gives it PORT=API_PORT. honcho sends

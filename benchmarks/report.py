@@ -12,6 +12,7 @@ from typing import Any
 from .cli_startup import Row as CliRow
 from .cli_startup import simulate_table
 from .cli_startup import table as cli_table
+from .cluster import markdown as cluster_markdown
 from .peers import PEERS
 from .scheduler_burst import SCHEDULERS
 
@@ -124,6 +125,8 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", "Threads: Dramatiq and broker_jobs 8 per process; Celery prefork (1 task per process); "
                 "raw pika one consumer per process, prefetch 16. Publisher confirms: broker_jobs yes "
                 "(one round trip per message), the others no.", ""]
+    if results.get("cluster"):
+        out += cluster_markdown(results["cluster"])
     if results.get("scaling"):
         counts = sorted({r["processes"] for r in results["scaling"]})
         out += ["## Consumer rate by worker processes", "",

@@ -1,7 +1,8 @@
 """``make bench``: every benchmark, one private vhost, one results page.
 
     .venv/bin/python benchmarks/run.py            # the full run (about 25–30 min)
-    .venv/bin/python benchmarks/run.py --quick    # tiny N, seconds-granularity schedulers only
+    .venv/bin/python benchmarks/run.py --quick    # tiny N, seconds-granularity schedulers only, no cluster
+    .venv/bin/python benchmarks/run.py --only cluster   # classic vs quorum queues on three nodes, node kill
     BENCH_N=2000 .venv/bin/python benchmarks/run.py --only throughput,scaling
 
 Prints the Markdown table and writes ``results/RESULTS.md``, ``results/results.json``
@@ -23,11 +24,11 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import cli_startup, history_search, report, scheduler_burst, throughput
+from benchmarks import cli_startup, cluster, history_search, report, scheduler_burst, throughput
 from benchmarks.common import BenchError, machine, private_run
 from benchmarks.peers import PEERS
 
-SECTIONS = ("throughput", "scaling", "scheduler", "idle", "cli", "history")
+SECTIONS = ("throughput", "scaling", "scheduler", "idle", "cli", "history", "cluster")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -70,6 +71,8 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         rows.update({tuple(r[f] for f in fields): r for r in new.get(section, [])})
         if rows:
             merged[section] = list(rows.values())
+    if new.get("cluster"):
+        merged["cluster"] = new["cluster"]
     merged["notes"] = [*old.get("notes", []), *(n for n in new.get("notes", []) if n not in old.get("notes", [])),
                        f"rows re-measured {new['meta']['started']} UTC: `{new['meta']['command']}`"]
     return merged
@@ -158,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
                                                  warmup_timeout=timeout)
                     log(f"idle {name}: {row_i.as_dict()}")
                     results["idle"].append(row_i.as_dict())
+            if "cluster" in sections and quick:
+                results["notes"].append("--quick: no cluster section (booting three RabbitMQ nodes takes 20 s)")
+            elif "cluster" in sections:
+                results["cluster"] = cluster.measure(run, n, timeout)
+                log(f"cluster: {results['cluster']}")
             if "cli" in sections:
                 # CLI start-up against `dramatiq --help`: `send` publishes into this run's vhost.
                 env = {**os.environ, "RABBITMQ_URL": run.amqp_url, "REDIS_URL": run.redis_url,

@@ -23,7 +23,9 @@ Middleware order (each hook runs top to bottom before, bottom to top after):
    (after dedup and rate limits, so skipped deliveries never show as running).
 7. :class:`TopologyGuard`: before a worker starts, every queue is declared; a
    queue that exists with other arguments is used as it is, with one warning
-   naming the repair command (:mod:`broker_jobs.topology`).
+   naming the repair command (:mod:`broker_jobs.topology`).  With quorum queues
+   it also has the worker consume every priority band of its queues and run
+   what it holds high band first (:class:`BandedWorkQueue`).
 8. :class:`~broker_jobs.middleware.job_modules.JobModules` (real broker only): a
    worker process imports the jobs file's ``modules:`` at boot.
 9. :class:`~broker_jobs.middleware.presence.WorkerPresence` (real broker only): each
@@ -36,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+from queue import PriorityQueue
 from typing import Any
 
 import dramatiq
@@ -70,6 +73,7 @@ from .priorities import MAX_PRIORITY
 from .protocol import BJ_ETA, BROKER_PRIORITY, ETA
 from .settings import Settings, get_settings
 from .store.history import writer as history_writer
+from .topology import CLASSIC, QUORUM
 
 logger = logging.getLogger(__name__)
 
@@ -139,17 +143,52 @@ class JobsBroker(RabbitmqBroker):
     :class:`~broker_jobs.consumer.CheckingConsumer`): a malformed one is archived
     and dead-lettered by the consumer thread.
 
+    With ``queue_type="quorum"`` every queue is a quorum queue (:mod:`broker_jobs.topology`),
+    and a family ``Q`` is split into priority bands: a message is published to
+    ``Q.HQ``, ``Q`` or ``Q.LQ`` by its ``broker_priority`` (the body names that
+    queue, as Dramatiq's consumers need), delayed ones to the family's ``Q.DQ``,
+    and all of them dead-letter into ``Q.XQ``.
+
     Parameters:
       max_hold_ms: The longest a delayed message may be held (half the consumer timeout).
       max_message_bytes: ``MAX_MESSAGE_BYTES``: larger deliveries are dead-lettered.
+      queue_type: ``QUEUE_TYPE``: ``classic`` or ``quorum``.
+      delivery_limit: ``QUORUM_DELIVERY_LIMIT`` (quorum queues only).
     """
 
     def __init__(self, *args: Any, max_hold_ms: int = 900_000, max_message_bytes: int | None = None,
-                 **kwargs: Any) -> None:
+                 queue_type: str = CLASSIC, delivery_limit: int = topology.DELIVERY_LIMIT, **kwargs: Any) -> None:
         self._hooks: dict[str, tuple[int, list[Any]]] = {}
         super().__init__(*args, **kwargs)
         self.max_hold_ms = max_hold_ms
         self.max_message_bytes = max_message_bytes
+        self.queue_type = queue_type
+        self.delivery_limit = delivery_limit
+
+    @property
+    def quorum(self) -> bool:
+        """Whether the queues are quorum queues (split into priority bands)."""
+        return self.queue_type == QUORUM
+
+    def declare_queue(self, queue_name: str, *, ensure: bool = False) -> None:
+        """Dramatiq's ``declare_queue``; with quorum queues, a family's bands are declared with it.
+
+        A band is a queue of its own for the worker (a consumer each) but has no
+        delay queue of its own: its delays and dead letters go through the family's.
+        """
+        if not self.quorum:
+            super().declare_queue(queue_name, ensure=ensure)
+            return
+        family_name = topology.canonical(queue_name, QUORUM)
+        if family_name not in self.queues:
+            super().declare_queue(family_name)
+            for band in topology.bands(family_name):
+                if band not in self.queues:
+                    self.emit_before("declare_queue", band)
+                    self.queues.add(band)
+                    self.emit_after("declare_queue", band)
+        if ensure:
+            self._ensure_queue(family_name)
 
     @property
     def consumer_class(self) -> Any:
@@ -253,6 +292,8 @@ class JobsBroker(RabbitmqBroker):
         # Dramatiq's RabbitmqBroker.enqueue, with the properties of the one publish path
         # (broker_jobs.publishing); the size limit runs in the enqueue hook (MessageSizeLimit).
         canonical_queue_name = queue_name = message.queue_name
+        if self.quorum:
+            canonical_queue_name = queue_name = topology.canonical(queue_name, QUORUM)
         if delay is not None:
             queue_name = dq_name(queue_name)
             message = message.copy(queue_name=queue_name, options={ETA: current_millis() + delay})
@@ -262,6 +303,11 @@ class JobsBroker(RabbitmqBroker):
                 self.declare_queue(canonical_queue_name, ensure=True)
                 self.logger.debug("Enqueueing message %r on queue %r.", message.message_id, queue_name)
                 self.emit_before("enqueue", message, delay)
+                if self.quorum and delay is None:
+                    # The band by the priority the enqueue hook has just set; the body names it.
+                    queue_name = topology.band_queue(canonical_queue_name, message.options.get(BROKER_PRIORITY))
+                    if message.queue_name != queue_name:
+                        message = message.copy(queue_name=queue_name)
                 # mandatory only means something with confirms: an unroutable message then raises.
                 self.channel.basic_publish(exchange="", routing_key=queue_name, body=message.encode(),
                                            properties=publishing.properties_for(message.options),
@@ -283,26 +329,46 @@ class JobsBroker(RabbitmqBroker):
         # Dramatiq's loop, except that a queue someone else declared with other arguments
         # is used as it is (a passive declare) and reported once, instead of a 406 that
         # closes the channel on every try and ends in ConnectionClosed.
+        if self.quorum:  # a band found missing (404, unroutable) stands for its family
+            canonical_queue_name = topology.canonical(canonical_queue_name, QUORUM)
+            if any(band in self.queues_pending for band in topology.bands(canonical_queue_name)):
+                self.queues_pending.add(canonical_queue_name)
         attempts = 0
         while canonical_queue_name in self.queues_pending:
             try:
-                for queue in topology.family(canonical_queue_name):
+                for queue in topology.family(canonical_queue_name, self.queue_type):
                     self._declare_or_accept(queue)
-                self.queues_pending.discard(canonical_queue_name)
+                self.queues_pending.difference_update(topology.bands(canonical_queue_name))
             except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
                 del self.connection
                 attempts += 1
                 if attempts >= MAX_DECLARE_ATTEMPTS:
                     raise dramatiq.errors.ConnectionClosed(exc) from None
 
-    def _declare_or_accept(self, queue: str) -> None:
-        arguments = topology.wanted_arguments(queue, self.max_priority)
+    def arguments(self, queue: str) -> dict[str, Any]:
+        """The arguments this broker declares ``queue`` with (:func:`broker_jobs.topology.wanted_arguments`)."""
+        arguments = topology.wanted_arguments(queue, self.max_priority, self.queue_type, self.delivery_limit)
         if not self.max_priority:
             arguments.pop("x-max-priority", None)
+        return arguments
+
+    # Dramatiq's own declares (get_queue_message_counts, join): with our arguments, and a band's delays
+    # and dead letters in its family's queues.
+    def _declare_queue(self, queue_name: str) -> Any:
+        return self.channel.queue_declare(queue=queue_name, durable=True, arguments=self.arguments(queue_name))
+
+    def _declare_dq_queue(self, queue_name: str) -> Any:
+        return self._declare_queue(dq_name(topology.canonical(queue_name, self.queue_type)))
+
+    def _declare_xq_queue(self, queue_name: str) -> Any:
+        return self._declare_queue(topology.canonical(queue_name, self.queue_type) + ".XQ")
+
+    def _declare_or_accept(self, queue: str) -> None:
+        arguments = self.arguments(queue)
         try:
             self.channel.queue_declare(queue=queue, durable=True, arguments=arguments)
         except pika.exceptions.ChannelClosedByBroker as exc:
-            conflict = topology.conflict_from(exc, queue)
+            conflict = topology.conflict_from(exc, queue, self.queue_type)
             if conflict is None:
                 raise
             del self.channel  # closed by the 406: the next one is fresh
@@ -310,12 +376,35 @@ class JobsBroker(RabbitmqBroker):
             topology.report(conflict)
 
 
+class BandedWorkQueue(PriorityQueue[Any]):
+    """A worker's queue of messages it holds, high band first, then by the actor's priority, then FIFO.
+
+    Dramatiq ranks what one worker process has prefetched by the actor's
+    ``priority`` only.  The bands of a quorum family are consumed side by side,
+    so the order among the held messages is the bands' (:func:`broker_jobs.topology.band_rank`).
+    """
+
+    def _put(self, item: Any) -> None:
+        rank = topology.band_rank(str(item.message.queue_name))
+        super()._put(dataclasses.replace(item, priority=rank * 1_000_000_000 + item.priority))
+
+
 class TopologyGuard(dramatiq.Middleware):
-    """Declares every queue before a worker starts, so a conflict is reported before the first message."""
+    """Declares every queue before a worker starts, so a conflict is reported before the first message.
+
+    With quorum queues, a worker told to consume some queues (``dramatiq ... -Q etl``) consumes their
+    bands too, and runs the messages it holds high band first.
+    """
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if not isinstance(broker, RabbitmqBroker):
             return
+        if isinstance(broker, JobsBroker) and broker.quorum:
+            whitelist = getattr(worker, "consumer_whitelist", None)
+            if whitelist:
+                for queue in list(whitelist):
+                    whitelist.update(topology.bands(topology.canonical(queue, QUORUM)))
+            worker.work_queue = BandedWorkQueue()
         wanted = getattr(worker, "consumer_whitelist", None) or broker.get_declared_queues()
         for queue in sorted(q for q in wanted if not q.endswith((".DQ", ".XQ"))):
             try:
@@ -378,14 +467,18 @@ def build_broker(settings: Settings | None = None, *, stub: bool = False) -> dra
     if stub:
         broker = StubBroker(middleware=middleware)
     else:
+        timeout = str(settings.publish_timeout)
+        urls = [connection_url(url, blocked_connection_timeout=timeout) for url in settings.amqp_urls]
         broker = JobsBroker(
-            url=connection_url(settings.rabbitmq_url,
-                               blocked_connection_timeout=str(settings.publish_timeout)),
-            max_priority=MAX_PRIORITY,
+            url=urls[0] if len(urls) == 1 else urls,
+            # Quorum queues have no priorities: bands instead (see JobsBroker).
+            max_priority=MAX_PRIORITY if settings.queue_type == CLASSIC else None,
             confirm_delivery=True,
             middleware=middleware,
             max_hold_ms=settings.consumer_timeout * 1000 // 2,
             max_message_bytes=settings.max_message_bytes,
+            queue_type=settings.queue_type,
+            delivery_limit=settings.quorum_delivery_limit,
         )
     for queue in QUEUES:
         broker.declare_queue(queue)

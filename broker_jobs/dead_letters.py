@@ -28,8 +28,8 @@ from dramatiq.common import xq_name
 from dramatiq.message import Message
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import publishing, registry, wire
-from .connection import QUEUES, connection_url
+from . import publishing, registry, topology, wire
+from .connection import QUEUES, connect
 from .errors import BrokerUnavailableError, MessageTooLarge, NotFoundError
 from .progress import SILENT, Progress
 from .protocol import BROKER_PRIORITY, DELIVERY_OPTIONS, REPLAY_OF
@@ -99,7 +99,7 @@ class _Delivery:
 
 def _connect(settings: Settings) -> pika.BlockingConnection:
     try:
-        return pika.BlockingConnection(pika.URLParameters(connection_url(settings.rabbitmq_url)))
+        return connect(settings.amqp_urls)
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailableError(f"cannot reach RabbitMQ at RABBITMQ_URL: {exc!r}") from None
 
@@ -249,7 +249,8 @@ def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None,
                     if message is not None:
                         try:
                             letter.replayed_as = _republish(publisher, name, message,
-                                                            settings.max_message_bytes, args, kwargs)
+                                                            settings.max_message_bytes, args, kwargs,
+                                                            queue_type=settings.queue_type)
                         except MessageTooLarge as exc:
                             letter.not_replayable = str(exc)
                     if letter.replayed_as is None:  # malformed or too large: it stays dead
@@ -269,9 +270,13 @@ def _act(settings: Settings, *, replay: bool, queue: str | None, id: str | None,
 
 
 def _republish(channel: Any, queue: str, message: Message[Any], max_bytes: int,
-               args: list[Any] | None = None, kwargs: dict[str, Any] | None = None) -> str:
-    """Publish a clean copy of ``message`` on ``queue`` (the one whose ``.XQ`` held it)."""
+               args: list[Any] | None = None, kwargs: dict[str, Any] | None = None, *,
+               queue_type: str = topology.CLASSIC) -> str:
+    """Publish a clean copy of ``message`` on ``queue`` (the one whose ``.XQ`` held it; with quorum
+    queues, its band by priority)."""
     options = {k: v for k, v in message.options.items() if k not in _DELIVERY_OPTIONS}
+    if queue_type == topology.QUORUM:
+        queue = topology.band_queue(queue, options.get(BROKER_PRIORITY))
     # A new message id: the dead run keeps its history entry, the replay gets its own.
     options[REPLAY_OF] = message.message_id
     fresh: Message[Any] = Message(queue_name=queue, actor_name=message.actor_name,

@@ -7,9 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import pika
-
-from .connection import connection_url
+from .connection import connect
 from .redaction import redact
 from .settings import Settings
 
@@ -39,14 +37,11 @@ def _timed(name: str, fn: Callable[[], object]) -> Check:
 
 
 def check_rabbitmq(settings: Settings, timeout: float = 1.0) -> Check:
-    """Open and close a connection to ``RABBITMQ_URL``."""
+    """Open and close a connection to ``RABBITMQ_URL`` (or the first live node of ``RABBITMQ_URLS``)."""
 
     def probe() -> str:
-        url = connection_url(settings.rabbitmq_url, connection_attempts="1", socket_timeout=str(timeout),
-                             blocked_connection_timeout=str(timeout))
-        params = pika.URLParameters(url)
-        params.stack_timeout = timeout
-        conn = pika.BlockingConnection(params)
+        conn = connect(settings.amqp_urls, stack_timeout=timeout, connection_attempts="1",
+                       socket_timeout=str(timeout), blocked_connection_timeout=str(timeout))
         version = conn._impl.server_properties.get("version", b"?")
         conn.close()
         return "RabbitMQ " + (version.decode() if isinstance(version, bytes) else str(version))

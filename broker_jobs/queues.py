@@ -17,9 +17,9 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 import pika
 
-from . import registry
+from . import registry, topology
 from .clock import utc_now
-from .connection import QUEUES, connection_url
+from .connection import QUEUES, connect
 from .errors import BrokerUnavailableError
 from .settings import Settings
 
@@ -62,8 +62,14 @@ def _from_management(settings: Settings, names: list[str]) -> list[QueueStats] |
     except (httpx.HTTPError, ValueError):
         return None
 
-    def get(name: str, field: str) -> int:
+    def one(name: str, field: str) -> int:
         return int(rows.get(name, {}).get(field) or 0)
+
+    def get(name: str, field: str) -> int:
+        # Quorum queues: a family's jobs are in its three priority bands.
+        if settings.queue_type == topology.QUORUM and not name.endswith((".DQ", ".XQ")):
+            return sum(one(band, field) for band in topology.bands(name))
+        return one(name, field)
 
     return [
         QueueStats(
@@ -80,14 +86,14 @@ def _from_management(settings: Settings, names: list[str]) -> list[QueueStats] |
 
 def _from_declares(settings: Settings, names: list[str]) -> list[QueueStats]:
     try:
-        conn = pika.BlockingConnection(pika.URLParameters(connection_url(settings.rabbitmq_url)))
+        conn = connect(settings.amqp_urls)
     except pika.exceptions.AMQPError as exc:
         raise BrokerUnavailableError(f"cannot reach RabbitMQ at RABBITMQ_URL: {exc!r}") from None
     stats = []
     try:
         for name in names:
             counts = {}
-            for suffix in ("", ".DQ", ".XQ"):
+            for suffix in ("", ".DQ", ".XQ", topology.HIGH_BAND, topology.LOW_BAND):
                 channel = conn.channel()
                 try:
                     ok = channel.queue_declare(queue=name + suffix, passive=True)
@@ -95,7 +101,11 @@ def _from_declares(settings: Settings, names: list[str]) -> list[QueueStats]:
                     channel.close()
                 except pika.exceptions.ChannelClosedByBroker:
                     counts[suffix] = (0, 0)
-            stats.append(QueueStats(name, counts[""][0], None, None, counts[".XQ"][0], counts[""][1]))
+            ready, consumers = counts[""]
+            if settings.queue_type == topology.QUORUM:
+                for band in (topology.HIGH_BAND, topology.LOW_BAND):
+                    ready, consumers = ready + counts[band][0], consumers + counts[band][1]
+            stats.append(QueueStats(name, ready, None, None, counts[".XQ"][0], consumers))
     finally:
         conn.close()
     return stats

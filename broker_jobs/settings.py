@@ -7,6 +7,7 @@ value raises :class:`~broker_jobs.errors.ConfigError` naming the variable.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -32,7 +33,14 @@ class Settings(BaseSettings):
         "amqp://guest:guest@127.0.0.1:5672/%2F",
         validation_alias=AliasChoices("RABBITMQ_URL", "CLOUDAMQP_URL", "AMQP_URL"),
     )
+    # Several nodes of one RabbitMQ cluster (comma, semicolon or space separated): every client connects to the
+    # first live one and moves to another when it dies. Set, it wins over RABBITMQ_URL (which becomes its first).
+    rabbitmq_urls: str | None = None
     rabbitmq_management_url: str | None = None
+    # classic (one node) or quorum (a cluster: replicated queues); see the README's "Queue types".
+    queue_type: Literal["classic", "quorum"] = "classic"
+    # Quorum queues only: deliveries of one message (a worker died holding it) before it is dead-lettered.
+    quorum_delivery_limit: int = Field(20, ge=1, le=1000)
     redis_url: str | None = None
     # Without REDIS_URL the rate limiters' counts live here, shared by every worker process of the host.
     rate_limit_file: Path = Path("data/rate_limits.sqlite3")
@@ -80,6 +88,35 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in ("amqp", "amqps"):
             raise ValueError("must be an amqp:// or amqps:// URL")
         return _with_valid_port(value)
+
+    @field_validator("rabbitmq_urls")
+    @classmethod
+    def _amqp_list(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        urls = split_urls(value)
+        for url in urls:
+            if urlsplit(url).scheme not in ("amqp", "amqps"):
+                raise ValueError(f"entry {urls.index(url) + 1} must be an amqp:// or amqps:// URL")
+            _with_valid_port(url)
+        return ";".join(urls)
+
+    @field_validator("queue_type", mode="before")
+    @classmethod
+    def _lower_queue_type(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _first_of_several_urls(self) -> Settings:
+        # Everything that needs one URL (the management API's host, redacted displays) reads RABBITMQ_URL.
+        if self.rabbitmq_urls:
+            self.rabbitmq_url = split_urls(self.rabbitmq_urls)[0]
+        return self
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The RabbitMQ nodes to try, in order: ``RABBITMQ_URLS``, else ``RABBITMQ_URL`` alone."""
+        return split_urls(self.rabbitmq_urls) if self.rabbitmq_urls else [self.rabbitmq_url]
 
     @field_validator("redis_url")
     @classmethod
@@ -159,6 +196,11 @@ class Settings(BaseSettings):
 S = TypeVar("S", bound=Settings)
 
 
+def split_urls(value: str) -> list[str]:
+    """The URLs of a ``RABBITMQ_URLS`` value (comma, semicolon or whitespace separated)."""
+    return [part for part in re.split(r"[,;\s]+", value.strip()) if part]
+
+
 def _with_valid_port(value: str) -> str:
     # A port that is not a number fails here, naming the variable, not later in a traceback
     # quoting the URL; urllib's message names only the port.
@@ -171,6 +213,8 @@ def _with_valid_port(value: str) -> str:
 
 def _field_env_name(loc: tuple[int | str, ...]) -> str:
     name = str(loc[0]) if loc else "?"
+    if name.lower() == "rabbitmq_urls":
+        return "RABBITMQ_URLS"
     if name.lower() == "rabbitmq_url" or name.upper() in ("CLOUDAMQP_URL", "AMQP_URL"):
         return "RABBITMQ_URL"
     return name.upper()
@@ -192,7 +236,7 @@ def read_settings(cls: type[S]) -> S:
             raise ConfigError(f"invalid settings: {err['msg'].removeprefix('Value error, ')}") from None
         name = _field_env_name(tuple(err["loc"]))
         field = cls.model_fields.get(str(err["loc"][0]))
-        if name.endswith("_URL") or (field is not None and "SecretStr" in str(field.annotation)):
+        if name.endswith(("_URL", "_URLS")) or (field is not None and "SecretStr" in str(field.annotation)):
             # A URL may carry a password (even one a mistake left unmasked): named, never echoed.
             raise ConfigError(f"invalid environment variable {name}: {err['msg']}") from None
         value = os.environ.get(name, err.get("input"))

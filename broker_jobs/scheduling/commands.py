@@ -154,7 +154,7 @@ def _run_scheduler(engine: str, group: str | None) -> None:
     from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
 
     instance = Scheduler(s, store=store, lease=build_lease(s, store.engine, group),
-                         publisher=Publisher(s.rabbitmq_url, s.publish_timeout, s.max_message_bytes),
+                         publisher=Publisher(s.amqp_urls, s.publish_timeout, s.max_message_bytes, s.queue_type),
                          declare_queues=declare, group=group)
     instance.load()
     log.info(

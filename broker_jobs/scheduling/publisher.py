@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,10 +27,11 @@ import pika
 from dramatiq.common import dq_name
 
 from .. import publishing
-from ..connection import connection_url
+from ..connection import connection_urls
 from ..errors import BrokerUnavailableError
 from ..priorities import Priority, amqp_priority
 from ..protocol import BROKER_PRIORITY, ETA, FIRE_ID, JOB_ID, PRIORITY, SLOT, FireId, iso_slot
+from ..topology import CLASSIC, QUORUM, band_queue
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +67,11 @@ class Outgoing:
     delay_ms: int = 0
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
-    def fields(self, now_ms: int) -> dict[str, Any]:
-        """The Dramatiq message as a dict, in ``Message.asdict()`` order (the body's JSON)."""
+    def fields(self, now_ms: int, queue_type: str = CLASSIC) -> dict[str, Any]:
+        """The Dramatiq message as a dict, in ``Message.asdict()`` order (the body's JSON).
+
+        With quorum queues the message goes to its family's band by priority (:mod:`broker_jobs.topology`).
+        """
         options: dict[str, Any] = {
             PRIORITY: self.priority.label,
             BROKER_PRIORITY: amqp_priority(self.priority),
@@ -79,6 +84,8 @@ class Outgoing:
         if self.delay_ms > 0:
             queue = dq_name(self.queue)
             options[ETA] = now_ms + self.delay_ms
+        elif queue_type == QUORUM:
+            queue = band_queue(self.queue, options[BROKER_PRIORITY])
         return {"queue_name": queue, "actor_name": self.actor, "args": tuple(self.args), "kwargs": self.kwargs,
                 "options": options, "message_id": self.message_id, "message_timestamp": now_ms}
 
@@ -86,9 +93,9 @@ class Outgoing:
         """The Dramatiq message (a fresh message id is drawn by :meth:`renew`)."""
         return dramatiq.Message(**self.fields(now_ms))
 
-    def encoded(self, now_ms: int) -> tuple[str, bytes, int]:
+    def encoded(self, now_ms: int, queue_type: str = CLASSIC) -> tuple[str, bytes, int]:
         """(queue, body, AMQP priority): what :meth:`message` encodes to, without building it."""
-        fields = self.fields(now_ms)
+        fields = self.fields(now_ms, queue_type)
         return fields["queue_name"], dramatiq.get_encoder().encode(fields), fields["options"][BROKER_PRIORITY]
 
     def renew(self) -> None:
@@ -99,23 +106,32 @@ class Outgoing:
 class Publisher:
     """Publishes batches in one AMQP transaction over a connection of its own.
 
+    RabbitMQ answers ``tx.commit`` only once every queue the batch went to has
+    confirmed it (quorum queues: a majority of their nodes), so a commit is a
+    confirm for the whole batch.
+
     Parameters:
-      url: ``RABBITMQ_URL`` (heartbeat and blocked-connection timeout are added).
+      url: ``RABBITMQ_URL``, or the cluster's nodes in order (heartbeat and
+        blocked-connection timeout are added); a dead node is skipped.
       timeout: Seconds a publish may block (memory or disk alarm).
       max_bytes: ``MAX_MESSAGE_BYTES``: a batch with a larger body is refused whole, before
         anything is published (the jobs file check makes that impossible for its own jobs).
+      queue_type: ``QUEUE_TYPE`` (quorum: each message goes to its priority band).
     """
 
-    def __init__(self, url: str, timeout: float = 10.0, max_bytes: int | None = None) -> None:
-        self.url = connection_url(url, blocked_connection_timeout=str(timeout))
+    def __init__(self, url: str | Sequence[str], timeout: float = 10.0, max_bytes: int | None = None,
+                 queue_type: str = CLASSIC) -> None:
+        self.urls = connection_urls(url, blocked_connection_timeout=str(timeout))
+        self.url = self.urls[0]
         self.max_bytes = max_bytes
+        self.queue_type = queue_type
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
 
     def _open(self) -> Any:
         if self._channel is None or not self._channel.is_open:
             self.close()
-            self._connection = pika.BlockingConnection(pika.URLParameters(self.url))
+            self._connection = pika.BlockingConnection([pika.URLParameters(url) for url in self.urls])
             self._channel = self._connection.channel()
             self._channel.tx_select()
         return self._channel
@@ -129,7 +145,7 @@ class Publisher:
         """
         if not batch:
             return
-        encoded = [item.encoded(now_ms) for item in batch]
+        encoded = [item.encoded(now_ms, self.queue_type) for item in batch]
         # The size limit and the properties of the one publish path (broker_jobs.publishing);
         # the whole batch is checked before anything of it is published.
         for item, (_queue, body, _priority) in zip(batch, encoded, strict=True):

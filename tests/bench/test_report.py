@@ -58,3 +58,28 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile(values, 0.5) == 51.0
     assert percentile(values, 0.99) == 99.0
     assert percentile([7.0], 0.99) == 7.0
+
+
+def cluster_section(classic: float | None, quorum: float | None) -> dict[str, object]:
+    return {"boot_s": 15.0, "throughput": [{"queue_type": "classic", "producer_rate": 900.0, "consumer_rate": classic},
+                                           {"queue_type": "quorum", "producer_rate": 700.0, "consumer_rate": quorum}],
+            "recovery": {"n": 10_000, "recovery_s": 3.1, "ran": 10_020, "error": None}}
+
+
+def test_the_cluster_section_compares_quorum_with_classic_and_states_the_recovery() -> None:
+    from benchmarks.cluster import markdown
+
+    text = "\n".join(markdown(cluster_section(2000.0, 1000.0)))
+    assert "| classic | 900 | 2,000 |" in text and "| quorum | 700 | 1,000 |" in text
+    assert "Quorum ÷ classic consumer rate: 0.50 ×" in text
+    assert "jobs running again after 3.1 s" in text
+    failed = "\n".join(markdown({**cluster_section(2000.0, None), "error": "RuntimeError: no node"}))
+    assert "Quorum ÷ classic" not in failed and "RuntimeError: no node" in failed
+
+
+def test_merge_keeps_the_old_rows_and_takes_a_new_cluster_section() -> None:
+    old = {"meta": {"started": "then"}, "notes": [], "throughput": [worker("dramatiq", 1000)]}
+    new = {"meta": {"started": "now", "command": "run.py --only cluster --merge"}, "notes": [],
+           "cluster": cluster_section(2000.0, 1000.0)}
+    merged = merge(old, new)
+    assert merged["throughput"] == old["throughput"] and merged["cluster"] == new["cluster"]

@@ -125,3 +125,64 @@ def test_a_worker_runs_cleanly_on_the_imported_definitions(management: Managemen
     # The management API shows the applied policy a few seconds late.
     wait_for(lambda: {q.get("policy") for name, q in queues().items() if name.endswith(".XQ")} == {
         "broker-jobs-dead-letters"}, "the dead-letter policy on every .XQ queue", timeout=20)
+
+
+#: The definitions of the cluster profile: the same user, vhost and permissions, quorum queues.
+QUORUM_DEFINITIONS = json.loads((RABBITMQ_DIR / "definitions-quorum.json").read_text())
+
+
+def quorum_code_topology() -> dict[str, dict[str, Any]]:
+    """Every queue the code declares for the built-in queues with QUEUE_TYPE=quorum, bands included."""
+    from broker_jobs.broker import QUEUES, JobsBroker
+    from broker_jobs.topology import family
+
+    broker = JobsBroker(url="amqp://127.0.0.1:1/%2F", middleware=[], queue_type="quorum")
+    return {queue: broker.arguments(queue) for name in QUEUES for queue in family(name, "quorum")}
+
+
+def test_quorum_definitions_declare_the_queues_exactly_as_the_code_does_with_quorum_queues():
+    declared = {q["name"]: q["arguments"] for q in QUORUM_DEFINITIONS["queues"]}
+    assert declared == quorum_code_topology()
+    assert all(q["durable"] and not q["auto_delete"] and q["vhost"] == VHOST for q in QUORUM_DEFINITIONS["queues"])
+    assert all(q["arguments"]["x-queue-type"] == "quorum" for q in QUORUM_DEFINITIONS["queues"])
+
+
+def test_quorum_definitions_share_the_user_vhost_and_permissions_and_no_policy_conflicts():
+    for key in ("users", "vhosts", "permissions"):
+        assert QUORUM_DEFINITIONS[key] == DEFINITIONS[key], key
+    matched = [(policy, queue) for policy in QUORUM_DEFINITIONS["policies"] for queue in QUORUM_DEFINITIONS["queues"]
+               if re.search(policy["pattern"], queue["name"])]
+    assert matched
+    for policy, queue in matched:
+        arguments = {name.removeprefix("x-") for name in queue["arguments"]}
+        assert not set(policy["definition"]) & arguments, (policy["name"], queue["name"])
+        assert "queue-mode" not in policy["definition"]  # classic queues only
+
+
+@pytest.mark.rabbitmq
+def test_a_quorum_worker_runs_cleanly_on_the_imported_quorum_definitions(management: Management, scratch,
+                                                                         worker_env, tmp_path):
+    vhost, user = scratch("bj-qdefs"), scratch("bj-qdefs-user")
+    data = renamed_definitions(vhost, user)
+    quorum = json.loads(json.dumps(QUORUM_DEFINITIONS).replace(f'"vhost": "{VHOST}"', f'"vhost": "{vhost}"'))
+    data["queues"], data["policies"] = quorum["queues"], quorum["policies"]
+    management.request("POST", "/definitions", json=data)
+    env = {**worker_env, "RABBITMQ_URL": management.amqp_url(vhost, user, SHIPPED_PASSWORD), "QUEUE_TYPE": "quorum"}
+    log_path = tmp_path / "worker.log"
+
+    worker = start(["-m", "dramatiq", "broker_jobs.actors", "--processes", "1", "--threads", "1"], env, log_path)
+    try:
+        wait_for_log(log_path, "ready for action", worker, timeout=45)
+        sent = run_cli("send", "diagnostics", "--priority", "high", env=env)
+        assert sent.returncode == 0, sent.stderr
+        message_id = sent.stdout.strip()
+        wait_for(lambda: any(r.message_id == message_id and r.status == "succeeded"
+                             for r in query_runs(get_engine(env["DATABASE_URL"]), actor="diagnostics")),
+                 f"diagnostics {message_id} to succeed", timeout=45)
+    finally:
+        stop(worker)
+    log = log_path.read_text()
+    assert "PRECONDITION_FAILED" not in log and "CRITICAL" not in log
+    queues = {q["name"]: q for q in management.request("GET", f"/queues/{quote(vhost, safe='')}").json()}
+    assert {name: queues[name]["arguments"] for name in quorum_code_topology()} == quorum_code_topology()
+    assert {queues[name]["type"] for name in quorum_code_topology()} == {"quorum"}

@@ -89,11 +89,12 @@ def test_ci_runs_make_test_and_nothing_else():
     ci = ROOT / ".ci" / "run"
     assert os.access(ci, os.X_OK)
     lines = [line for line in ci.read_text().splitlines() if line and not line.startswith("#")]
-    assert lines == ["set -euo pipefail", 'cd "$(dirname "${BASH_SOURCE[0]}")/.."', "exec make test"]
+    assert lines == ["set -euo pipefail", 'cd "$(dirname "${BASH_SOURCE[0]}")/.."', "make test",
+                     "exec make test-cluster"]
     assert ci.read_text().startswith("#!/usr/bin/env bash\n")
 
 
-@pytest.mark.parametrize("target", ["test", "run", "bench", "lint", "clean", "venv", "services"])
+@pytest.mark.parametrize("target", ["test", "test-cluster", "run", "bench", "lint", "clean", "venv", "services"])
 def test_every_documented_make_target_exists(target):
     result = subprocess.run(["make", "-n", "--no-print-directory", target], capture_output=True, text=True,
                             cwd=ROOT, env={**os.environ, "MAKEFLAGS": ""})

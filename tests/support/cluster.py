@@ -1,0 +1,234 @@
+"""A three-node RabbitMQ cluster of a test's own, on loopback, which the cluster tests kill and cut.
+
+Every node has its own node name (``bjcN-<id>@localhost``), AMQP and
+distribution ports, database, logs and configuration, all under the test's
+temporary directory, and the three share an Erlang cookie in a ``HOME`` of
+their own: ``rabbitmqctl`` with that environment can only address them, and
+nothing here touches the shared node on 5672/25672/15672.  Management is
+disabled.  ``cluster_partition_handling = pause_minority``: a node cut off from
+the two others stops serving until it sees them again, so no side of a cut
+accepts messages the other never hears of.  ``net_ticktime`` is short so a cut
+is noticed in seconds (the default is a minute).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from .environment import port_open, unavailable
+from .polling import wait_for
+from .processes import free_ports
+from .services import RABBITMQ_BIN, ServiceUnavailable
+
+#: Seconds between Erlang distribution ticks: a silent peer is declared down after about this long.
+NET_TICKTIME = 8
+
+
+class ClusterNode:
+    """One node of a :class:`RabbitCluster`: started, killed (SIGKILL), cut and started again by the tests."""
+
+    def __init__(self, root: Path, home: Path, name: str) -> None:
+        self.root = root
+        self.home = home
+        self.node = f"{name}@localhost"
+        self.port, self.dist_port = free_ports(2)
+        self.log = root / "log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The AMQP URL of the node's default vhost."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def env(self) -> dict[str, str]:
+        """The environment ``rabbitmq-server`` and ``rabbitmqctl`` run with for this node."""
+        return {
+            **os.environ,
+            "HOME": str(self.home),  # the cluster's Erlang cookie
+            "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.log),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS":
+                f"-kernel inet_dist_use_interface {{127,0,0,1}} -kernel net_ticktime {NET_TICKTIME}",
+        }
+
+    def configure(self) -> None:
+        for sub in ("log", "mnesia"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "rabbitmq-env.conf").write_text("")  # ignore /etc/rabbitmq/rabbitmq-env.conf
+        (self.root / "enabled_plugins").write_text("[].\n")  # no management: no port 15672 to collide on
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            "loopback_users.guest = false\n"
+            "cluster_partition_handling = pause_minority\n"
+        )
+
+    def start(self) -> None:
+        """Launch the node (not waiting: see :meth:`wait_listening`)."""
+        server = RABBITMQ_BIN / "rabbitmq-server"
+        if not os.access(server, os.X_OK):
+            raise ServiceUnavailable(f"{server} not found (set RABBITMQ_BIN)")
+        self.process = subprocess.Popen([str(server)], env=self.env(), cwd=self.root,
+                                        stdout=(self.log / "stdout.log").open("ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def listening(self) -> bool:
+        """Whether the node accepts AMQP connections."""
+        return port_open(self.url, self.port)
+
+    def wait_listening(self, timeout: float = 90) -> None:
+        try:
+            wait_for(lambda: self.listening() or (self.process is not None and self.process.poll() is not None),
+                     f"{self.node} to listen", timeout, every=0.2)
+        except AssertionError:
+            raise ServiceUnavailable(f"{self.node} did not listen within {timeout} s: {self.tail()}") from None
+        if self.process is not None and self.process.poll() is not None:
+            raise ServiceUnavailable(f"{self.node} exited: {self.tail()}")
+
+    def tail(self, lines: int = 15) -> str:
+        path = self.log / "stdout.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """``rabbitmqctl -n <node> ARGS`` (its output)."""
+        result = subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args], env=self.env(),
+                                capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl -n {self.node} {' '.join(args)}: {result.stderr or result.stdout}")
+        return result.stdout
+
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group (the Erlang VM and its helpers): no goodbye to anyone."""
+        if self.process is not None and self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class RabbitCluster:
+    """Three :class:`ClusterNode` joined into one cluster (the first is the seed).
+
+    Parameters:
+      root: The test's temporary directory; everything of the cluster lives under it.
+    """
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        self.root = root
+        self.home = root / "home"
+        tag = uuid.uuid4().hex[:6]
+        self.nodes = [ClusterNode(root / f"node{i}", self.home, f"bjc{i}-{tag}") for i in range(1, size + 1)]
+
+    def urls(self, vhost: str = "%2F") -> list[str]:
+        """Every node's AMQP URL on ``vhost`` (URL-encoded), in node order."""
+        return [node.url.rsplit("/", 1)[0] + "/" + vhost for node in self.nodes]
+
+    def start(self) -> None:
+        """Boot the three nodes side by side, then join the second and third to the first."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        cookie = self.home / ".erlang.cookie"
+        cookie.write_text(uuid.uuid4().hex.upper())
+        cookie.chmod(0o400)
+        for node in self.nodes:
+            node.root.mkdir(parents=True, exist_ok=True)
+            node.configure()
+            node.start()
+        for node in self.nodes:
+            node.wait_listening()
+        seed = self.nodes[0]
+        for node in self.nodes[1:]:
+            node.ctl("stop_app")
+            node.ctl("join_cluster", seed.node)
+            node.ctl("start_app")
+            node.wait_listening()
+        wait_for(lambda: self.running_nodes() == {n.node for n in self.nodes}, "all three nodes running together",
+                 timeout=60, every=0.5, ignore=(RuntimeError, subprocess.TimeoutExpired))
+
+    def running_nodes(self, via: ClusterNode | None = None) -> set[str]:
+        """The nodes the cluster reports running (asked through ``via``, else the first live node)."""
+        node = via or next(n for n in self.nodes if n.alive() and n.listening())
+        text = node.ctl("eval", "rabbit_nodes:all_running().", timeout=20)
+        return {name.strip(" '\n") for name in text.strip().strip("[]").split(",") if name.strip()}
+
+    def add_vhost(self, name: str) -> str:
+        """A vhost for the test (guest may do anything on it); returns its URL-encoded name."""
+        from urllib.parse import quote
+
+        seed = next(n for n in self.nodes if n.alive())
+        seed.ctl("add_vhost", name)
+        seed.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        return quote(name, safe="")
+
+    def leader_of(self, vhost: str, queue: str) -> ClusterNode:
+        """The node holding the Raft leader of quorum queue ``queue`` in ``vhost``."""
+        node = next(n for n in self.nodes if n.alive() and n.listening())
+        out = node.ctl("list_queues", "-p", vhost, "name", "leader", "--no-table-headers", "--quiet", timeout=30)
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == queue:
+                return next(n for n in self.nodes if n.node == parts[1])
+        raise AssertionError(f"no leader listed for {queue!r}: {out!r}")
+
+    def restart(self, node: ClusterNode) -> float:
+        """Start a killed node again and wait until the cluster runs it; returns the seconds it took."""
+        started = time.monotonic()
+        node.start()
+        node.wait_listening()
+        wait_for(lambda: node.node in self.running_nodes(), f"{node.node} back in the cluster", timeout=90,
+                 every=0.5, ignore=(RuntimeError, subprocess.TimeoutExpired))
+        return time.monotonic() - started
+
+    def cut(self, node: ClusterNode, seconds: float) -> None:
+        """Cut ``node`` off from its two peers for ``seconds``, then let it see them again.
+
+        The node refuses and drops every Erlang distribution connection to the
+        others (``net_kernel:allow`` and ``disconnect_node``), as a network cut
+        between the hosts would; pause_minority then stops its AMQP service, so its
+        clients lose their connections.  The heal is scheduled inside the node
+        itself (a timer re-allowing the peers), because while it is cut even
+        ``rabbitmqctl`` cannot reach it.
+        """
+        peers = [n.node for n in self.nodes if n is not node]
+        allowed = ",".join(f"'{p}'" for p in peers)
+        expression = (
+            f"timer:apply_after({int(seconds * 1000)}, net_kernel, allow, [[{allowed}]]), "
+            "net_kernel:allow(['nobody@nowhere']), "
+            f"[erlang:disconnect_node(N) || N <- [{allowed}]], ok."
+        )
+        node.ctl("eval", expression, timeout=30)
+
+    def stop(self) -> None:
+        """Kill every node (SIGKILL: nothing of it is kept) ."""
+        for node in self.nodes:
+            node.kill()
+
+
+@contextmanager
+def rabbit_cluster(root: Path) -> Iterator[RabbitCluster]:
+    """A booted three-node cluster under ``root``, killed afterwards; skipped (failed under CI) when it cannot boot."""
+    root.chmod(0o755)
+    cluster = RabbitCluster(root)
+    try:
+        cluster.start()
+    except (ServiceUnavailable, RuntimeError, AssertionError) as exc:
+        cluster.stop()
+        unavailable(f"a three-node RabbitMQ cluster ({exc})")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -5,8 +5,11 @@ The API's constants and tokens (SECRET, JOBS_FILE, UNREACHABLE, token, bearer) l
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -86,3 +89,23 @@ def worker(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         yield log
     finally:
         stop(proc, timeout=20)
+
+
+#: Debian's Chromium (the browser tests never download one).
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright (skips locally, fails in CI, when either is missing)."""
+    if not shutil.which(CHROMIUM):
+        unavailable(f"Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield browser
+        browser.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from .test_console_api import dead_detail, publish_bad
 
 pytestmark = pytest.mark.rabbitmq
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 VIEWS = {"overview": "#/", "history": "#/history", "dead": "#/dead", "workers": "#/workers",
          "calendar": "#/calendar?days=7"}
@@ -31,21 +29,6 @@ WIDTHS = (360, 1280, 1920)
 READY = {"overview": "#jobs tbody tr[data-job]", "history": "#history tbody tr[data-message-id]",
          "dead": "#groups .group", "workers": "#workers tbody tr[data-worker]",
          "calendar": "#calendar tbody tr[data-job]", "detail": "#detail .facts"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not shutil.which(CHROMIUM):
-        unavailable(f"Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,36 +7,18 @@ Python package; no browser is downloaded.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import UNREACHABLE, bearer, token, unavailable, wait_for
+from tests.support import UNREACHABLE, bearer, token, wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 JOB = "nightly-diagnostics"
 SCREENSHOT = os.path.join(tempfile.gettempdir(), "broker-jobs-dashboard.png")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not shutil.which(CHROMIUM):
-        unavailable(f"Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        browser.close()
 
 
 def runs(server: str) -> list[dict[str, Any]]:

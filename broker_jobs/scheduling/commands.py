@@ -255,7 +255,7 @@ def jobs_simulate(start: str | None, end: str | None, down: tuple[str, ...], dur
                   paused: tuple[str, ...], only: tuple[str, ...], as_json: bool) -> None:
     """Play the jobs file on a virtual clock: every slot and its decision (misfire, overlap, DST).
 
-    Nothing is published or recorded. A year of the shipped jobs file takes about a second.
+    Nothing is published or recorded. A year of the shipped jobs file takes one to three seconds.
     """
     from ..errors import ConfigError  # deferred: errors.py pulls dramatiq; --help stays light
     from .config import load_config  # deferred: pydantic and the jobs, only when the command runs

@@ -54,6 +54,9 @@ def _environment(settings_env: pytest.MonkeyPatch, tmp_path: Path, database_url:
         "ENTITIES_CONFIG": str(tmp_path / "entities.yaml"), "ETL_BATCH_SIZE": "3", "ETL_OVERLAP": "0",
         "HTTP_BACKOFF": "0.01", "HTTP_MAX_RETRIES": "3", "HTTP_MAX_WAIT": "5", "SERVICE_SYNC_MAX_DELAY": "0",
         "BREAKER_FAIL_MAX": "5", "BREAKER_RESET_TIMEOUT": "60",
+        # The shipped jobs file limits the etl queue to 10 a minute across the host's workers: each test counts
+        # its own grants, not those of the tests before it.
+        "RATE_LIMIT_FILE": str(tmp_path / "rate_limits.sqlite3"),
     }
     if apis is not None:
         values.update({

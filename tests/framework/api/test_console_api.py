@@ -12,21 +12,14 @@ from sqlalchemy import create_engine, insert
 
 from tests.support import UNREACHABLE, bearer, queue_depth, wait_for
 
+from .test_with_a_worker import publish_raw
+
 pytestmark = pytest.mark.rabbitmq
 
 
 def publish_bad(service_env: dict[str, str], *args: Any) -> str:
     """A ``diagnostics`` message with arguments it refuses (it dies at once), sent as another service would."""
-    import pika
-    from dramatiq.message import Message
-
-    message = Message(queue_name="default", actor_name="diagnostics", args=args, kwargs={}, options={})
-    conn = pika.BlockingConnection(pika.URLParameters(service_env["RABBITMQ_URL"]))
-    try:
-        conn.channel().basic_publish("", "default", message.encode(), pika.BasicProperties(delivery_mode=2))
-    finally:
-        conn.close()
-    return message.message_id
+    return publish_raw(service_env, "diagnostics", *args)
 
 
 def get(server: str, path: str, scope: str = "read", **params: Any) -> httpx.Response:

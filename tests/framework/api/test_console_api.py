@@ -27,8 +27,14 @@ def get(server: str, path: str, scope: str = "read", **params: Any) -> httpx.Res
 
 
 def dead_detail(server: str, message_id: str) -> dict[str, Any] | None:
+    """The letter's detail once the history has it too: archived, and its failed attempt recorded by the worker
+    (until then the detail falls back on the letter's own error, with no start time)."""
     response = get(server, f"/api/v1/dlq/{message_id}")
-    return response.json() if response.status_code == 200 and response.json()["status"] == "dead" else None
+    if response.status_code != 200:
+        return None
+    detail: dict[str, Any] = response.json()
+    recorded = detail["status"] == "dead" and detail["attempts"] and detail["attempts"][-1]["started_at"]
+    return detail if recorded else None
 
 
 def test_a_dead_letter_detail_has_its_arguments_attempt_traceback_host_and_timeline(server, worker, service_env):

@@ -5,6 +5,7 @@ within 5x.  ``send diagnostics`` publishes for real (to ``RABBITMQ_URL``); ``his
 
     python benchmarks/cli_startup.py --runs 10          # a table on stdout
     python benchmarks/cli_startup.py --runs 3 --json    # one JSON object (what benchmarks/run.py and the test read)
+    python benchmarks/cli_startup.py --runs 5 --simulate-only   # only a year of `jobs simulate`, table and --json
 """
 
 from __future__ import annotations
@@ -95,32 +96,40 @@ SIMULATE = ["broker-jobs", "jobs", "simulate", "--from", "2026-01-01T00:00:00Z",
 
 
 def measure_simulate(runs: int, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """A year of the shipped jobs file played by ``jobs simulate`` (table output, thrown away), per APP_ENV."""
+    """A year of the shipped jobs file played by ``jobs simulate`` (output thrown away), per APP_ENV, as the table
+    and as ``--json``; each command ``runs`` times, interleaved, medians."""
     compile_package()
-    rows = []
-    for app_env in ("development", "production"):
-        times, slots, error = [], None, None
-        for _ in range(runs):
+    cases = [(app_env, output) for app_env in ("development", "production") for output in ("table", "json")]
+    times: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+    slots: dict[tuple[str, str], int | None] = dict.fromkeys(cases)
+    errors: dict[tuple[str, str], str | None] = dict.fromkeys(cases)
+    for _ in range(runs):
+        for app_env, output in cases:
+            command = [_executable(SIMULATE[0]), *SIMULATE[1:], *(["--json"] if output == "json" else [])]
             began = time.perf_counter()
-            done = subprocess.run([_executable(SIMULATE[0]), *SIMULATE[1:]], capture_output=True, text=True,
+            done = subprocess.run(command, capture_output=True, text=True,
                                   env={**(env or os.environ), "APP_ENV": app_env}, timeout=120)
-            times.append((time.perf_counter() - began) * 1000)
+            times[app_env, output].append((time.perf_counter() - began) * 1000)
             if done.returncode != 0:
-                error = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+                errors[app_env, output] = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            elif output == "json":
+                slots[app_env, output] = done.stdout.count("\n") - 2  # one row a line between "[" and "]"
             else:
-                slots = int(done.stdout.rstrip().rsplit("\n", 1)[-1].split()[0])
-        rows.append({"app_env": app_env, "slots": slots, "runs": runs, "median_ms": round(statistics.median(times), 1),
-                     "min_ms": round(min(times), 1), "target_ms": SIMULATE_TARGET_MS, "error": error})
-    return rows
+                slots[app_env, output] = int(done.stdout.rstrip().rsplit("\n", 1)[-1].split()[0])
+    return [{"app_env": app_env, "output": output, "slots": slots[app_env, output], "runs": runs,
+             "median_ms": round(statistics.median(times[app_env, output]), 1),
+             "min_ms": round(min(times[app_env, output]), 1), "target_ms": SIMULATE_TARGET_MS,
+             "error": errors[app_env, output]} for app_env, output in cases]
 
 
 def simulate_table(rows: list[dict[str, Any]]) -> str:
     """The simulation rows as a Markdown table."""
-    out = ["| APP_ENV | slots in the year | median | min | target |", "|---|---:|---:|---:|---:|"]
+    out = ["| APP_ENV | output | slots in the year | median | min | target |", "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         failed = f" (failed: {r['error']})" if r.get("error") else ""
         slots = f"{r['slots']:,}" if r.get("slots") is not None else "–"
-        out.append(f"| {r['app_env']}{failed} | {slots} | {r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms "
+        output = "`--json`" if r.get("output") == "json" else "table"
+        out.append(f"| {r['app_env']}{failed} | {output} | {slots} | {r['median_ms']:.0f} ms | {r['min_ms']:.0f} ms "
                    f"| ≤ {r['target_ms']:.0f} ms |")
     return "\n".join(out)
 
@@ -140,14 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/cli_startup.py", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="runs of each command (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--simulate-only", action="store_true", help="only the simulation (each case --runs times)")
     args = parser.parse_args(argv)
-    rows = measure(args.runs, dict(os.environ))
-    simulated = measure_simulate(max(1, args.runs // 3), dict(os.environ))
+    rows = [] if args.simulate_only else measure(args.runs, dict(os.environ))
+    simulated = measure_simulate(args.runs if args.simulate_only else max(1, args.runs // 2), dict(os.environ))
     if args.json:
         print(json.dumps({"cli": [asdict(r) for r in rows], "simulate": simulated}))
     else:
-        print(table(rows))
-        print()
+        if rows:
+            print(table(rows))
+            print()
         print(simulate_table(simulated))
     return 1 if any(r.failures for r in rows) else 0
 

@@ -174,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                 for row_c in rows_c:
                     log(f"cli {row_c.command}: {row_c.median_ms:.0f} ms ({row_c.ratio}x)")
                 results["cli"] = cli_startup.as_results(rows_c)
-                results["simulate"] = cli_startup.measure_simulate(1 if quick else 3, env)
+                results["simulate"] = cli_startup.measure_simulate(1 if quick else 5, env)
                 for row_s in results["simulate"]:
-                    log(f"simulate a year ({row_s['app_env']}): {row_s['median_ms']:.0f} ms, {row_s['slots']} slots")
+                    log(f"simulate a year ({row_s['app_env']}, {row_s['output']}): {row_s['median_ms']:.0f} ms, "
+                        f"{row_s['slots']} slots")
             if "history" in sections:
                 # History search: a page of 50 of 1,000,000 runs (SQLite; PostgreSQL with BENCH_POSTGRES_URL).
                 results["history"] = history_search.run(20_000 if quick else int(os.environ.get(

@@ -296,44 +296,50 @@ def next_wall_match(spec: CronSpec, start: datetime, inclusive: bool = False) ->
         return datetime(year, month, day, hour, minute, found)
 
 
-def wall_matches(spec: CronSpec, after: datetime, until: datetime) -> list[datetime]:
-    """Every wall-clock time matching ``spec`` in ``(after, until]`` (naive local times), in order.
+#: Microseconds in a second and in a day; ``date.toordinal`` of 1970-01-01 (day 0 of the epoch counts below).
+MICROS = 1_000_000
+DAY_MICROS = 86_400 * MICROS
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
-    The same times as calling :func:`next_wall_match` from ``after`` until past ``until``, enumerated day by
-    day (the day's matching times are computed once), so a long span costs a few operations per match.
+
+def wall_micros(spec: CronSpec, after: int, until: int, shift: int = 0) -> list[int]:
+    """Every wall-clock time matching ``spec`` in ``(after, until]``, in order, each plus ``shift``.
+
+    Wall times are counted in microseconds from 1970-01-01 00:00 on the same wall clock (a naive local
+    time read as if it were UTC), so a caller in a stretch of constant UTC offset ``o`` passes ``shift=-o``
+    and gets instants.  The same times as calling :func:`next_wall_match` from ``after`` until past
+    ``until``, enumerated day by day (a day's matching times are computed once): a long span costs one
+    addition per match.
     """
-    if after.tzinfo is not None or until.tzinfo is not None:
-        raise TriggerError("wall_matches takes naive local times")
-    times = _times_of_day(spec)
-    out: list[datetime] = []
-    day = after.date()
-    last_day = until.date()
-    one_day = timedelta(days=1)
+    times = _micros_of_day(spec)
+    out: list[int] = []
+    first, last = after // DAY_MICROS, until // DAY_MICROS
     every_weekday = spec._weekday_mask == 0b1111111
-    while day <= last_day:
-        if day.month in spec.months:
-            dom = day.day in spec.days
-            if every_weekday and not spec.day_or:
-                matches = dom
-            else:
-                dow = bool(spec._weekday_mask >> ((day.weekday() + 1) % 7) & 1)
-                matches = (dom or dow) if spec.day_or else (dom and dow)
-            if matches:
-                midnight = datetime(day.year, day.month, day.day)
-                if day == after.date() or day == last_day:
-                    out += [t for t in (midnight + offset for offset in times) if after < t <= until]
-                else:
-                    out += [midnight + offset for offset in times]
-        if day == date.max:
-            break
-        day += one_day
+    for number in range(first, min(last, date.max.toordinal() - EPOCH_ORDINAL) + 1):
+        day = date.fromordinal(number + EPOCH_ORDINAL)
+        if day.month not in spec.months:
+            continue
+        dom = day.day in spec.days
+        if every_weekday and not spec.day_or:
+            matches = dom
+        else:
+            dow = bool(spec._weekday_mask >> ((day.weekday() + 1) % 7) & 1)
+            matches = (dom or dow) if spec.day_or else (dom and dow)
+        if not matches:
+            continue
+        midnight = number * DAY_MICROS
+        if number in (first, last):
+            out += [wall + shift for wall in (midnight + offset for offset in times) if after < wall <= until]
+        else:
+            base = midnight + shift
+            out += [base + offset for offset in times]
     return out
 
 
 @functools.lru_cache(maxsize=256)
-def _times_of_day(spec: CronSpec) -> tuple[timedelta, ...]:
-    """The matching times of one matching day, as offsets from midnight, in order."""
-    return tuple(timedelta(hours=h, minutes=m, seconds=s)
+def _micros_of_day(spec: CronSpec) -> tuple[int, ...]:
+    """The matching times of one matching day, as microseconds from midnight, in order."""
+    return tuple(((h * 60 + m) * 60 + s) * MICROS
                  for h in sorted(spec.hours) for m in sorted(spec.minutes) for s in sorted(spec.seconds))
 
 

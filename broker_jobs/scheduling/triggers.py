@@ -22,16 +22,17 @@ comes first, crosses it and applies the trigger's policy:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .cron import CronSpec, TriggerError, describe_cron, next_wall_match, parse_cron, wall_matches
+from .cron import CronSpec, TriggerError, describe_cron, next_wall_match, parse_cron, wall_micros
 
-__all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "TriggerError", "describe", "fire_times",
-           "instant", "next_fire", "offset_changes", "parse_cron"]
+__all__ = ["CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "TriggerError", "describe", "fire_micros",
+           "fire_times", "instant", "next_fire", "offset_changes", "parse_cron"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -188,36 +189,47 @@ def fire_times(trigger: Trigger, start: datetime, end: datetime, limit: int | No
     _aware(end, "end")
     if limit is not None and limit < 0:
         raise TriggerError(f"bad limit {limit!r}: must be >= 0", "limit")
-    if isinstance(trigger, CronTrigger) and limit is None:
-        return _cron_times(trigger, _aware(start, "start").astimezone(UTC), end.astimezone(UTC))
-    if isinstance(trigger, IntervalTrigger) and limit is None:
-        return _interval_times(trigger, start, end)
+    if limit is None:
+        return [_EPOCH + micros * _MICROSECOND for micros in fire_micros(trigger, start, end)]
     slots: list[datetime] = []
     slot = next_fire(trigger, start)
-    while slot is not None and slot <= end and (limit is None or len(slots) < limit):
+    while slot is not None and slot <= end and len(slots) < limit:
         slots.append(slot)
         slot = next_fire(trigger, slot)
     return slots
 
 
-def _interval_times(trigger: IntervalTrigger, start: datetime, end: datetime) -> list[datetime]:
-    """:func:`fire_times` of an interval trigger: its slots are a grid, so they are counted, not searched."""
+def fire_micros(trigger: Trigger, start: datetime, end: datetime) -> Sequence[int]:
+    """:func:`fire_times` as microseconds since the Unix epoch, computed without a datetime per slot.
+
+    Interval slots are a grid, so they are a ``range``; cron slots are, between two DST transitions, the wall
+    matches of the stretch shifted by its offset (:func:`wall_micros`), and each transition is crossed slot by
+    slot with :func:`next_fire`, which applies the gap and fold policies.
+    """
+    start, end = _aware(start, "start").astimezone(UTC), _aware(end, "end").astimezone(UTC)
+    if isinstance(trigger, CronTrigger):
+        return _cron_micros(trigger, start, end)
+    if isinstance(trigger, IntervalTrigger):
+        return _interval_micros(trigger, start, end)
+    slot = next_fire(trigger, start)
+    return [] if slot is None or slot > end else [_micros(slot)]
+
+
+def _micros(instant: datetime) -> int:
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def _interval_micros(trigger: IntervalTrigger, start: datetime, end: datetime) -> range:
     first = next_fire(trigger, start)
     if first is None:
-        return []
+        return range(0)
     last = end if trigger.end is None else min(end, _utc(trigger.end, _zone(trigger.timezone)))
-    if first > last:
-        return []
-    step = round(trigger.seconds * 1_000_000) * _MICROSECOND
-    return [first + k * step for k in range((last - first) // step + 1)]
+    return range(_micros(first), _micros(last) + 1, round(trigger.seconds * 1_000_000))
 
 
-def _cron_times(trigger: CronTrigger, start: datetime, end: datetime) -> list[datetime]:
-    """:func:`fire_times` of a cron trigger, fast: between two DST transitions the offset is constant, so the
-    slots are the wall matches of the stretch (:func:`wall_matches`); each transition is crossed slot by slot
-    with :func:`next_fire`, which applies the gap and fold policies."""
+def _cron_micros(trigger: CronTrigger, start: datetime, end: datetime) -> list[int]:
     spec, zone = _parse(trigger.expression), _zone(trigger.timezone)
-    slots: list[datetime] = []
+    slots: list[int] = []
     cursor = start
     # A start just after a transition (inside a repeated hour, say) is crossed slot by slot too.
     crossing = _transition_in(zone, start - _NEAR, start)
@@ -230,16 +242,15 @@ def _cron_times(trigger: CronTrigger, start: datetime, end: datetime) -> list[da
                 slot = next_fire(trigger, cursor)
                 if slot is None or slot > end:
                     return slots
-                slots.append(slot)
+                slots.append(_micros(slot))
                 cursor = slot
         if cursor >= end:
             return slots
         crossing = _transition_in(zone, cursor, end)
         stop = end if crossing is None else crossing[0] - _SECOND
         if stop > cursor:
-            offset = _offset(zone, cursor)
-            slots += [(wall - offset).replace(tzinfo=UTC)
-                      for wall in wall_matches(spec, _wall(cursor, offset), _wall(stop, offset))]
+            offset = _offset(zone, cursor) // _MICROSECOND
+            slots += wall_micros(spec, _micros(cursor) + offset, _micros(stop) + offset, -offset)
             cursor = stop
         if crossing is None:
             return slots

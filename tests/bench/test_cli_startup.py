@@ -38,8 +38,12 @@ def test_the_cli_startup_benchmark_runs_each_command_and_prints_its_ratio_to_dra
         assert row["median_ms"] > 0
         if command != "dramatiq --help":
             assert row["ratio"] is not None and row["ratio"] > 0 and row["target"] in (2.5, 5.0), command
-    simulated = {row["app_env"]: row for row in json.loads(done.stdout.strip().splitlines()[-1])["simulate"]}
-    assert set(simulated) == {"development", "production"}
-    for app_env, row in simulated.items():
+    simulated = {(row["app_env"], row["output"]): row
+                 for row in json.loads(done.stdout.strip().splitlines()[-1])["simulate"]}
+    assert set(simulated) == {(app_env, output) for app_env in ("development", "production")
+                              for output in ("table", "json")}
+    for case, row in simulated.items():
         # A year of the shipped jobs file: every 5 minutes at least somewhere, so well over 100,000 slots.
-        assert row["error"] is None and row["slots"] > 100_000 and row["median_ms"] > 0, (app_env, row)
+        assert row["error"] is None and row["slots"] > 100_000 and row["median_ms"] > 0, (case, row)
+    for app_env in ("development", "production"):
+        assert simulated[app_env, "table"]["slots"] == simulated[app_env, "json"]["slots"], app_env

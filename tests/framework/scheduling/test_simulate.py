@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker_jobs.scheduling.config import JobDef
-from broker_jobs.scheduling.simulate import simulate
-from broker_jobs.scheduling.triggers import CronTrigger, IntervalTrigger, fire_times, next_fire
+from broker_jobs.scheduling.simulate import render, simulate
+from broker_jobs.scheduling.triggers import CronTrigger, IntervalTrigger, fire_micros, fire_times, next_fire
+from tests.framework.scheduling.simulate_cases import CASES, Case
 from tests.support import run_cli
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
+EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 
 
 def job(trigger, **fields) -> JobDef:
@@ -76,6 +78,83 @@ def test_daylight_saving_time_is_marked_on_the_slots_it_moves():
     assert [row.slot for row in second] == [datetime(2026, 10, 25, 1, 30, tzinfo=UTC)]
 
 
+SPRING, AUTUMN = ("2026-03-28T00:00:00", "2026-03-30T12:00:00"), ("2026-10-24T00:00:00", "2026-10-26T12:00:00")
+GAP_END = "DST: 03:00 is the end of the spring-forward gap (the wall times skipped ran here once)"
+
+
+@pytest.mark.parametrize(("gap", "fold", "span", "expected"), [
+    ("shift", "once", SPRING, [("2026-03-28T02:30:00+01:00", "fired", None),
+                               ("2026-03-29T03:00:00+02:00", "fired", GAP_END),
+                               ("2026-03-30T02:30:00+02:00", "fired", None)]),
+    ("skip", "once", SPRING, [("2026-03-28T02:30:00+01:00", "fired", None),
+                              ("2026-03-30T02:30:00+02:00", "fired",
+                               "DST: spring forward since the previous slot (+01:00 -> +02:00)")]),
+    ("shift", "once", AUTUMN, [("2026-10-24T02:30:00+02:00", "fired", None),
+                               ("2026-10-25T02:30:00+02:00", "fired", None),
+                               ("2026-10-26T02:30:00+01:00", "fired",
+                                "DST: fall back since the previous slot (+02:00 -> +01:00)")]),
+    ("shift", "twice", AUTUMN, [("2026-10-24T02:30:00+02:00", "fired", None),
+                                ("2026-10-25T02:30:00+02:00", "fired", None),
+                                ("2026-10-25T02:30:00+01:00", "fired",
+                                 "DST: second pass of 02:30 (fall back, fold=twice)"),
+                                ("2026-10-26T02:30:00+01:00", "fired", None)]),
+], ids=["gap shifted", "gap skipped", "fall back once", "fall back twice"])
+def test_each_dst_policy_shows_in_the_slots_of_a_0230_berlin_job(gap, fold, span, expected):
+    trigger = CronTrigger("30 2 * * *", "Europe/Berlin", gap=gap, fold=fold)
+    start, end = (datetime.fromisoformat(t).replace(tzinfo=UTC) for t in span)
+    rows = simulate([job(trigger, timezone="Europe/Berlin")], start, end)
+    assert [(row.local, row.decision, row.detail) for row in rows] == expected
+
+
+def test_a_slot_shifted_by_the_gap_and_missed_in_an_outage_carries_both_reasons():
+    every_half_hour = job(CronTrigger("*/30 * * * *", "Europe/Berlin"), timezone="Europe/Berlin", misfire="run_once")
+    down = (datetime(2026, 3, 29, 0, 40, tzinfo=UTC), datetime(2026, 3, 29, 1, 20, tzinfo=UTC))
+    rows = simulate([every_half_hour], datetime(2026, 3, 29, 0, 15, tzinfo=UTC),
+                    datetime(2026, 3, 29, 1, 45, tzinfo=UTC), down=[down])
+    assert [(row.local, row.decision, row.decided_at) for row in rows] == [
+        ("2026-03-29T01:30:00+01:00", "fired", datetime(2026, 3, 29, 0, 30, tzinfo=UTC)),
+        ("2026-03-29T03:00:00+02:00", "caught_up", down[1]),
+        ("2026-03-29T03:30:00+02:00", "fired", datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+    ]
+    assert rows[1].detail == ("scheduler down from 2026-03-29T00:40:00Z to 2026-03-29T01:20:00Z; "
+                              "DST: 03:00 is the end of the spring-forward gap (the wall times skipped ran here once)")
+
+
+def test_slots_decided_when_an_outage_ends_sort_by_slot_then_job_among_the_slots_due_then():
+    # a and b both miss 10:00-10:09 (run_all, grace 10 min) and both fire at 10:10, when the outage ends: the
+    # caught-up slots are decided at 10:10 too, so all of them sort by slot, then job id, not job by job.
+    jobs = [job(CronTrigger("* * * * *"), id="b", misfire="run_all", misfire_grace=600.0),
+            job(IntervalTrigger(120), id="a", misfire="run_all", misfire_grace=600.0)]
+    start, end = T0.replace(hour=9, minute=58), T0.replace(hour=10, minute=10)
+    down = (T0.replace(hour=10), T0.replace(hour=10, minute=10))
+    rows = simulate(jobs, start, end, down=[down])
+    assert [(row.slot.minute, row.job_id, row.decided_at.minute) for row in rows] == [
+        (59, "b", 59), (0, "a", 10), (0, "b", 10), (1, "b", 10), (2, "a", 10), (2, "b", 10), (3, "b", 10),
+        (4, "a", 10), (4, "b", 10), (5, "b", 10), (6, "a", 10), (6, "b", 10), (7, "b", 10), (8, "a", 10),
+        (8, "b", 10), (9, "b", 10), (10, "a", 10), (10, "b", 10)]
+    printed = "".join(render(jobs, start, end, down=[down])).splitlines()
+    assert printed[:-1] == [row.table_line() for row in rows]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_the_printed_output_is_byte_for_byte_the_recorded_one(case: Case):
+    assert case.printed() == case.golden.read_bytes().decode()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_the_printed_lines_are_the_simulated_rows_formatted_one_by_one(case: Case):
+    rows = simulate(case.jobs, case.start, case.end, down=case.down, duration=case.duration, paused=case.paused)
+    printed = case.printed().splitlines()
+    if case.as_json:
+        assert printed[0] == "[" and printed[-1] == "]"
+        assert [json.loads(line.removesuffix(",")) for line in printed[1:-1]] == [row.asdict() for row in rows]
+    else:
+        assert printed[:-1] == [row.table_line() for row in rows]
+        counts = Counter(row.decision for row in rows)
+        assert printed[-1] == f"{len(rows)} slot(s): " + (
+            ", ".join(f"{n} {decision}" for decision, n in sorted(counts.items())) or "none")
+
+
 def naive_fire_times(trigger, start, end):
     slots, slot = [], next_fire(trigger, start)
     while slot is not None and slot <= end:
@@ -98,7 +177,9 @@ def test_fire_times_lists_exactly_the_slots_next_fire_steps_through(expression, 
     trigger = CronTrigger(expression, zone, gap, fold)
     if expression.count(" ") == 5:  # a per-20-seconds schedule: two days are enough
         span = min(span, timedelta(days=2))
-    assert fire_times(trigger, start, start + span) == naive_fire_times(trigger, start, start + span)
+    expected = naive_fire_times(trigger, start, start + span)
+    assert fire_times(trigger, start, start + span) == expected
+    assert list(fire_micros(trigger, start, start + span)) == [(slot - EPOCH) // MICROSECOND for slot in expected]
 
 
 @settings(max_examples=300, deadline=None)
@@ -108,7 +189,9 @@ def test_fire_times_lists_exactly_the_slots_next_fire_steps_through(expression, 
 def test_interval_fire_times_are_the_grid_next_fire_steps_through(seconds, anchored, start, periods):
     trigger = IntervalTrigger(seconds, start=datetime(2026, 1, 1, tzinfo=UTC) if anchored else None)
     end = start + timedelta(seconds=seconds * periods)
-    assert fire_times(trigger, start, end) == naive_fire_times(trigger, start, end)
+    expected = naive_fire_times(trigger, start, end)
+    assert fire_times(trigger, start, end) == expected
+    assert list(fire_micros(trigger, start, end)) == [(slot - EPOCH) // MICROSECOND for slot in expected]
 
 
 def test_the_command_plays_the_shipped_jobs_file_and_counts_every_decision():

@@ -180,7 +180,8 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("simulate"):
         out += ["## Schedule simulation", "",
                 "`broker-jobs jobs simulate` over a year of the shipped jobs file (every slot and its decision, as "
-                "the table and as `--json`, thrown away), whole process, median of interleaved runs.", "", simulate_table(results["simulate"]), ""]
+                "the table and as `--json`, into a file), whole process, median of interleaved runs.", "",
+                simulate_table(results["simulate"]), ""]
     for note in results.get("notes", []):
         out.append(f"- {note}")
     return "\n".join(out).rstrip() + "\n"

@@ -11,6 +11,7 @@ import functools
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ EXIT_CODES = {
     5: "the database cannot be reached (DATABASE_URL: host down, wrong port, bad credentials)",
     6: "send --wait: the job ended failed or dead-lettered (its error on stderr)",
     7: "send --wait: the job had not finished within --timeout (it may still run)",
+    141: "the reader of the output went away (`| head`): nothing printed, as a coreutils command ends",
 }
 
 
@@ -52,11 +54,25 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # click's own exits and usage errors: click prints and exits
+        except BrokenPipeError:
+            closed_output()
         except Exception as exc:
             report(exc)
             raise  # pragma: no cover - report always exits
 
     return wrapper
+
+
+def closed_output() -> None:
+    """End quietly when the reader of stdout went away (``broker-jobs jobs simulate | head``).
+
+    What it read is all it wanted: no line, exit 141 (128 + SIGPIPE, what a coreutils command
+    killed by the signal gives). stdout goes to /dev/null first, so the interpreter's own
+    flush at exit cannot fail on the closed pipe again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
 
 
 def set_up() -> None:

@@ -22,8 +22,11 @@ def _when(option: str, text: str | None) -> datetime | None:
 
     if text is None:
         return None
+    text = text.replace("Z", "+00:00")
+    if len(text) > 10 and text[10] in "+-":  # a date with a zone: Python 3.11 would drop the zone
+        text = f"{text[:10]}T00:00{text[10:]}"
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"{option}: not an ISO date and time: {text!r}") from None
 

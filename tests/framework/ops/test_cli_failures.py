@@ -143,3 +143,21 @@ def test_the_readme_lists_every_exit_code_of_the_cli():
     cli = readme[start:readme.index("<!-- /section: cli -->", start)]
     documented = {int(code) for code in re.findall(r"^\| `(\d+)` \|", cli, re.M)}
     assert documented == set(EXIT_CODES)
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly_with_exit_141():
+    """``broker-jobs jobs simulate --from .. --to .. | head -1``: the year does not fit the pipe; no line on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "broker_jobs", "jobs", "simulate", "--from", "2027-01-01Z", "--to", "2028-01-01Z"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                          env={**os.environ, "PYTHONUNBUFFERED": "0"}) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # what head does after its line
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert first.startswith(b"2027-01-01T"), first  # a date with a zone starts at its midnight
+    assert err == "" and code == 141, (code, err[-2000:])

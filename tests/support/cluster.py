@@ -1,14 +1,19 @@
 """A three-node RabbitMQ cluster of a test's own, on loopback, which the cluster tests kill and cut.
 
 Every node has its own node name (``bjcN-<id>@localhost``), AMQP and
-distribution ports, database, logs and configuration, all under the test's
-temporary directory, and the three share an Erlang cookie in a ``HOME`` of
-their own: ``rabbitmqctl`` with that environment can only address them, and
-nothing here touches the shared node on 5672/25672/15672.  Management is
-disabled.  ``cluster_partition_handling = pause_minority``: a node cut off from
-the two others stops serving until it sees them again, so no side of a cut
-accepts messages the other never hears of.  ``net_ticktime`` is short so a cut
-is noticed in seconds (the default is a minute).
+distribution ports (the distribution port fixed: ``inet_dist_listen_min`` =
+``max``), database, logs and configuration, all under the test's temporary
+directory, and the three share an Erlang cookie in a ``HOME`` of their own:
+``rabbitmqctl`` with that environment can only address them, and nothing here
+touches the shared node on 5672/25672/15672.  Management is disabled.  Each
+node opens its distribution connections to its peers from a loopback address of
+its own (``127.X.Y.N``, ``inet_dist_connect_options``), so a cut
+(:meth:`RabbitCluster.cut`, iptables rules of :mod:`.netcut`) can silence every
+packet of one node, whichever side opened the connection, and nothing else.
+``cluster_partition_handling = pause_minority``: a node cut off from the two
+others stops serving until it sees them again, so no side of a cut accepts
+messages the other never hears of.  ``net_ticktime`` is short so a cut is
+noticed in seconds (the default is a minute).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .environment import port_open, unavailable
+from .netcut import LoopbackCut, firewall
 from .polling import wait_for
 from .processes import free_ports
 from .services import RABBITMQ_BIN, ServiceUnavailable
@@ -34,10 +40,11 @@ NET_TICKTIME = 8
 class ClusterNode:
     """One node of a :class:`RabbitCluster`: started, killed (SIGKILL), cut and started again by the tests."""
 
-    def __init__(self, root: Path, home: Path, name: str) -> None:
+    def __init__(self, root: Path, home: Path, name: str, address: str) -> None:
         self.root = root
         self.home = home
         self.node = f"{name}@localhost"
+        self.address = address  # where its distribution connections to its peers come from
         self.port, self.dist_port = free_ports(2)
         self.log = root / "log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -61,8 +68,10 @@ class ClusterNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS":
-                f"-kernel inet_dist_use_interface {{127,0,0,1}} -kernel net_ticktime {NET_TICKTIME}",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                f"-kernel inet_dist_use_interface {{127,0,0,1}} -kernel net_ticktime {NET_TICKTIME} "
+                f"-kernel inet_dist_listen_min {self.dist_port} -kernel inet_dist_listen_max {self.dist_port} "
+                f"-kernel inet_dist_connect_options [{{ip,{{{self.address.replace('.', ',')}}}}}]"),
         }
 
     def configure(self) -> None:
@@ -132,7 +141,11 @@ class RabbitCluster:
         self.root = root
         self.home = root / "home"
         tag = uuid.uuid4().hex[:6]
-        self.nodes = [ClusterNode(root / f"node{i}", self.home, f"bjc{i}-{tag}") for i in range(1, size + 1)]
+        # 127.X.Y.N: all of 127/8 is this machine's loopback; X and Y at random keep two runs' nodes apart.
+        prefix = f"127.{int(tag[:2], 16) % 254 + 1}.{int(tag[2:4], 16) % 254 + 1}"
+        self.nodes = [ClusterNode(root / f"node{i}", self.home, f"bjc{i}-{tag}", f"{prefix}.{i}")
+                      for i in range(1, size + 1)]
+        self.cuts: list[LoopbackCut] = []
 
     def urls(self, vhost: str = "%2F") -> list[str]:
         """Every node's AMQP URL on ``vhost`` (URL-encoded), in node order."""
@@ -193,27 +206,32 @@ class RabbitCluster:
                  every=0.5, ignore=(RuntimeError, subprocess.TimeoutExpired))
         return time.monotonic() - started
 
-    def cut(self, node: ClusterNode, seconds: float) -> None:
-        """Cut ``node`` off from its two peers for ``seconds``, then let it see them again.
+    def cut(self, node: ClusterNode) -> LoopbackCut:
+        """Cut ``node`` off the network: its peers and its clients, until :meth:`heal`.
 
-        The node refuses and drops every Erlang distribution connection to the
-        others (``net_kernel:allow`` and ``disconnect_node``), as a network cut
-        between the hosts would; pause_minority then stops its AMQP service, so its
-        clients lose their connections.  The heal is scheduled inside the node
-        itself (a timer re-allowing the peers), because while it is cut even
-        ``rabbitmqctl`` cannot reach it.
+        iptables DROP rules on ``lo`` (:class:`~tests.support.netcut.LoopbackCut`) silence
+        the node's AMQP and distribution ports both ways and every packet from or to
+        the address it connects to its peers from, as a pulled cable would: nobody
+        gets a reset, each side notices by its own timeouts (``net_ticktime`` between
+        the nodes, the AMQP heartbeat for clients).  pause_minority then stops the
+        node's RabbitMQ application until it sees its peers again.
+
+        Raises:
+          ServiceUnavailable: iptables cannot be used here (not root, not installed, refused).
         """
-        peers = [n.node for n in self.nodes if n is not node]
-        allowed = ",".join(f"'{p}'" for p in peers)
-        expression = (
-            f"timer:apply_after({int(seconds * 1000)}, net_kernel, allow, [[{allowed}]]), "
-            "net_kernel:allow(['nobody@nowhere']), "
-            f"[erlang:disconnect_node(N) || N <- [{allowed}]], ok."
-        )
-        node.ctl("eval", expression, timeout=30)
+        cut = LoopbackCut(firewall(), node.node, (node.port, node.dist_port), node.address)
+        self.cuts.append(cut)
+        cut.apply()
+        return cut
+
+    def heal(self) -> None:
+        """Delete the rules of every cut (the nodes find each other again by themselves)."""
+        while self.cuts:
+            self.cuts.pop().heal()
 
     def stop(self) -> None:
-        """Kill every node (SIGKILL: nothing of it is kept) ."""
+        """Heal any cut, then kill every node (SIGKILL: nothing of it is kept)."""
+        self.heal()
         for node in self.nodes:
             node.kill()
 

@@ -26,6 +26,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import quote
+
+import pytest
 
 from .environment import port_open, unavailable
 from .netcut import LoopbackCut, firewall
@@ -146,6 +149,7 @@ class RabbitCluster:
         self.nodes = [ClusterNode(root / f"node{i}", self.home, f"bjc{i}-{tag}", f"{prefix}.{i}")
                       for i in range(1, size + 1)]
         self.cuts: list[LoopbackCut] = []
+        self._consumer_timeout_changed = False
 
     def urls(self, vhost: str = "%2F") -> list[str]:
         """Every node's AMQP URL on ``vhost`` (URL-encoded), in node order."""
@@ -180,17 +184,58 @@ class RabbitCluster:
 
     def add_vhost(self, name: str) -> str:
         """A vhost for the test (guest may do anything on it); returns its URL-encoded name."""
-        from urllib.parse import quote
-
-        seed = next(n for n in self.nodes if n.alive())
-        seed.ctl("add_vhost", name)
-        seed.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        self.ctl("add_vhost", name)
+        self.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         return quote(name, safe="")
+
+    @contextmanager
+    def vhost(self, prefix: str) -> Iterator[str]:
+        """A fresh vhost (``prefix-<pid>-<id>``) and the first node's URL on it; deleted afterwards."""
+        name = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        quoted = self.add_vhost(name)
+        try:
+            yield self.urls(quoted)[0]
+        finally:
+            with suppress(RuntimeError, subprocess.TimeoutExpired):
+                self.ctl("delete_vhost", name)
+
+    # What the fault tests ask of their private node (tests/support/services.py's PrivateRabbit), so the
+    # cluster stands in for it under --rabbitmq-cluster: the first node's port and URL, rabbitmqctl, and a
+    # consumer timeout set on every node.
+
+    @property
+    def port(self) -> int:
+        """The first node's AMQP port (where the tests' clients connect)."""
+        return self.nodes[0].port
+
+    @property
+    def url(self) -> str:
+        """The first node's AMQP URL of the default vhost."""
+        return self.nodes[0].url
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """``rabbitmqctl ARGS`` through the first live node not cut off (cluster-wide commands: vhosts, queues)."""
+        cut = {c.tag for c in self.cuts if c.applied}
+        node = next((n for n in self.nodes if n.alive() and n.node not in cut), self.nodes[0])
+        return node.ctl(*args, timeout=timeout)
+
+    def set_consumer_timeout(self, millis: int, tick_millis: int = 1000) -> None:
+        """``consumer_timeout`` (and the channel tick that checks it) on every node, for channels opened
+        from now on."""
+        self._consumer_timeout_changed = True
+        for node in self.nodes:
+            node.ctl("eval", f"application:set_env(rabbit, channel_tick_interval, {tick_millis}).")
+            node.ctl("eval", f"application:set_env(rabbit, consumer_timeout, {millis}).")
+
+    def restore(self) -> None:
+        """Undo what a test changed: the default consumer timeout."""
+        if self._consumer_timeout_changed:
+            self.set_consumer_timeout(1_800_000, tick_millis=60_000)
+            self._consumer_timeout_changed = False
 
     def leader_of(self, vhost: str, queue: str) -> ClusterNode:
         """The node holding the Raft leader of quorum queue ``queue`` in ``vhost``."""
-        node = next(n for n in self.nodes if n.alive() and n.listening())
-        out = node.ctl("list_queues", "-p", vhost, "name", "leader", "--no-table-headers", "--quiet", timeout=30)
+        out = self.ctl("list_queues", "-p", vhost, "name", "leader", "--no-table-headers", "--quiet", timeout=30)
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 2 and parts[0] == queue:
@@ -234,6 +279,11 @@ class RabbitCluster:
         self.heal()
         for node in self.nodes:
             node.kill()
+
+
+def on_cluster(config: pytest.Config) -> bool:
+    """Whether the pytest session runs against the three-node cluster (``--rabbitmq-cluster``)."""
+    return bool(config.getoption("rabbitmq_cluster", default=False))
 
 
 @contextmanager

@@ -1,10 +1,11 @@
 """A three-node RabbitMQ cluster with QUEUE_TYPE=quorum, proven by killing and cutting nodes.
 
 Every process is given the three nodes (``RABBITMQ_URLS``) and connects to the
-first that answers.  Run in this order on one cluster (tests/support/cluster.py):
+first that answers.  Run in this order on the session's cluster (tests/support/cluster.py,
+the ``rabbitmq_cluster`` fixture of tests/conftest.py), before the ``also_on_cluster``
+tests of the other folders (priorities, retries, dead letters and replay, worker kill,
+consumer timeout, scheduler, wire fuzz) run on it with QUEUE_TYPE=quorum:
 
-0. the priority (the classic backlog test), retry, dead-letter and replay tests of
-   tests/framework/integration, here on the cluster;
 1. jobs from two worker processes while the node holding the queue's Raft
    leader is SIGKILLed mid-run: every job runs, none is lost or dead-lettered,
    and duplicates stay within what at-least-once allows;
@@ -48,7 +49,7 @@ from tests.support import (
     unavailable,
     wait_for,
 )
-from tests.support.cluster import NET_TICKTIME, RabbitCluster, rabbit_cluster
+from tests.support.cluster import NET_TICKTIME, RabbitCluster
 from tests.support.faults import dead_letters
 from tests.support.netcut import firewall
 from tests.support.services import ServiceUnavailable
@@ -65,10 +66,10 @@ jobs:
 """
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitCluster]:
-    with rabbit_cluster(tmp_path_factory.mktemp("bjcluster")) as booted:
-        yield booted
+@pytest.fixture
+def cluster(rabbitmq_cluster: RabbitCluster) -> RabbitCluster:
+    """The session's three nodes (tests/conftest.py), every one of them running."""
+    return rabbitmq_cluster
 
 
 @pytest.fixture
@@ -128,38 +129,6 @@ def vhost_of(env: dict[str, str]) -> str:
     from urllib.parse import unquote
 
     return unquote(env["RABBITMQ_URLS"].split(",")[0].rsplit("/", 1)[1].split("?")[0])
-
-
-@pytest.fixture
-def cluster_broker(cluster: RabbitCluster, settings_env: pytest.MonkeyPatch) -> Iterator[object]:
-    """A broker in this process on the cluster (QUEUE_TYPE=quorum), installed as the process's broker."""
-    import dramatiq
-
-    from broker_jobs.broker import build_broker, use_broker
-    from broker_jobs.settings import get_settings
-
-    vhost = cluster.add_vhost("in-process")
-    settings_env.setenv("RABBITMQ_URLS", ",".join(urls_with_heartbeat(cluster, vhost)))
-    settings_env.setenv("QUEUE_TYPE", "quorum")
-    previous = dramatiq.broker.global_broker
-    broker = use_broker(build_broker(get_settings()))
-    broker.emit_after("process_boot")
-    yield broker
-    broker.close()
-    if previous is not None:
-        use_broker(previous)
-
-
-def test_priorities_retries_dead_letters_and_replay_pass_on_the_cluster(cluster_broker):
-    from tests.framework.integration.test_quorum_queues import (
-        test_a_job_runs_a_failing_one_is_retried_then_dead_lettered_and_replays as jobs_retries_and_dead_letters,
-    )
-    from tests.framework.integration.test_rabbitmq_jobs import (
-        test_a_high_priority_message_overtakes_a_backlog_of_low_ones as classic_backlog_test,
-    )
-
-    classic_backlog_test(cluster_broker)
-    jobs_retries_and_dead_letters(cluster_broker)
 
 
 def test_every_job_runs_while_the_node_holding_the_queue_leader_is_killed(cluster, env, producer_broker, db,

@@ -38,6 +38,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import threading
+import time
 from queue import PriorityQueue
 from typing import Any
 
@@ -96,6 +98,45 @@ def _prime(message: Any) -> None:
         fields["message_timestamp"] = inner.message_timestamp
 
 
+class BandGate:
+    """Holds each priority band's consumer, when a worker starts, until the band above it has answered once.
+
+    A worker consumes a quorum family's bands side by side, each on a connection of its
+    own.  Started together, the low band's consumer may be served first (its connection
+    was quicker) and the worker would run low jobs while a high one waits in ``Q.HQ``.
+    So ``Q``'s consumer starts consuming only once ``Q.HQ``'s first answer (a message, or
+    nothing within the worker timeout) is in, and ``Q.LQ``'s once ``Q``'s is; after
+    ``max_wait`` seconds a band starts anyway (the band above cannot connect).  Open
+    once, a band stays open (a consumer restarted after a connection loss does not wait).
+
+    Parameters:
+      max_wait: The longest a band's consumer waits for the band above.
+    """
+
+    def __init__(self, max_wait: float = 5.0) -> None:
+        self.max_wait = max_wait
+        self._answered: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def _event(self, queue: str) -> threading.Event:
+        with self._lock:
+            return self._answered.setdefault(queue, threading.Event())
+
+    def answered(self, queue: str) -> None:
+        """``queue``'s consumer has had its first answer: the band below may start."""
+        self._event(queue).set()
+
+    def is_open(self, queue: str) -> bool:
+        """Whether ``queue``'s consumer may consume (the band above has answered, or there is none)."""
+        above = topology.band_above(queue)
+        return above is None or self._event(above).is_set()
+
+    def wait(self, queue: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the band above ``queue`` to answer; whether it did."""
+        above = topology.band_above(queue)
+        return above is None or self._event(above).wait(timeout)
+
+
 class _DeliveryConsumer(CheckingConsumer):
     """The checking consumer, keeping each delivery's AMQP priority on its message.
 
@@ -103,20 +144,41 @@ class _DeliveryConsumer(CheckingConsumer):
     RabbitMQ really served the message with (none at all for a foreign sender that
     set none), and a retry must keep it, so it lands in ``amqp_priority`` on the
     proxy and, when the body does not say, in the ``broker_priority`` option.
+
+    With quorum queues it waits at the :class:`BandGate` before it consumes: until then
+    it answers "nothing" (as after an idle worker timeout), so its thread still sees a
+    shutdown.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # Dramatiq's consumer is unannotated
+    def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]  # unannotated
         self._properties: Any = None
         self.iterator = self._remember(self.iterator)
+        self._gate: BandGate | None = getattr(broker, "band_gate", None)
+        self._gate_deadline = time.monotonic() + (self._gate.max_wait if self._gate is not None else 0)
+        self._idle = timeout / 1000
 
     def _remember(self, deliveries: Any) -> Any:
         for method, properties, body in deliveries:
             self._properties = properties
             yield method, properties, body
 
+    def _held_at_gate(self, gate: BandGate) -> bool:
+        # Before the first consume only: RabbitMQ delivers nothing to a consumer that has not consumed yet.
+        if gate.is_open(self.queue_name) or time.monotonic() >= self._gate_deadline:
+            return False
+        return not gate.wait(self.queue_name, min(self._idle, max(0.0, self._gate_deadline - time.monotonic())))
+
     def __next__(self) -> Any:
-        message = super().__next__()
+        gate = self._gate
+        if gate is not None:
+            if self._held_at_gate(gate):
+                return None
+            message = super().__next__()
+            gate.answered(self.queue_name)
+            self._gate = None
+        else:
+            message = super().__next__()
         if message is not None:
             priority = getattr(self._properties, "priority", None)
             message.__dict__["amqp_priority"] = priority
@@ -164,6 +226,8 @@ class JobsBroker(RabbitmqBroker):
         self.max_message_bytes = max_message_bytes
         self.queue_type = queue_type
         self.delivery_limit = delivery_limit
+        #: Quorum queues: each band's consumer waits for the band above at a worker's start.
+        self.band_gate: BandGate | None = BandGate() if queue_type == QUORUM else None
 
     @property
     def quorum(self) -> bool:

@@ -130,6 +130,16 @@ def band_queue(family_name: str, priority: int | None) -> str:
     return family_name
 
 
+def band_above(queue: str) -> str | None:
+    """The band served before ``queue`` (``Q.HQ`` for ``Q``, ``Q`` for ``Q.LQ``); None for a high band and for
+    a delay or dead-letter queue."""
+    if queue.endswith((HIGH_BAND, ".DQ", ".XQ")):
+        return None
+    if queue.endswith(LOW_BAND):
+        return queue.removesuffix(LOW_BAND)
+    return f"{queue}{HIGH_BAND}"
+
+
 def band_rank(queue: str) -> int:
     """0 for a high band, 2 for a low band, 1 otherwise: the order a worker runs what it holds."""
     return 0 if queue.endswith(HIGH_BAND) else 2 if queue.endswith(LOW_BAND) else 1

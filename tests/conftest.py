@@ -2,6 +2,14 @@
 
 Real-service fixtures skip when the service is missing locally and FAIL when
 ``CI`` is set, so CI can never pass by skipping what it must exercise.
+
+``--rabbitmq-cluster`` (``make test-cluster``) runs the session against a private
+three-node RabbitMQ cluster with ``QUEUE_TYPE=quorum``: the tests marked ``cluster``
+(tests/framework/cluster, which kill and cut its nodes) and the tests marked
+``also_on_cluster``, whose RabbitMQ fixtures (``rabbitmq_url``, ``rabbit_broker``,
+``amqp_vhost`` and the fault tests' ``private_rabbit``) then point at the cluster
+instead of the shared node.  Without it, ``cluster`` tests are left out unless
+``-m`` names them.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from tests.support import (
     unavailable,
     vhost,
 )
+from tests.support.cluster import RabbitCluster, on_cluster, rabbit_cluster
 
 __all__ = ["IN_CI", "RABBITMQ_URL", "ROOT", "TEST_POSTGRES_URL", "TEST_REDIS_URL", "port_open", "run_cli",
            "unavailable"]  # still importable from here while other branches do; new code imports tests.support
@@ -47,13 +56,70 @@ os.environ.pop("REDIS_URL", None)  # single-host mode unless a test asks for Red
 
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--rabbitmq-cluster", action="store_true",
+                     help="run the tests marked cluster and also_on_cluster against a private three-node "
+                          "RabbitMQ cluster with QUEUE_TYPE=quorum (make test-cluster)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if on_cluster(config):
+        # Every broker this session builds, in the test process or in the processes it starts.
+        os.environ["QUEUE_TYPE"] = "quorum"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the cluster only the ``cluster`` and ``also_on_cluster`` tests run; elsewhere no ``cluster`` test
+    runs unless ``-m`` names it."""
+    if on_cluster(config):
+        def wanted(item: pytest.Item) -> bool:
+            return any(item.get_closest_marker(m) for m in ("cluster", "also_on_cluster"))
+    elif "cluster" in (config.getoption("-m") or ""):
+        return
+    else:
+        def wanted(item: pytest.Item) -> bool:
+            return item.get_closest_marker("cluster") is None
+    drop = [item for item in items if not wanted(item)]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if wanted(item)]
+
+
 @pytest.fixture(scope="session")
-def rabbitmq_url() -> Iterator[str]:
-    """A RabbitMQ URL on a vhost of its own, deleted after the session."""
+def rabbitmq_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitCluster]:
+    """Three private RabbitMQ nodes joined into one cluster (tests/support/cluster.py), for the session."""
+    with rabbit_cluster(tmp_path_factory.mktemp("bjcluster")) as booted:
+        yield booted
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A RabbitMQ URL on a vhost of its own, deleted after the session (on the cluster with
+    ``--rabbitmq-cluster``)."""
+    if on_cluster(request.config):
+        with request.getfixturevalue("rabbitmq_cluster").vhost("bj-test") as url:
+            yield url
+        return
     if not port_open(RABBITMQ_URL, 5672):
         unavailable(f"RabbitMQ at {RABBITMQ_URL}")
     with vhost("bj-test") as url:
         yield url or RABBITMQ_URL
+
+
+@pytest.fixture
+def amqp_vhost(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An AMQP URL on a fresh vhost of the test's own, deleted after it: on the shared RabbitMQ, or on the
+    cluster with ``--rabbitmq-cluster``."""
+    if on_cluster(request.config):
+        with request.getfixturevalue("rabbitmq_cluster").vhost("bj-vhost") as url:
+            yield url
+        return
+    if not port_open(RABBITMQ_URL, 5672):
+        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
+    with vhost("bj-vhost") as url:
+        if url is None:
+            unavailable("a vhost of the test's own on the shared RabbitMQ")
+        yield url
 
 
 @pytest.fixture

@@ -1,14 +1,19 @@
 """A three-node RabbitMQ cluster of a test's own, on loopback, which the cluster tests kill and cut.
 
 Every node has its own node name (``bjcN-<id>@localhost``), AMQP and
-distribution ports, database, logs and configuration, all under the test's
-temporary directory, and the three share an Erlang cookie in a ``HOME`` of
-their own: ``rabbitmqctl`` with that environment can only address them, and
-nothing here touches the shared node on 5672/25672/15672.  Management is
-disabled.  ``cluster_partition_handling = pause_minority``: a node cut off from
-the two others stops serving until it sees them again, so no side of a cut
-accepts messages the other never hears of.  ``net_ticktime`` is short so a cut
-is noticed in seconds (the default is a minute).
+distribution ports (the distribution port fixed: ``inet_dist_listen_min`` =
+``max``), database, logs and configuration, all under the test's temporary
+directory, and the three share an Erlang cookie in a ``HOME`` of their own:
+``rabbitmqctl`` with that environment can only address them, and nothing here
+touches the shared node on 5672/25672/15672.  Management is disabled.  Each
+node opens its distribution connections to its peers from a loopback address of
+its own (``127.X.Y.N``, ``inet_dist_connect_options``), so a cut
+(:meth:`RabbitCluster.cut`, iptables rules of :mod:`.netcut`) can silence every
+packet of one node, whichever side opened the connection, and nothing else.
+``cluster_partition_handling = pause_minority``: a node cut off from the two
+others stops serving until it sees them again, so no side of a cut accepts
+messages the other never hears of.  ``net_ticktime`` is short so a cut is
+noticed in seconds (the default is a minute).
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import quote
+
+import pytest
 
 from .environment import port_open, unavailable
+from .netcut import LoopbackCut, firewall
 from .polling import wait_for
 from .processes import free_ports
 from .services import RABBITMQ_BIN, ServiceUnavailable
@@ -34,10 +43,11 @@ NET_TICKTIME = 8
 class ClusterNode:
     """One node of a :class:`RabbitCluster`: started, killed (SIGKILL), cut and started again by the tests."""
 
-    def __init__(self, root: Path, home: Path, name: str) -> None:
+    def __init__(self, root: Path, home: Path, name: str, address: str) -> None:
         self.root = root
         self.home = home
         self.node = f"{name}@localhost"
+        self.address = address  # where its distribution connections to its peers come from
         self.port, self.dist_port = free_ports(2)
         self.log = root / "log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -61,8 +71,10 @@ class ClusterNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS":
-                f"-kernel inet_dist_use_interface {{127,0,0,1}} -kernel net_ticktime {NET_TICKTIME}",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                f"-kernel inet_dist_use_interface {{127,0,0,1}} -kernel net_ticktime {NET_TICKTIME} "
+                f"-kernel inet_dist_listen_min {self.dist_port} -kernel inet_dist_listen_max {self.dist_port} "
+                f"-kernel inet_dist_connect_options [{{ip,{{{self.address.replace('.', ',')}}}}}]"),
         }
 
     def configure(self) -> None:
@@ -132,7 +144,12 @@ class RabbitCluster:
         self.root = root
         self.home = root / "home"
         tag = uuid.uuid4().hex[:6]
-        self.nodes = [ClusterNode(root / f"node{i}", self.home, f"bjc{i}-{tag}") for i in range(1, size + 1)]
+        # 127.X.Y.N: all of 127/8 is this machine's loopback; X and Y at random keep two runs' nodes apart.
+        prefix = f"127.{int(tag[:2], 16) % 254 + 1}.{int(tag[2:4], 16) % 254 + 1}"
+        self.nodes = [ClusterNode(root / f"node{i}", self.home, f"bjc{i}-{tag}", f"{prefix}.{i}")
+                      for i in range(1, size + 1)]
+        self.cuts: list[LoopbackCut] = []
+        self._consumer_timeout_changed = False
 
     def urls(self, vhost: str = "%2F") -> list[str]:
         """Every node's AMQP URL on ``vhost`` (URL-encoded), in node order."""
@@ -167,17 +184,58 @@ class RabbitCluster:
 
     def add_vhost(self, name: str) -> str:
         """A vhost for the test (guest may do anything on it); returns its URL-encoded name."""
-        from urllib.parse import quote
-
-        seed = next(n for n in self.nodes if n.alive())
-        seed.ctl("add_vhost", name)
-        seed.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        self.ctl("add_vhost", name)
+        self.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         return quote(name, safe="")
+
+    @contextmanager
+    def vhost(self, prefix: str) -> Iterator[str]:
+        """A fresh vhost (``prefix-<pid>-<id>``) and the first node's URL on it; deleted afterwards."""
+        name = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        quoted = self.add_vhost(name)
+        try:
+            yield self.urls(quoted)[0]
+        finally:
+            with suppress(RuntimeError, subprocess.TimeoutExpired):
+                self.ctl("delete_vhost", name)
+
+    # What the fault tests ask of their private node (tests/support/services.py's PrivateRabbit), so the
+    # cluster stands in for it under --rabbitmq-cluster: the first node's port and URL, rabbitmqctl, and a
+    # consumer timeout set on every node.
+
+    @property
+    def port(self) -> int:
+        """The first node's AMQP port (where the tests' clients connect)."""
+        return self.nodes[0].port
+
+    @property
+    def url(self) -> str:
+        """The first node's AMQP URL of the default vhost."""
+        return self.nodes[0].url
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """``rabbitmqctl ARGS`` through the first live node not cut off (cluster-wide commands: vhosts, queues)."""
+        cut = {c.tag for c in self.cuts if c.applied}
+        node = next((n for n in self.nodes if n.alive() and n.node not in cut), self.nodes[0])
+        return node.ctl(*args, timeout=timeout)
+
+    def set_consumer_timeout(self, millis: int, tick_millis: int = 1000) -> None:
+        """``consumer_timeout`` (and the channel tick that checks it) on every node, for channels opened
+        from now on."""
+        self._consumer_timeout_changed = True
+        for node in self.nodes:
+            node.ctl("eval", f"application:set_env(rabbit, channel_tick_interval, {tick_millis}).")
+            node.ctl("eval", f"application:set_env(rabbit, consumer_timeout, {millis}).")
+
+    def restore(self) -> None:
+        """Undo what a test changed: the default consumer timeout."""
+        if self._consumer_timeout_changed:
+            self.set_consumer_timeout(1_800_000, tick_millis=60_000)
+            self._consumer_timeout_changed = False
 
     def leader_of(self, vhost: str, queue: str) -> ClusterNode:
         """The node holding the Raft leader of quorum queue ``queue`` in ``vhost``."""
-        node = next(n for n in self.nodes if n.alive() and n.listening())
-        out = node.ctl("list_queues", "-p", vhost, "name", "leader", "--no-table-headers", "--quiet", timeout=30)
+        out = self.ctl("list_queues", "-p", vhost, "name", "leader", "--no-table-headers", "--quiet", timeout=30)
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 2 and parts[0] == queue:
@@ -193,29 +251,39 @@ class RabbitCluster:
                  every=0.5, ignore=(RuntimeError, subprocess.TimeoutExpired))
         return time.monotonic() - started
 
-    def cut(self, node: ClusterNode, seconds: float) -> None:
-        """Cut ``node`` off from its two peers for ``seconds``, then let it see them again.
+    def cut(self, node: ClusterNode) -> LoopbackCut:
+        """Cut ``node`` off the network: its peers and its clients, until :meth:`heal`.
 
-        The node refuses and drops every Erlang distribution connection to the
-        others (``net_kernel:allow`` and ``disconnect_node``), as a network cut
-        between the hosts would; pause_minority then stops its AMQP service, so its
-        clients lose their connections.  The heal is scheduled inside the node
-        itself (a timer re-allowing the peers), because while it is cut even
-        ``rabbitmqctl`` cannot reach it.
+        iptables DROP rules on ``lo`` (:class:`~tests.support.netcut.LoopbackCut`) silence
+        the node's AMQP and distribution ports both ways and every packet from or to
+        the address it connects to its peers from, as a pulled cable would: nobody
+        gets a reset, each side notices by its own timeouts (``net_ticktime`` between
+        the nodes, the AMQP heartbeat for clients).  pause_minority then stops the
+        node's RabbitMQ application until it sees its peers again.
+
+        Raises:
+          ServiceUnavailable: iptables cannot be used here (not root, not installed, refused).
         """
-        peers = [n.node for n in self.nodes if n is not node]
-        allowed = ",".join(f"'{p}'" for p in peers)
-        expression = (
-            f"timer:apply_after({int(seconds * 1000)}, net_kernel, allow, [[{allowed}]]), "
-            "net_kernel:allow(['nobody@nowhere']), "
-            f"[erlang:disconnect_node(N) || N <- [{allowed}]], ok."
-        )
-        node.ctl("eval", expression, timeout=30)
+        cut = LoopbackCut(firewall(), node.node, (node.port, node.dist_port), node.address)
+        self.cuts.append(cut)
+        cut.apply()
+        return cut
+
+    def heal(self) -> None:
+        """Delete the rules of every cut (the nodes find each other again by themselves)."""
+        while self.cuts:
+            self.cuts.pop().heal()
 
     def stop(self) -> None:
-        """Kill every node (SIGKILL: nothing of it is kept) ."""
+        """Heal any cut, then kill every node (SIGKILL: nothing of it is kept)."""
+        self.heal()
         for node in self.nodes:
             node.kill()
+
+
+def on_cluster(config: pytest.Config) -> bool:
+    """Whether the pytest session runs against the three-node cluster (``--rabbitmq-cluster``)."""
+    return bool(config.getoption("rabbitmq_cluster", default=False))
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
-from dramatiq.message import Message
+from dramatiq.message import Message, generate_unique_id
 from sqlalchemy import create_engine, text
 
 from .processes import Process
@@ -95,9 +95,12 @@ class Producer:
 
     Parameters:
       broker: A :class:`~broker_jobs.broker.JobsBroker` (confirmed publishes).
+      copy_on_retry: Send a failed message again as a copy with a new message id, as the scheduler
+        republishes a slot (the fire id, if any, stays: the workers' dedup runs one of the copies).
     """
 
     broker: Any
+    copy_on_retry: bool = False
     reported: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -113,6 +116,8 @@ class Producer:
                 self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 if time.monotonic() > deadline:
                     raise
+                if self.copy_on_retry:
+                    message = message.copy(message_id=generate_unique_id())
                 time.sleep(0.5)  # not a wait: the producer's back-off between two tries
 
 

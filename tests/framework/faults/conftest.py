@@ -1,7 +1,8 @@
 """Fixtures of the fault tests: services of their own that they may stop, block and break.
 
 Nothing here touches the shared RabbitMQ, Redis or PostgreSQL server: the
-RabbitMQ node and the Redis server are private processes, and the database is
+RabbitMQ node (or, with ``--rabbitmq-cluster``, the session's three-node
+cluster) and the Redis server are private processes, and the database is
 one created for the test (the shared PostgreSQL server is never stopped or
 reconfigured).  A private service that cannot start skips the test locally and
 fails it under ``CI=1``.
@@ -28,6 +29,7 @@ from tests.support import (
     private_vhost,
     unavailable,
 )
+from tests.support.cluster import on_cluster
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -44,8 +46,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def private_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbit]:
-    """A RabbitMQ node of the fault tests' own (booted once: about 7 s here)."""
+def private_rabbit(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbit]:
+    """A RabbitMQ node of the fault tests' own (booted once: about 7 s here).
+
+    With ``--rabbitmq-cluster`` the session's three-node cluster stands in for it (its first node's
+    port and URL, ``rabbitmqctl``, the consumer timeout on every node); only ``also_on_cluster`` tests,
+    which never stop or break the node, run then.
+    """
+    if on_cluster(request.config):
+        yield request.getfixturevalue("rabbitmq_cluster")
+        return
     with booted_rabbit(tmp_path_factory.mktemp("bjfault-rabbit")) as node:
         yield node
 

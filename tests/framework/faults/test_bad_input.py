@@ -75,6 +75,7 @@ def publish_raw(lane: Any, body: bytes) -> None:
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.also_on_cluster
 def test_an_undecodable_body_is_dead_lettered_as_such_and_the_worker_goes_on(lane):
     publish_raw(lane, b"\xff\x00 this is not a Dramatiq message")
     still_working(lane, 1)
@@ -84,6 +85,7 @@ def test_an_undecodable_body_is_dead_lettered_as_such_and_the_worker_goes_on(lan
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.also_on_cluster
 def test_an_unknown_actor_is_dead_lettered_with_the_reason_at_once(lane):
     message = Message(queue_name=lane.queue, actor_name="no_such_actor", args=(), kwargs={}, options={})
     lane.broker.enqueue(message)
@@ -100,6 +102,7 @@ def test_an_unknown_actor_is_dead_lettered_with_the_reason_at_once(lane):
     ((1, 2), {}, "too many positional arguments"),
     ((), {"n": 1, "m": 2}, "unexpected keyword argument 'm'"),
 ])
+@pytest.mark.also_on_cluster
 def test_invalid_arguments_are_dead_lettered_at_once_naming_the_argument(lane, args, kwargs, reason):
     sent = lane.good.send_with_options(args=args, kwargs=kwargs)
     still_working(lane, 3)
@@ -109,6 +112,7 @@ def test_invalid_arguments_are_dead_lettered_at_once_naming_the_argument(lane, a
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.also_on_cluster
 def test_a_poison_job_is_dead_lettered_after_its_retries_with_its_traceback(lane):
     sent = lane.poison.send()
     [letter] = wait_for(lambda: dead_in(lane), "the poison message in the dead-letter queue")
@@ -122,6 +126,7 @@ def test_a_poison_job_is_dead_lettered_after_its_retries_with_its_traceback(lane
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.also_on_cluster
 def test_an_oversized_message_is_refused_before_publishing_with_one_clear_error(lane):
     limit = get_settings().max_message_bytes
     with pytest.raises(MessageTooLarge, match=rf"over MAX_MESSAGE_BYTES={limit}: pass a reference"):
@@ -132,6 +137,7 @@ def test_an_oversized_message_is_refused_before_publishing_with_one_clear_error(
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.also_on_cluster
 def test_send_refuses_an_oversized_message_with_one_line_and_exit_2(rabbitmq_url):
     huge = json.dumps({"payload": "x" * 2048})
     result = run_cli("send", "diagnostics", "--kwargs", huge,
@@ -156,6 +162,7 @@ def test_rabbitmq_itself_refuses_a_message_over_its_max_message_size(private_rab
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.also_on_cluster
 def test_listing_dead_letters_before_any_queue_exists_answers_an_empty_list(vhost_url, fault_db):
     """Found by fuzzing the API: a missing .XQ queue closed the channel the next one was asked on."""
     result = run_cli("dlq", "list", "--json", env={"RABBITMQ_URL": vhost_url, "DATABASE_URL": fault_db})

@@ -16,7 +16,7 @@ import sqlalchemy
 
 from tests.support import Producer, dead_keys, effect_times, fault_message, tally, wait_for
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.also_on_cluster]
 
 CONSUMER_TIMEOUT_MS = 5_000
 

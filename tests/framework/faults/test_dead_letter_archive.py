@@ -25,20 +25,16 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, insert, text
 
 from tests.support import (
-    RABBITMQ_URL,
     collect,
     free_port,
-    port_open,
     queue_depth,
     run_cli,
     start,
     stop,
-    unavailable,
-    vhost,
     wait_for,
 )
 
-pytestmark = pytest.mark.rabbitmq
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.also_on_cluster]
 
 SECRET = "archive-test-secret-" + "y" * 40
 LIMIT = 4096
@@ -88,26 +84,21 @@ def stored_letters(draw: st.DrawFn) -> tuple[bytes, bool]:
 
 
 @pytest.fixture
-def archive(fault_db: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def archive(amqp_vhost: str, fault_db: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """A vhost with the queues declared, a database with the schema, and ``broker-jobs serve`` on them."""
-    if not port_open(RABBITMQ_URL, 5672):
-        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
-    with vhost("bj-archive") as url:
-        if url is None:
-            unavailable("a vhost of the test's own on the shared RabbitMQ")
-        env = {"RABBITMQ_URL": url, "DATABASE_URL": fault_db, "API_JWT_SECRET": SECRET, "MAX_MESSAGE_BYTES": str(LIMIT),
-               "API_PORT": str(free_port()), "METRICS_PORT": str(free_port()),
-               "METRICS_DIR": str(tmp_path / "metrics"), "PYTHONUNBUFFERED": "1"}
-        setup = run_cli("setup", env=env)
-        assert setup.returncode == 0, setup.stderr
-        proc = start(["-m", "broker_jobs", "serve", "--port", env["API_PORT"]], env, tmp_path / "serve.log")
-        base = f"http://127.0.0.1:{env['API_PORT']}"
-        try:
-            wait_for(lambda: httpx.get(base + "/health/live", timeout=1).status_code == 200, "serve answering",
-                     timeout=60, ignore=(httpx.HTTPError, OSError))
-            yield {**env, "API": base}
-        finally:
-            stop(proc, timeout=20)
+    env = {"RABBITMQ_URL": amqp_vhost, "DATABASE_URL": fault_db, "API_JWT_SECRET": SECRET,
+           "MAX_MESSAGE_BYTES": str(LIMIT), "API_PORT": str(free_port()), "METRICS_PORT": str(free_port()),
+           "METRICS_DIR": str(tmp_path / "metrics"), "PYTHONUNBUFFERED": "1"}
+    setup = run_cli("setup", env=env)
+    assert setup.returncode == 0, setup.stderr
+    proc = start(["-m", "broker_jobs", "serve", "--port", env["API_PORT"]], env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{env['API_PORT']}"
+    try:
+        wait_for(lambda: httpx.get(base + "/health/live", timeout=1).status_code == 200, "serve answering",
+                 timeout=60, ignore=(httpx.HTTPError, OSError))
+        yield {**env, "API": base}
+    finally:
+        stop(proc, timeout=20)
 
 
 def bearer(scope: str) -> dict[str, str]:

@@ -16,7 +16,6 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +27,15 @@ from sqlalchemy import create_engine, text
 
 from tests.support import (
     QUEUE,
-    RABBITMQ_URL,
     Workers,
     collect,
     effects,
     free_port,
-    port_open,
     queue_depth,
-    unavailable,
-    vhost,
     wait_for,
 )
 
-pytestmark = pytest.mark.rabbitmq
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.also_on_cluster]
 
 VALID, BYTES, JSON, MUTATED = 600, 250, 250, 900
 ACTOR = "record_effect"
@@ -146,14 +141,9 @@ def random_json(value: Any) -> bytes:
 
 
 @pytest.fixture
-def wire_env(fault_db: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    if not port_open(RABBITMQ_URL, 5672):
-        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
-    with vhost("bj-wire") as url:
-        if url is None:
-            unavailable("a vhost of the test's own on the shared RabbitMQ")
-        yield {"RABBITMQ_URL": url, "DATABASE_URL": fault_db, "FAULT_EFFECTS_URL": fault_db, "REDIS_URL": "",
-               "PYTHONUNBUFFERED": "1", "METRICS_PORT": str(free_port()), "METRICS_DIR": str(tmp_path / "metrics")}
+def wire_env(amqp_vhost: str, fault_db: str, tmp_path: Path) -> dict[str, str]:
+    return {"RABBITMQ_URL": amqp_vhost, "DATABASE_URL": fault_db, "FAULT_EFFECTS_URL": fault_db, "REDIS_URL": "",
+            "PYTHONUNBUFFERED": "1", "METRICS_PORT": str(free_port()), "METRICS_DIR": str(tmp_path / "metrics")}
 
 
 def publish(url: str, bodies: list[bytes]) -> None:

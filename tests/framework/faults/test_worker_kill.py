@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import Producer, dead_keys, effects, fault_message, tally, wait_for
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.also_on_cluster]
 
 JOBS = 300
 

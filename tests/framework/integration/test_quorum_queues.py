@@ -1,5 +1,9 @@
 """QUEUE_TYPE=quorum on the real RabbitMQ (one node, a vhost of its own): the queues are quorum queues with the
-arguments quorum needs, and jobs, retries, dead letters, replay and priorities work as on classic queues."""
+arguments quorum needs, and jobs, retries, dead letters, replay and priorities work as on classic queues.
+
+The tests marked ``also_on_cluster`` run again on the three-node cluster (``make test-cluster``); the others read
+the queues back through the management API, which the cluster's nodes do not run.
+"""
 
 from __future__ import annotations
 
@@ -29,28 +33,23 @@ def unique(name: str) -> str:
 
 
 @pytest.fixture
-def quorum_broker(settings_env: pytest.MonkeyPatch) -> Iterator[object]:
+def quorum_broker(amqp_vhost: str, settings_env: pytest.MonkeyPatch) -> Iterator[object]:
     """A real broker with QUEUE_TYPE=quorum on a vhost of its own, installed as the process's broker."""
     import dramatiq
 
     from broker_jobs.broker import build_broker, use_broker
 
-    if not port_open(RABBITMQ_URL, 5672):
-        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
-    with vhost("bj-quorum") as url:
-        if url is None:
-            unavailable("a vhost of its own on the shared RabbitMQ")
-        settings_env.setenv("RABBITMQ_URL", url)
-        settings_env.setenv("QUEUE_TYPE", "quorum")
-        previous = dramatiq.broker.global_broker
-        broker = use_broker(build_broker(get_settings()))
-        broker.emit_after("process_boot")
-        try:
-            yield broker
-        finally:
-            broker.close()
-            if previous is not None:
-                use_broker(previous)
+    settings_env.setenv("RABBITMQ_URL", amqp_vhost)
+    settings_env.setenv("QUEUE_TYPE", "quorum")
+    previous = dramatiq.broker.global_broker
+    broker = use_broker(build_broker(get_settings()))
+    broker.emit_after("process_boot")
+    try:
+        yield broker
+    finally:
+        broker.close()
+        if previous is not None:
+            use_broker(previous)
 
 
 def queue_types(url: str) -> dict[str, tuple[str, dict[str, object]]]:
@@ -87,6 +86,7 @@ def wait_for_queues(url: str, prefix: str) -> dict[str, tuple[str, dict[str, obj
                     f"the five queues of {prefix} in the management API", timeout=20, every=0.2)
 
 
+@pytest.mark.also_on_cluster
 def test_a_job_runs_a_failing_one_is_retried_then_dead_lettered_and_replays(quorum_broker):
     ok, flaky, doomed, queue = unique("ok"), unique("flaky"), unique("doomed"), unique("qjobs")
     attempts: list[int] = []
@@ -130,11 +130,13 @@ def test_a_job_runs_a_failing_one_is_retried_then_dead_lettered_and_replays(quor
         worker.stop()
 
 
+@pytest.mark.also_on_cluster
 def test_the_classic_backlog_test_passes_on_quorum_queues(quorum_broker):
     """With 100 low waiting, a high sent last starts among the first few: the same test as on classic queues."""
     classic_backlog_test(quorum_broker)
 
 
+@pytest.mark.also_on_cluster
 def test_medium_backlog_runs_before_low_and_after_high(quorum_broker):
     queue, order, lock = unique("bands"), [], threading.Lock()
 
@@ -167,6 +169,7 @@ def test_medium_backlog_runs_before_low_and_after_high(quorum_broker):
     assert sum(1 for i in lows if i < max(mediums)) <= prefetch
 
 
+@pytest.mark.also_on_cluster
 def test_a_delayed_message_waits_in_the_family_delay_queue_and_runs_once(quorum_broker):
     name, queue, ran = unique("later"), unique("qdelay"), []
 

@@ -1,4 +1,7 @@
-"""The foundation on a real RabbitMQ: priorities, retries, dead letters, replay."""
+"""The foundation on a real RabbitMQ: priorities, retries, dead letters, replay.
+
+Also run on the three-node cluster with QUEUE_TYPE=quorum (``make test-cluster``).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from broker_jobs.store.history import writer
 from broker_jobs.store.queries import query_runs
 from tests.support import wait_for
 
-pytestmark = pytest.mark.rabbitmq
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.also_on_cluster]
 
 
 def unique(name: str) -> str:

@@ -1,12 +1,15 @@
 """``broker-jobs scheduler`` processes on real RabbitMQ: one message per slot, hand-over, misfire.
 
 Messages are counted in the job's queue (on the test vhost) by fire id; no
-worker runs, so what the schedulers published is exactly what is there.
+worker runs, so what the schedulers published is exactly what is there.  Also run
+on the three-node cluster with QUEUE_TYPE=quorum (``make test-cluster``), where
+the messages sit in the family's priority band.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections import Counter
@@ -16,10 +19,11 @@ from pathlib import Path
 import pika
 import pytest
 
+from broker_jobs import topology
 from broker_jobs.store.scheduler_state import open_scheduler_store
 from tests.support import Process, free_port, run_cli, wait_for
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.also_on_cluster]
 
 
 def environment(rabbitmq_url: str, tmp_path: Path, jobs: str) -> dict[str, str]:
@@ -35,11 +39,14 @@ def scheduler(env: dict[str, str], log: Path) -> Process:
 
 
 def drain(rabbitmq_url: str, queue: str) -> list[dict]:
-    """Every message in ``queue`` (and its delay queue), decoded; the queue is emptied."""
+    """Every message in ``queue`` (its delay queue and, with quorum queues, its priority bands), decoded; the
+    queues are emptied."""
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
     channel = connection.channel()
     messages = []
-    for name in (queue, f"{queue}.DQ"):
+    for name in topology.family(queue, os.environ.get("QUEUE_TYPE", topology.CLASSIC)):
+        if name.endswith(".XQ"):
+            continue
         while True:
             method, _, body = channel.basic_get(name, auto_ack=True)
             if method is None:

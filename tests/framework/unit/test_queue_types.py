@@ -10,12 +10,12 @@ from dramatiq import Message
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
 from dramatiq.worker import _WorkQueueItem
 
-from broker_jobs.broker import BandedWorkQueue, JobsBroker
+from broker_jobs.broker import BandedWorkQueue, BandGate, JobsBroker
 from broker_jobs.errors import ConfigError
 from broker_jobs.priorities import Priority, amqp_priority
 from broker_jobs.scheduling.publisher import Outgoing
 from broker_jobs.settings import load_settings
-from broker_jobs.topology import band_queue, bands, canonical, family, wanted_arguments
+from broker_jobs.topology import band_above, band_queue, bands, canonical, family, wanted_arguments
 
 QUORUM_WORK = {"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "etl.XQ",
                "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish", "x-delivery-limit": 7}
@@ -94,6 +94,29 @@ def test_a_worker_runs_what_it_holds_high_band_first_then_actor_priority_then_fi
     order = [(item.message.queue_name, item.message.options["n"]) for item in
              (held.get() for _ in range(5))]
     assert order == [("q.HQ", 3), ("q", 2), ("q", 1), ("q.LQ", 0), ("q.LQ", 4)]
+
+
+@pytest.mark.parametrize(("queue", "above"), [("q.HQ", None), ("q", "q.HQ"), ("q.LQ", "q"), ("q.DQ", None),
+                                              ("q.XQ", None)])
+def test_each_band_waits_for_the_band_above_it_and_delay_and_dead_letter_queues_for_none(queue, above):
+    assert band_above(queue) == above
+
+
+def test_a_band_opens_once_the_band_above_has_answered_and_stays_open():
+    gate = BandGate(max_wait=5)
+    assert gate.is_open("q.HQ") and gate.is_open("q.DQ")
+    assert not gate.is_open("q") and not gate.is_open("q.LQ")
+    assert gate.wait("q", 0.01) is False
+    gate.answered("q.HQ")
+    assert gate.is_open("q") and not gate.is_open("q.LQ")
+    gate.answered("q")
+    assert gate.is_open("q.LQ") and gate.wait("q.LQ", 0) is True
+    assert gate.is_open("other.HQ") and not gate.is_open("other")  # each family on its own
+
+
+def test_only_a_quorum_broker_has_a_band_gate():
+    assert JobsBroker(url="amqp://127.0.0.1:1/%2F", middleware=[], queue_type="quorum").band_gate is not None
+    assert JobsBroker(url="amqp://127.0.0.1:1/%2F", middleware=[]).band_gate is None
 
 
 def test_several_nodes_are_read_from_rabbitmq_urls_and_the_first_is_rabbitmq_url(settings_env):

@@ -23,6 +23,8 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from broker_jobs.probes import process_running
+
 from .services import ServiceUnavailable
 
 #: The comment every rule of ours carries, then ``pid=<pid> <tag>``.
@@ -67,18 +69,8 @@ def _remove_orphans(command: str, listing: str) -> None:
         if len(parts) < 2 or parts[0] != MARK or not parts[1].startswith("pid="):
             continue
         pid = int(parts[1].removeprefix("pid=") or 0)
-        if pid and not _alive(pid):
+        if pid and not process_running(pid):
             _run([command, "-w", "-D", *words[1:]])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

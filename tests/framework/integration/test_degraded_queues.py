@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -20,11 +19,9 @@ from tests.support import (
     RABBITMQ_URL,
     Process,
     free_port,
-    port_open,
     queue_depth,
     run_cli,
     unavailable,
-    vhost,
     wait_for,
 )
 from tests.support.foreign import declare_like_plain_dramatiq, dramatiq_body, message_ids_in, publish
@@ -33,24 +30,14 @@ pytestmark = pytest.mark.rabbitmq
 
 
 @pytest.fixture
-def amqp_url() -> Iterator[str]:
-    if not port_open(RABBITMQ_URL, 5672):
-        unavailable(f"RabbitMQ at {RABBITMQ_URL}")
-    with vhost("bj-degraded") as url:
-        if url is None:
-            unavailable("a vhost of its own on RabbitMQ (management API or rabbitmqctl)")
-        yield url
-
-
-@pytest.fixture
-def env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"RABBITMQ_URL": amqp_url, "DATABASE_URL": f"sqlite:///{tmp_path}/jobs.sqlite3", "PYTHONUNBUFFERED": "1",
+def env(amqp_vhost: str, tmp_path: Path) -> dict[str, str]:
+    return {"RABBITMQ_URL": amqp_vhost, "DATABASE_URL": f"sqlite:///{tmp_path}/jobs.sqlite3", "PYTHONUNBUFFERED": "1",
             "METRICS_PORT": str(free_port()), "METRICS_DIR": str(tmp_path / "metrics"), "LOG_LEVEL": "INFO"}
 
 
-def queue_arguments(amqp_url: str, queue: str) -> dict[str, Any]:
+def queue_arguments(amqp_vhost: str, queue: str) -> dict[str, Any]:
     """The queue's arguments as RabbitMQ's management API reports them."""
-    parts, admin = urlsplit(amqp_url), urlsplit(RABBITMQ_URL)
+    parts, admin = urlsplit(amqp_vhost), urlsplit(RABBITMQ_URL)
     try:
         response = httpx.get(f"http://{parts.hostname}:15672/api/queues/{quote(unquote(parts.path[1:]), safe='')}/"
                              f"{quote(queue, safe='')}", auth=(admin.username or "guest", admin.password or "guest"),
@@ -92,12 +79,12 @@ def health(env: dict[str, str], tmp_path: Path) -> tuple[dict[str, Any], dict[st
 
 
 def test_a_queue_declared_without_priorities_keeps_working_shows_degraded_and_is_repaired_without_loss(
-        amqp_url, env, tmp_path):
-    declare_like_plain_dramatiq(amqp_url, "default")
+        amqp_vhost, env, tmp_path):
+    declare_like_plain_dramatiq(amqp_vhost, "default")
 
     # Workers keep consuming it: a backlog a foreign client left there runs, with one warning per queue.
     first = [dramatiq_body("diagnostics", "default") for _ in range(5)]
-    publish(amqp_url, "default", [body for _, body in first])
+    publish(amqp_vhost, "default", [body for _, body in first])
     log = tmp_path / "worker.log"
     proc = worker(env, log)
     try:
@@ -127,14 +114,14 @@ def test_a_queue_declared_without_priorities_keeps_working_shows_degraded_and_is
     # A backlog waits (no worker): low and high messages, and `send` still publishes (priority ignored there).
     low = [dramatiq_body("diagnostics", "default") for _ in range(20)]
     high = [dramatiq_body("diagnostics", "default") for _ in range(20)]
-    publish(amqp_url, "default", [body for _, body in low], priority=1)
-    publish(amqp_url, "default", [body for _, body in high], priority=9)
+    publish(amqp_vhost, "default", [body for _, body in low], priority=1)
+    publish(amqp_vhost, "default", [body for _, body in high], priority=9)
     delayed = [dramatiq_body("diagnostics", "default.DQ", options={"eta": 0}) for _ in range(3)]
-    publish(amqp_url, "default.DQ", [body for _, body in delayed])
+    publish(amqp_vhost, "default.DQ", [body for _, body in delayed])
     sent = run_cli("send", "diagnostics", env=env)
     assert sent.returncode == 0, sent.stderr
     waiting = [i for i, _ in low] + [i for i, _ in high] + [sent.stdout.strip()]
-    assert message_ids_in(amqp_url, "default") == waiting  # FIFO: the queue has no priorities
+    assert message_ids_in(amqp_vhost, "default") == waiting  # FIFO: the queue has no priorities
 
     repaired = run_cli("queues", "repair", "--json", env=env)
     assert repaired.returncode == 0, repaired.stderr
@@ -143,13 +130,13 @@ def test_a_queue_declared_without_priorities_keeps_working_shows_degraded_and_is
     assert done["default.DQ"]["moved_back"] == len(delayed)
 
     # Every message is there, once; the queue now ranks by priority.
-    after = message_ids_in(amqp_url, "default")
+    after = message_ids_in(amqp_vhost, "default")
     assert sorted(after) == sorted(waiting)
     assert set(after[:20]) == {i for i, _ in high}
-    assert sorted(message_ids_in(amqp_url, "default.DQ")) == sorted(i for i, _ in delayed)
-    assert queue_arguments(amqp_url, "default")["x-max-priority"] == 10
-    assert queue_arguments(amqp_url, "default.DQ")["x-max-priority"] == 10
-    assert queue_depth(amqp_url, "default.repair") == 0
+    assert sorted(message_ids_in(amqp_vhost, "default.DQ")) == sorted(i for i, _ in delayed)
+    assert queue_arguments(amqp_vhost, "default")["x-max-priority"] == 10
+    assert queue_arguments(amqp_vhost, "default.DQ")["x-max-priority"] == 10
+    assert queue_depth(amqp_vhost, "default.repair") == 0
     report, ready, metrics = health(env, tmp_path)
     assert report["queues"]["degraded"] == {} and ready["degradedQueues"] == {}
     assert re.search(r'^broker_jobs_queue_degraded\{queue="default"\} 0\.0$', metrics, re.M), metrics
@@ -167,32 +154,32 @@ def test_a_queue_declared_without_priorities_keeps_working_shows_degraded_and_is
     assert "exists on RabbitMQ" not in proc.text()
 
 
-def test_an_interrupted_repair_is_finished_by_the_next_one(amqp_url, env):
+def test_an_interrupted_repair_is_finished_by_the_next_one(amqp_vhost, env):
     """Messages left in the holding queue (the repair died after deleting the queue) are moved back."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_vhost))
     try:
         connection.channel().queue_declare("sync.repair", durable=True)
     finally:
         connection.close()
     held = [dramatiq_body("sync_all_services", "sync") for _ in range(7)]
-    publish(amqp_url, "sync.repair", [body for _, body in held], priority=5)
+    publish(amqp_vhost, "sync.repair", [body for _, body in held], priority=5)
 
     repaired = run_cli("queues", "repair", "sync", env={**os.environ, **env})
     assert repaired.returncode == 0, repaired.stderr
     assert "7 message(s) moved back" in repaired.stdout
-    assert message_ids_in(amqp_url, "sync") == [i for i, _ in held]
-    assert queue_arguments(amqp_url, "sync")["x-max-priority"] == 10
-    assert queue_depth(amqp_url, "sync.repair") == 0
+    assert message_ids_in(amqp_vhost, "sync") == [i for i, _ in held]
+    assert queue_arguments(amqp_vhost, "sync")["x-max-priority"] == 10
+    assert queue_depth(amqp_vhost, "sync.repair") == 0
 
 
-def test_running_workers_pick_up_the_repaired_queue_by_themselves(amqp_url, env, tmp_path):
-    declare_like_plain_dramatiq(amqp_url, "default")
+def test_running_workers_pick_up_the_repaired_queue_by_themselves(amqp_vhost, env, tmp_path):
+    declare_like_plain_dramatiq(amqp_vhost, "default")
     proc = worker(env, tmp_path / "worker.log")
     try:
         proc.wait_for_log("ready for action", timeout=90)
         repaired = run_cli("queues", "repair", "default", env=env)
         assert repaired.returncode == 0, repaired.stderr
-        assert queue_arguments(amqp_url, "default")["x-max-priority"] == 10
+        assert queue_arguments(amqp_vhost, "default")["x-max-priority"] == 10
         sent = run_cli("send", "diagnostics", env=env)
         assert sent.returncode == 0 and "exists on RabbitMQ" not in sent.stderr, sent.stderr
         wait_for(lambda: sent.stdout.strip() in succeeded_ids(env), "a message sent after the repair to run",
@@ -204,23 +191,23 @@ def test_running_workers_pick_up_the_repaired_queue_by_themselves(amqp_url, env,
     assert "Restarting consumer" in text and "CRITICAL" not in text, text
 
 
-def test_repairing_a_queue_that_does_not_exist_is_one_line_and_touches_nothing(amqp_url, env):
-    declare_like_plain_dramatiq(amqp_url, "default")
+def test_repairing_a_queue_that_does_not_exist_is_one_line_and_touches_nothing(amqp_vhost, env):
+    declare_like_plain_dramatiq(amqp_vhost, "default")
     result = run_cli("queues", "repair", "default", "defualt", env=env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "broker-jobs: queue 'defualt' does not exist on RabbitMQ (nothing repaired)"]
-    assert "x-max-priority" not in queue_arguments(amqp_url, "default")
+    assert "x-max-priority" not in queue_arguments(amqp_vhost, "default")
 
 
-def test_a_repair_killed_while_moving_loses_nothing_and_the_next_run_finishes(amqp_url, env, tmp_path):
-    declare_like_plain_dramatiq(amqp_url, "default")
+def test_a_repair_killed_while_moving_loses_nothing_and_the_next_run_finishes(amqp_vhost, env, tmp_path):
+    declare_like_plain_dramatiq(amqp_vhost, "default")
     waiting = [dramatiq_body("diagnostics", "default") for _ in range(3000)]
-    publish(amqp_url, "default", [body for _, body in waiting])
+    publish(amqp_vhost, "default", [body for _, body in waiting])
 
     repair = Process(["-m", "broker_jobs", "queues", "repair", "default"], env, tmp_path / "repair.log").start()
     try:
-        wait_for(lambda: queue_depth(amqp_url, "default.repair") >= 200 or not repair.alive(),
+        wait_for(lambda: queue_depth(amqp_vhost, "default.repair") >= 200 or not repair.alive(),
                  "the repair to be moving messages", timeout=120)
         assert repair.alive(), repair.text()  # killed mid-move, not after
     finally:
@@ -228,8 +215,8 @@ def test_a_repair_killed_while_moving_loses_nothing_and_the_next_run_finishes(am
 
     finished = run_cli("queues", "repair", "default", env=env)
     assert finished.returncode == 0, finished.stderr
-    after = message_ids_in(amqp_url, "default")
+    after = message_ids_in(amqp_vhost, "default")
     assert set(after) == {i for i, _ in waiting}
     assert len(after) - len(set(after)) <= 1  # at most the one message copied but not yet acked: same id
-    assert queue_arguments(amqp_url, "default")["x-max-priority"] == 10
-    assert queue_depth(amqp_url, "default.repair") == 0
+    assert queue_arguments(amqp_vhost, "default")["x-max-priority"] == 10
+    assert queue_depth(amqp_vhost, "default.repair") == 0

@@ -280,6 +280,7 @@ async function loadHistory(more = false) {
       <td class="num">${duration(r.duration_ms)}</td></tr>`).join("");
   if (more) body.insertAdjacentHTML("beforeend", html);
   else rows(body, html, 6, "no run matches");
+  $("#history").dataset.query = historyParams().toString();  // the search these rows answer
   historyCursor = page.next_cursor;
   $("#history-more").hidden = !historyCursor;
   $("#history-note").textContent = `${$$("#history tbody tr[data-message-id]").length} shown${historyCursor ? ", more below" : ""}`;

@@ -211,7 +211,8 @@ def test_the_console_is_usable_with_the_keyboard_alone(server, browser, dead_ids
     page.keyboard.type("diagnostics")
     page.keyboard.press("Enter")
     page.wait_for_function("() => location.hash.includes('actor=diagnostics')")
-    link = page.locator("#history tbody tr[data-message-id] a").first
+    # The rows of the filtered search, not those of the unfiltered one "/" loaded (they are replaced under focus).
+    link = page.locator("#history[data-query*='actor=diagnostics'] tbody tr[data-message-id] a").first
     link.wait_for(timeout=10_000)
     link.focus()
     page.keyboard.press("Enter")

@@ -151,7 +151,7 @@ class _DeliveryConsumer(CheckingConsumer):
     """
 
     def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
-        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]  # unannotated
+        super().__init__(broker, queue_name, prefetch, timeout)
         self._properties: Any = None
         self.iterator = self._remember(self.iterator)
         self._gate: BandGate | None = getattr(broker, "band_gate", None)

@@ -162,6 +162,79 @@ def _usable(fields: dict[str, Any], key: str, limit: int) -> str | None:
     return None
 
 
+# -- the fast path: a plainly valid body, as our publishers and Dramatiq's write them --------
+#
+# Checking a body with pydantic costs more than decoding it.  Most bodies are plainly
+# valid: :func:`_plainly_valid` accepts those with a few type and range checks, and
+# anything it is not sure of goes to pydantic, which decides (and names the field).  It
+# only ever accepts what :class:`Body` accepts (tests/framework/unit/test_wire_fast_path.py).
+
+_BODY_KEYS = frozenset(Body.model_fields)
+
+
+def _plain_text(value: object, low: int, high: int) -> bool:
+    # ASCII without NUL: storable, and its length is its length in any encoding.
+    return type(value) is str and low <= len(value) <= high and value.isascii() and "\x00" not in value
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and 0 <= value <= 1_000_000
+
+
+def _number(value: object) -> bool:
+    # Seconds and Millis: an int, or a finite float, within the range of a date column.
+    if type(value) is int:
+        return 0 <= value <= MAX_MILLIS
+    return type(value) is float and 0 <= value <= MAX_MILLIS  # NaN and infinities fail
+
+
+def _optional(check: Any) -> Any:
+    return lambda value: value is None or check(value)
+
+
+#: The options the fast path understands; any other option Dramatiq or we read sends the
+#: body to pydantic.  An option nobody reads passes through, as :data:`Options` lets it.
+_FAST_OPTIONS: dict[str, Any] = {
+    protocol.RETRIES: _count,
+    "max_retries": _count,
+    protocol.DEFERRALS: _count,
+    "min_backoff": _number,
+    "max_backoff": _number,
+    "time_limit": _optional(_number),
+    "max_age": _optional(_number),
+    protocol.ETA: _optional(_number),
+    protocol.BJ_ETA: _optional(_number),
+    protocol.REQUEUE_TIMESTAMP: _optional(_number),
+    protocol.PRIORITY: lambda value: value is None or value in ("high", "medium", "low"),
+    protocol.BROKER_PRIORITY: lambda value: value is None or (type(value) is int and 0 <= value <= 255),
+    protocol.FIRE_ID: _optional(lambda value: _plain_text(value, 0, MAX_FIRE_ID)),
+    protocol.JOB_ID: _optional(lambda value: _plain_text(value, 0, MAX_FIRE_ID)),
+    protocol.REPLAY_OF: _optional(lambda value: _plain_text(value, 1, MAX_ID)),
+    protocol.TRACEBACK: lambda value: value is None or type(value) is str,
+}
+_READ_OPTIONS = frozenset(OPTION_TYPES)
+
+
+def _plainly_valid(fields: dict[str, Any]) -> bool:
+    """True only for a body :class:`Body` accepts; False means "ask pydantic"."""
+    if fields.keys() != _BODY_KEYS:
+        return False
+    timestamp, options = fields["message_timestamp"], fields["options"]
+    if not (_plain_text(fields["queue_name"], 1, MAX_NAME) and _plain_text(fields["actor_name"], 1, MAX_NAME)
+            and _plain_text(fields["message_id"], 1, MAX_ID) and type(fields["args"]) is list
+            and type(fields["kwargs"]) is dict and type(timestamp) is int and 0 <= timestamp <= MAX_MILLIS
+            and type(options) is dict):
+        return False
+    for key, value in options.items():
+        check = _FAST_OPTIONS.get(key)
+        if check is None:
+            if key in _READ_OPTIONS:
+                return False
+        elif not check(value):
+            return False
+    return True
+
+
 def parse(body: bytes, queue: str | None = None, max_bytes: int | None = None) -> Message[Any] | Malformed:
     """Decode ``body`` into a message, or say why it must be dead-lettered.
 
@@ -183,10 +256,11 @@ def parse(body: bytes, queue: str | None = None, max_bytes: int | None = None) -
     if max_bytes is not None and len(body) > max_bytes:
         return Malformed(f"malformed message: body: {len(body)} bytes, over MAX_MESSAGE_BYTES={max_bytes}",
                          message_id or raw_id(body), actor, fields)
-    try:
-        Body.model_validate(fields)
-    except ValidationError as error:
-        return Malformed(_reason(error), message_id or raw_id(body), actor, fields)
+    if not _plainly_valid(fields):
+        try:
+            Body.model_validate(fields)
+        except ValidationError as error:
+            return Malformed(_reason(error), message_id or raw_id(body), actor, fields)
     if queue is not None and fields["queue_name"] != queue:
         return Malformed(f"malformed message: queue_name: names {fields['queue_name'][:MAX_NAME]!r}, "
                          f"not the queue {queue!r} it arrived on", message_id or raw_id(body), actor, fields)

@@ -20,7 +20,7 @@ from ..dead_letters import list_dead, replay
 from ..errors import BrokerJobsError, BrokerUnavailableError, ConfigError, NotFoundError
 from ..job import validate_arguments
 from ..queues import queue_stats
-from ..scheduling import control
+from ..scheduling import control, firing
 from ..settings import Settings
 from ..store.db import get_engine
 from ..store.queries import (
@@ -210,7 +210,7 @@ def show_job(request: Request, job_id: Text,
 @router.post("/jobs/{job_id}/run", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
 def run_job(request: Request, job_id: Text, body: RunBody | None = None) -> dict[str, Any]:
     """Enqueue the schedule's job now, outside its slots."""
-    return _call(control.run_now, _settings(request), job_id, force=(body or RunBody()).force)
+    return _call(firing.run_now, _settings(request), job_id, force=(body or RunBody()).force)
 
 
 @router.post("/jobs/{job_id}/pause", dependencies=[operate], tags=["schedules"], responses=answers(*WITH_BODY))
@@ -231,7 +231,7 @@ def resume_job(request: Request, job_id: Text) -> Any:
              responses=answers(*WITH_BODY))
 def backfill_job(request: Request, job_id: Text, body: BackfillBody) -> dict[str, Any]:
     """Enqueue every slot between start and end (deduplicated by slot)."""
-    return _call(control.backfill, _settings(request), job_id, body.start, body.end)
+    return _call(firing.backfill, _settings(request), job_id, body.start, body.end)
 
 
 def _run_dict(run: Any) -> dict[str, Any]:

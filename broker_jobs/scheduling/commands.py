@@ -112,7 +112,8 @@ def _run_scheduler(engine: str, group: str | None) -> None:
     # deferred (each below): the scheduler's machinery pulls dramatiq, SQLAlchemy and Redis; --help stays light
     from ..broker import get_broker  # deferred: dramatiq and pika
     from ..store.scheduler_state import open_scheduler_store  # deferred: SQLAlchemy
-    from .control import check_group, declare_queues  # deferred: SQLAlchemy
+    from .control import check_group  # deferred: SQLAlchemy
+    from .firing import declare_queues  # deferred: the broker
     from .lease import build_lease, lease_name  # deferred: redis
 
     s = settings()
@@ -178,12 +179,17 @@ def jobs() -> None:
 
 
 def _control() -> Any:
-    from . import (
-        control,  # deferred: the scheduler's machinery (dramatiq, SQLAlchemy, Redis), only when the command runs
-    )
+    from . import control  # deferred: SQLAlchemy and the jobs file, only when the command runs
 
     load_jobs()
     return control
+
+
+def _firing() -> Any:
+    from . import firing  # deferred: the broker and the publisher as well, only for run-now and backfill
+
+    load_jobs()
+    return firing
 
 
 @jobs.command("list")
@@ -334,7 +340,7 @@ def jobs_resume(job_id: str | None, everything: bool, group: str | None) -> None
 @guarded
 def jobs_run_now(job_id: str, force: bool) -> None:
     """Publish one run now (respects the overlap policy unless --force)."""
-    result = _control().run_now(settings(), job_id, force)
+    result = _firing().run_now(settings(), job_id, force)
     if "skipped" in result:
         click.echo(f"not run: {result['skipped']} (use --force to run anyway)")
     else:
@@ -350,7 +356,7 @@ def jobs_run_now(job_id: str, force: bool) -> None:
 @guarded
 def jobs_backfill(job_id: str, start: str, end: str, force: bool, as_json: bool) -> None:
     """Publish every slot in a range, through the overlap policy."""
-    result = _control().backfill(settings(), job_id, _when("--from", start), _when("--to", end), force)
+    result = _firing().backfill(settings(), job_id, _when("--from", start), _when("--to", end), force)
     if as_json:
         dump(result)
     else:

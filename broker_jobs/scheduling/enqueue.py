@@ -37,7 +37,7 @@ from ..protocol import FireId
 from ..settings import Settings, get_settings
 from .aps_triggers import slot_of
 from .config import JobDef, load_config
-from .control import declare_queues
+from .firing import declare_queues
 from .publisher import Outgoing, Publisher
 
 logger = logging.getLogger(__name__)

@@ -19,6 +19,9 @@ logger = logging.getLogger("broker_jobs.scheduling.scheduler")
 
 #: Seconds a lease lasts without renewal.
 LEASE_TTL = 7.0
+#: Seconds between the leader's lease renewals, and between two refreshes of every scheduler
+#: (pauses, runtime jobs, its heartbeat row: one older than ``3 * REFRESH`` is a dead instance's).
+RENEW, REFRESH = 2.0, 5.0
 
 
 class Fencing(Protocol):

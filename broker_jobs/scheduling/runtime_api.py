@@ -25,7 +25,7 @@ from typing import Any
 from .. import registry
 from ..errors import ConfigError
 from ..settings import Settings, get_settings
-from . import control
+from . import control, firing
 from .apscheduler_format import convert
 
 
@@ -92,7 +92,7 @@ class RuntimeJobs:
 
     def run_now(self, job_id: str, force: bool = False) -> dict[str, Any]:
         """Publish one run of the job now, through its overlap policy unless ``force``."""
-        return control.run_now(self.settings, job_id, force)
+        return firing.run_now(self.settings, job_id, force)
 
     def get_jobs(self) -> list[dict[str, Any]]:
         """Every job (file and runtime), as ``broker-jobs jobs list`` shows them."""

@@ -42,7 +42,7 @@ from .catalog import Catalog, Changes
 from .config import JobDef
 from .due import DueHeap
 from .lease import Lease
-from .lease_keeper import LEASE_TTL, LeaseKeeper
+from .lease_keeper import LEASE_TTL, REFRESH, RENEW, LeaseKeeper
 from .planning import LATER, Planned, plan_job
 from .policies import MISSED
 from .publisher import Outgoing
@@ -50,7 +50,6 @@ from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
-RENEW, REFRESH = 2.0, 5.0
 #: A loop that has not turned for this long is stuck: the instance is not live.
 LOOP_STUCK = 30.0
 

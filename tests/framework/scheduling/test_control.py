@@ -9,7 +9,7 @@ import pika
 import pytest
 
 from broker_jobs.errors import ConfigError, NotFoundError
-from broker_jobs.scheduling import control
+from broker_jobs.scheduling import control, firing
 from tests.support.scheduling import fake_settings, jobs_file
 
 JOBS = """
@@ -62,7 +62,7 @@ def test_pause_and_resume_are_shown_with_the_note(settings):
 
 def test_an_unknown_job_is_not_found(settings):
     for call in (lambda: control.show_job(settings, "nope"), lambda: control.pause(settings, "nope", None),
-                 lambda: control.preview(settings, "nope"), lambda: control.run_now(settings, "nope"),
+                 lambda: control.preview(settings, "nope"), lambda: firing.run_now(settings, "nope"),
                  lambda: control.remove_runtime_job(settings, "nope")):
         with pytest.raises(NotFoundError):
             call()
@@ -98,9 +98,9 @@ def queued(rabbitmq_url: str, queue: str) -> list[dict]:
 @pytest.mark.rabbitmq
 def test_run_now_respects_the_overlap_policy_unless_forced(settings, rabbitmq_url, rabbit_broker):
     settings.rabbitmq_url, settings.publish_timeout = rabbitmq_url, 10.0
-    first = control.run_now(settings, "every-10s")
-    second = control.run_now(settings, "every-10s")  # the first is still queued: overlap skip
-    forced = control.run_now(settings, "every-10s", force=True)
+    first = firing.run_now(settings, "every-10s")
+    second = firing.run_now(settings, "every-10s")  # the first is still queued: overlap skip
+    forced = firing.run_now(settings, "every-10s", force=True)
     assert first["fire_id"].startswith("every-10s@manual:") and "message_id" in first
     assert "still queued" in second["skipped"]
     messages = queued(rabbitmq_url, "sched_control")
@@ -114,8 +114,8 @@ def test_run_now_respects_the_overlap_policy_unless_forced(settings, rabbitmq_ur
 def test_backfill_publishes_every_slot_in_the_range(settings, rabbitmq_url, rabbit_broker):
     settings.rabbitmq_url, settings.publish_timeout = rabbitmq_url, 10.0
     start, end = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC), datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC)
-    skipped = control.backfill(settings, "every-10s", start, end)  # overlap skip: one at a time
-    result = control.backfill(settings, "every-10s", start, end, force=True)
+    skipped = firing.backfill(settings, "every-10s", start, end)  # overlap skip: one at a time
+    result = firing.backfill(settings, "every-10s", start, end, force=True)
     assert (skipped["slots"], skipped["published"], skipped["skipped_overlap"]) == (4, 1, 3)
     assert result["fire_ids"] == [f"every-10s@2026-01-01T10:00:{s:02d}Z" for s in (0, 10, 20, 30)]
     fire_ids = [m["options"]["fire_id"] for m in queued(rabbitmq_url, "sched_control")]

@@ -91,12 +91,26 @@ class RedactFilter(logging.Filter):
         return True
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def redact_value(value: Any) -> Any:
-    """:func:`redact` applied to every string inside ``value`` (dicts, lists, tuples), keys included."""
+    """:func:`redact` applied to every string inside ``value`` (dicts, lists, tuples), keys included.
+
+    Containers are copied; strings and other values are returned as they are when nothing in them
+    is masked.  (Every run's arguments go through here: the common cases are tested first.)
+    """
+    cls = value.__class__
+    if cls is str:
+        return redact(value) if "://" in value or "=" in value else value
+    if cls in _SCALARS:
+        return value
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
         return {redact_value(k): redact_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(redact_value(v) for v in value)
+    if isinstance(value, list):
+        return [redact_value(v) for v in value] if cls is list else cls(redact_value(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple([redact_value(v) for v in value]) if cls is tuple else cls(redact_value(v) for v in value)
     return value

@@ -8,6 +8,7 @@ declared are folded into one value, :data:`UNKNOWN`.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 #: The label value of every actor or queue this process does not declare.
@@ -35,6 +36,25 @@ def queue_label(broker: Any, queue: str) -> str:
     return queue if base in declared else UNKNOWN
 
 
+#: Per broker, the (queue, actor) pairs found declared: a worker asks three times per message, and a
+#: broker copies its set of queues to answer.  Only declared pairs are kept (a few); brokers never
+#: undeclare, so a kept pair stays right, and an undeclared one is looked up again each time.
+_declared: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
+
+
 def labels(broker: Any, message: Any) -> tuple[str, str]:
     """The (queue, actor) label values of ``message``."""
-    return queue_label(broker, message.queue_name), actor_label(broker, message.actor_name)
+    pair = (message.queue_name, message.actor_name)
+    try:
+        known = _declared.get(broker)
+    except TypeError:  # a broker that cannot be weakly referenced
+        known = None
+    if known is not None and pair in known:
+        return pair
+    found = queue_label(broker, pair[0]), actor_label(broker, pair[1])
+    if found == pair:
+        try:
+            _declared.setdefault(broker, set()).add(pair)
+        except TypeError:
+            pass
+    return found

@@ -7,10 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from broker_jobs.coordination import DatabaseClaims, MemoryClaims, RedisClaims
-from broker_jobs.store.db import get_engine
+from broker_jobs.store.db import SQLITE_MMAP_BYTES, get_engine
 from broker_jobs.store.history import HistoryWriter
 from broker_jobs.store.models import job_runs
 from broker_jobs.store.queries import query_runs
@@ -164,3 +164,10 @@ def test_a_malformed_event_is_dropped_without_holding_back_the_others(tmp_path):
     assert writer.flush() is True
     assert [r.message_id for r in query_runs(get_engine(writer.database_url))] == ["good"]
     assert writer.dropped == 1
+
+
+def test_every_sqlite_connection_reads_through_the_shared_memory_map(tmp_path):
+    engine = get_engine(f"sqlite:///{tmp_path}/mapped.sqlite3")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA mmap_size")).scalar() == SQLITE_MMAP_BYTES
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -159,7 +159,7 @@ def _run_scheduler(engine: str, group: str | None) -> None:
     from .scheduler import Scheduler  # deferred: dramatiq, SQLAlchemy, redis
 
     instance = Scheduler(s, store=store, lease=build_lease(s, store.engine, group),
-                         publisher=Publisher(s.amqp_urls, s.publish_timeout, s.max_message_bytes, s.queue_type),
+                         publisher=Publisher.for_settings(s),
                          declare_queues=declare, group=group)
     instance.load()
     log.info(

@@ -71,8 +71,7 @@ def scheduled_run_time(depth: int = 8) -> datetime | None:
 def _publisher(settings: Settings) -> Publisher:
     publisher: Publisher | None = getattr(_local, "publisher", None)
     if publisher is None:
-        publisher = _local.publisher = Publisher(settings.amqp_urls, settings.publish_timeout,
-                                                 settings.max_message_bytes, settings.queue_type)
+        publisher = _local.publisher = Publisher.for_settings(settings)
     return publisher
 
 

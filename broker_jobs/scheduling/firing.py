@@ -48,8 +48,7 @@ def _publish(settings: Settings, store: SchedulerStore, plans: list[Planned]) ->
     batch = [p.out for p in plans if p.out is not None]
     if batch:
         declare_queues(get_broker(), {o.queue for o in batch})
-        publisher = Publisher(getattr(settings, "amqp_urls", None) or settings.rabbitmq_url, settings.publish_timeout,
-                              getattr(settings, "max_message_bytes", None), getattr(settings, "queue_type", "classic"))
+        publisher = Publisher.for_settings(settings)
         try:
             publisher.publish(batch, int(utc_now().timestamp() * 1000))
         finally:

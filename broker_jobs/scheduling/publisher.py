@@ -31,6 +31,7 @@ from ..connection import connection_urls
 from ..errors import BrokerUnavailableError
 from ..priorities import Priority, amqp_priority
 from ..protocol import BROKER_PRIORITY, ETA, FIRE_ID, JOB_ID, PRIORITY, SLOT, FireId, iso_slot
+from ..settings import Settings
 from ..topology import CLASSIC, QUORUM, band_queue
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,11 @@ class Publisher:
         self.queue_type = queue_type
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Publisher:
+        """A publisher to the nodes, with the timeout, size limit and queue type of ``settings``."""
+        return cls(settings.amqp_urls, settings.publish_timeout, settings.max_message_bytes, settings.queue_type)
 
     def _open(self) -> Any:
         if self._channel is None or not self._channel.is_open:

@@ -12,6 +12,7 @@ from typing import Any
 from broker_jobs.scheduling.lease import DatabaseLease
 from broker_jobs.scheduling.publisher import StubPublisher
 from broker_jobs.scheduling.scheduler import Scheduler
+from broker_jobs.settings import Settings
 from broker_jobs.store.scheduler_state import open_scheduler_store
 
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
@@ -25,9 +26,11 @@ def jobs_file(tmp_path: Path, body: str, name: str = "jobs.yaml") -> Path:
 
 
 def fake_settings(path: Path, **overrides: Any) -> SimpleNamespace:
-    """The few settings the scheduler reads."""
+    """The few settings the scheduler reads (a publish also reads ``amqp_urls``, which a test sets)."""
+    defaults = Settings.model_fields
     values = {"app_env": "development", "scheduler_timezone": "UTC", "jobs_config": path, "redis_url": None,
-              "database_url": f"sqlite:///{path.parent}/scheduler.sqlite3"}
+              "database_url": f"sqlite:///{path.parent}/scheduler.sqlite3",
+              **{name: defaults[name].default for name in ("publish_timeout", "max_message_bytes", "queue_type")}}
     values.update(overrides)
     return SimpleNamespace(**values)
 

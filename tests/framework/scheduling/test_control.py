@@ -97,7 +97,7 @@ def queued(rabbitmq_url: str, queue: str) -> list[dict]:
 
 @pytest.mark.rabbitmq
 def test_run_now_respects_the_overlap_policy_unless_forced(settings, rabbitmq_url, rabbit_broker):
-    settings.rabbitmq_url, settings.publish_timeout = rabbitmq_url, 10.0
+    settings.amqp_urls = [rabbitmq_url]
     first = firing.run_now(settings, "every-10s")
     second = firing.run_now(settings, "every-10s")  # the first is still queued: overlap skip
     forced = firing.run_now(settings, "every-10s", force=True)
@@ -112,7 +112,7 @@ def test_run_now_respects_the_overlap_policy_unless_forced(settings, rabbitmq_ur
 
 @pytest.mark.rabbitmq
 def test_backfill_publishes_every_slot_in_the_range(settings, rabbitmq_url, rabbit_broker):
-    settings.rabbitmq_url, settings.publish_timeout = rabbitmq_url, 10.0
+    settings.amqp_urls = [rabbitmq_url]
     start, end = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC), datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC)
     skipped = firing.backfill(settings, "every-10s", start, end)  # overlap skip: one at a time
     result = firing.backfill(settings, "every-10s", start, end, force=True)

@@ -45,16 +45,10 @@ _declared: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKe
 def labels(broker: Any, message: Any) -> tuple[str, str]:
     """The (queue, actor) label values of ``message``."""
     pair = (message.queue_name, message.actor_name)
-    try:
-        known = _declared.get(broker)
-    except TypeError:  # a broker that cannot be weakly referenced
-        known = None
-    if known is not None and pair in known:
+    known = _declared.setdefault(broker, set())
+    if pair in known:
         return pair
     found = queue_label(broker, pair[0]), actor_label(broker, pair[1])
     if found == pair:
-        try:
-            _declared.setdefault(broker, set()).add(pair)
-        except TypeError:
-            pass
+        known.add(pair)
     return found

@@ -345,7 +345,7 @@ class JobsBroker(RabbitmqBroker):
             delay = self.max_hold_ms
         elif delay is None and due is not None:
             remaining = int(due) - now
-            if remaining > 50:
+            if remaining > 0:  # never early: even a few milliseconds go back to the delay queue
                 delay = min(remaining, self.max_hold_ms)
             else:
                 options = {k: v for k, v in message.options.items() if k != BJ_ETA}

@@ -7,6 +7,9 @@ Importing this module registers the built-in jobs' loader with the framework's r
 
 from __future__ import annotations
 
+import atexit
+import gc
+
 from broker_jobs import registry
 from broker_jobs.app.commands import COMMANDS
 from broker_jobs.cli.main import main as cli
@@ -26,6 +29,10 @@ for _command in COMMANDS:
 
 def main() -> None:
     """Run the ``broker-jobs`` command (named so also as ``python -m broker_jobs``: usage lines, completion)."""
+    # The interpreter's last garbage collection walks every object the imports made (SQLAlchemy's,
+    # pydantic's): about 100 ms of a 450 ms `jobs list`. Frozen as the command exits, they are not
+    # walked; the command's own resources are closed by then (with-blocks, logging's own atexit flush).
+    atexit.register(gc.freeze)
     cli(prog_name="broker-jobs")
 
 

@@ -2,7 +2,10 @@
 
 Middleware order (each hook runs top to bottom before, bottom to top after):
 
-0. Dramatiq's ``Prometheus`` (:func:`~broker_jobs.middleware.metrics.prometheus_middleware`, real broker only):
+0. :class:`~broker_jobs.middleware.heap.HeapFreeze` (real broker only): once the worker
+   process has booted (its after hook runs last), the start-up objects are frozen out of
+   the garbage collector's walks.  Dramatiq's ``Prometheus``
+   (:func:`~broker_jobs.middleware.metrics.prometheus_middleware`, real broker only):
    Dramatiq's metrics, exported by the worker master on ``METRICS_PORT``, and
    :class:`~broker_jobs.middleware.heartbeat.WorkerHeartbeat`: each worker process's
    state for the ``/health/live`` and ``/health/ready`` probes on that port.
@@ -67,6 +70,7 @@ from .consumer import CheckingConsumer
 from .errors import PublishBlocked
 from .host_limits import HostBackend
 from .middleware import FireDedup, History, JobRetries, MessageSizeLimit, PriorityTagging, RateLimit
+from .middleware.heap import HeapFreeze
 from .middleware.heartbeat import WorkerHeartbeat
 from .middleware.job_modules import JobModules
 from .middleware.metrics import JobMetrics, prometheus_middleware
@@ -495,7 +499,10 @@ def build_middleware(settings: Settings, *, stub: bool = False) -> list[dramatiq
     history = History(history_writer, settings.log_runs, settings.job_report_dir)
     presence: list[dramatiq.Middleware] = [] if stub else [WorkerPresence(settings.database_url,
                                                                           history.running_jobs)]
+    # First, so that its after_worker_boot runs last (Dramatiq runs after hooks bottom to top).
+    heap: list[dramatiq.Middleware] = [] if stub else [HeapFreeze()]
     return [
+        *heap,
         *exporter,
         AgeLimit(),
         TimeLimit(time_limit=settings.job_timeout * 1000),

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import broker_jobs.app.main  # noqa: F401  (registers the built-in jobs' loader, as the console script does)
+from broker_jobs.middleware.heap import skip_heap_freeze
 from tests.support import (
     IN_CI,
     RABBITMQ_URL,
@@ -53,6 +54,8 @@ os.environ.setdefault("RETRY_MIN_BACKOFF", "0.05")
 os.environ.setdefault("METRICS_DIR", str(_TMP / "metrics"))
 os.environ.setdefault("METRICS_PORT", str(19000 + os.getpid() % 1000))
 os.environ.pop("REDIS_URL", None)  # single-host mode unless a test asks for Redis
+# The test process runs in-process workers but is no worker process: its heap stays unfrozen.
+skip_heap_freeze()
 
 
 

@@ -93,4 +93,9 @@ def delivered_label(value: int | None) -> str:
     """
     if not value:
         return UNSET
-    return from_amqp(value).label
+    label = _DELIVERED.get(value)
+    return label if label is not None else from_amqp(value).label
+
+
+#: Every AMQP priority's level name (an octet: 1-255), looked up once per delivery by the history.
+_DELIVERED = {value: from_amqp(value).label for value in range(1, 256)}

@@ -37,3 +37,10 @@ def test_the_history_names_the_priority_a_delivery_really_carried(delivered, rec
     from broker_jobs.priorities import delivered_label
 
     assert delivered_label(delivered) == recorded
+
+
+def test_the_history_names_every_octet_as_the_nearest_level_does():
+    from broker_jobs.priorities import delivered_label
+
+    for value in range(1, 300):
+        assert delivered_label(value) == from_amqp(value).label

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import psutil
 
@@ -34,6 +35,24 @@ def _cpu(processes: list[psutil.Process]) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def _switches(processes: list[psutil.Process]) -> tuple[int, int]:
+    """Voluntary and involuntary context switches of every thread of ``processes``
+    (Linux keeps them per thread: ``/proc/PID/task/TID/status``)."""
+    voluntary = involuntary = 0
+    for process in processes:
+        for status in Path(f"/proc/{process.pid}/task").glob("*/status"):
+            try:
+                text = status.read_text()
+            except OSError:  # the thread ended
+                continue
+            for line in text.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    voluntary += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    involuntary += int(line.split()[1])
+    return voluntary, involuntary
 
 
 def _named(name: str) -> list[psutil.Process]:
@@ -56,14 +75,18 @@ def measure(run: Run, variant: str, n: int, processes: int, tag: str) -> dict[st
         tree = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
         others = {"rabbitmq": _named("beam.smp"), "redis": _named("redis-server")}
         before = {"worker": _cpu(tree), **{k: _cpu(v) for k, v in others.items()}}
+        switches_before = _switches(tree)
         started = time.monotonic()
         if not wait_until(lambda: int(redis.get(key) or 0) >= n, 240, interval=0.01):
             raise BenchError(f"{variant}: timed out")
         seconds = time.monotonic() - started
         after = {"worker": _cpu(tree), **{k: _cpu(v) for k, v in others.items()}}
+        switches_after = _switches(tree)
     finally:
         stop(worker)
-    return {"rate": n / seconds, **{k: (after[k] - before[k]) / n * 1e6 for k in before}}
+    return {"rate": n / seconds, **{k: (after[k] - before[k]) / n * 1e6 for k in before},
+            "voluntary": (switches_after[0] - switches_before[0]) / n,
+            "involuntary": (switches_after[1] - switches_before[1]) / n}
 
 
 def main() -> None:
@@ -81,12 +104,14 @@ def main() -> None:
                 row = measure(run, variant, args.n, args.processes, f"cpu{i}v{j}")
                 rows.append((variant, row))
                 print(f"{variant}: {row['rate']:,.0f}/s, worker {row['worker']:.0f} µs, "
-                      f"RabbitMQ {row['rabbitmq']:.0f} µs, Redis {row['redis']:.0f} µs", flush=True)
+                      f"RabbitMQ {row['rabbitmq']:.0f} µs, Redis {row['redis']:.0f} µs, "
+                      f"switches {row['voluntary']:.1f} + {row['involuntary']:.1f}", flush=True)
     print(f"\n{args.processes} worker processes, {args.n:,} jobs per burst\n")
-    print("| variant | consumer rate | worker µs/msg | RabbitMQ µs/msg | Redis µs/msg |\n|---|---:|---:|---:|---:|")
+    print("| variant | consumer rate | worker µs/msg | RabbitMQ µs/msg | Redis µs/msg | worker context switches/msg "
+          "(voluntary + involuntary) |\n|---|---:|---:|---:|---:|---:|")
     for variant, row in rows:
         print(f"| {variant} | {row['rate']:,.0f}/s | {row['worker']:.0f} | {row['rabbitmq']:.0f} "
-              f"| {row['redis']:.0f} |")
+              f"| {row['redis']:.0f} | {row['voluntary']:.1f} + {row['involuntary']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ column counts the executions, so a test can tell "ran once" from "ran twice".
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import time
@@ -82,3 +83,9 @@ def record_fire() -> None:
     """Upsert the effect of the schedule slot this message fires (its ``fire_id``)."""
     message: Any = CurrentMessage.get_current_message()
     upsert_effect(message.options.get("fire_id") or message.message_id)
+
+
+@job(queue=QUEUE, max_retries=12, min_backoff=1.0)
+def record_heap(key: str) -> None:
+    """Upsert ``key`` with what this worker process's collector holds: frozen objects and young threshold."""
+    upsert_effect(f"{key}:frozen={gc.get_freeze_count()}:threshold={gc.get_threshold()[0]}")

@@ -104,15 +104,17 @@ class DatabaseClaims:
 
 
 _claims: Claims | None = None
+_claims_lock = threading.Lock()
 
 
 def get_claims() -> Claims:
-    """The process's claims backend, chosen by ``REDIS_URL``."""
+    """The process's claims backend, chosen by ``REDIS_URL`` (made once, whichever worker thread asks first)."""
     global _claims
-    if _claims is None:
-        url = get_settings().redis_url
-        _claims = RedisClaims(url) if url else DatabaseClaims()
-    return _claims
+    with _claims_lock:
+        if _claims is None:
+            url = get_settings().redis_url
+            _claims = RedisClaims(url) if url else DatabaseClaims()
+        return _claims
 
 
 def set_claims(claims: Claims | None) -> None:

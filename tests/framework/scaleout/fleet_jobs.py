@@ -11,21 +11,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
-import redis
 from dramatiq.middleware import CurrentMessage
 
 from broker_jobs import job
 from broker_jobs.broker import get_broker
 from broker_jobs.middleware import RateLimit
 from broker_jobs.protocol import DEFERRALS
-
-
-@cache
-def client() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["SCALEOUT_REDIS_URL"])
+from tests.framework.scaleout.counting import client
 
 
 class CountingBackend:

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import os
 import time
-from functools import cache
 
-import redis
 from dramatiq.middleware import CurrentMessage
 
 from broker_jobs import job
-
-
-@cache
-def client() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["SCALEOUT_REDIS_URL"])
+from tests.framework.scaleout.counting import client
 
 
 def _count(kind: str) -> None:
@@ -28,6 +22,9 @@ def _count(kind: str) -> None:
     pipe.hincrby(f"{run}:{kind}:ids", message.message_id if message else "?", 1)
     pipe.hincrby(f"{run}:{kind}:pids", str(os.getpid()), 1)
     pipe.rpush(f"{run}:{kind}:times", repr(time.time()))
+    if message is not None:  # how each execution came about, to explain a doubled one
+        pipe.rpush(f"{run}:{kind}:runs", f"{message.message_id} pid={os.getpid()} at={time.time():.6f} "
+                   f"redelivered={getattr(message, 'redelivered', '?')} retries={message.options.get('retries', 0)}")
     pipe.execute()
 
 

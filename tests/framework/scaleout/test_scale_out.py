@@ -49,6 +49,16 @@ def system(rabbitmq_url: str, redis_url: str, tmp_path: Path):
         assert "PRECONDITION_FAILED" not in text, log.name
 
 
+def explain(r: redis.Redis, run: str, ids: list[str], env: dict[str, str]) -> str:
+    """Each execution of ``ids`` (worker, time, redelivered flag, retries) and their worker log lines."""
+    wanted = set(ids)
+    runs = [line.decode() for line in r.lrange(f"{run}:noop:runs", 0, -1) if line.decode().split()[0] in wanted]
+    logs = Path(env["DATABASE_URL"].removeprefix("sqlite:///")).parent.glob("*.log")
+    lines = [f"{log.name}: {line}" for log in logs for line in log.read_text(errors="replace").splitlines()
+             if any(i in line for i in wanted) or "rror" in line or "WARNING" in line]
+    return "executions:\n" + "\n".join(runs) + "\nlog lines:\n" + "\n".join(lines[-60:])
+
+
 def test_every_message_runs_exactly_once_spread_over_the_workers_and_the_rate_limit_is_global(system):
     env, r, run, workers = system
     sender = (
@@ -81,7 +91,7 @@ def test_every_message_runs_exactly_once_spread_over_the_workers_and_the_rate_li
     executed = {k for k in counts if k in sent_noop}
     assert executed == sent_noop, f"lost: {len(sent_noop - executed)}"
     doubled = [k for k in executed if counts[k] != 1]
-    assert doubled == []
+    assert doubled == [], explain(r, run, doubled, env)
 
     # Load spreads: three worker processes, each did a real share.
     per_pid = [int(v) for v in r.hgetall(f"{run}:noop:pids").values()]

@@ -110,11 +110,14 @@ _claims_lock = threading.Lock()
 def get_claims() -> Claims:
     """The process's claims backend, chosen by ``REDIS_URL`` (made once, whichever worker thread asks first)."""
     global _claims
-    with _claims_lock:
-        if _claims is None:
-            url = get_settings().redis_url
-            _claims = RedisClaims(url) if url else DatabaseClaims()
-        return _claims
+    claims = _claims
+    if claims is None:
+        with _claims_lock:
+            if _claims is None:
+                url = get_settings().redis_url
+                _claims = RedisClaims(url) if url else DatabaseClaims()
+            claims = _claims
+    return claims
 
 
 def set_claims(claims: Claims | None) -> None:

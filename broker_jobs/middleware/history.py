@@ -42,7 +42,7 @@ from ..protocol import (
     attempt_of,
     dead_attempts,
 )
-from ..redaction import redact, redact_value
+from ..redaction import redact, redact_call, redact_value
 from ..report_files import FINAL, write_report
 from ..store.history import HistoryWriter
 
@@ -78,8 +78,7 @@ def _arguments(message: MessageProxy) -> dict[str, Any] | None:
     args, kwargs = message.args, message.kwargs
     if not args and not kwargs:
         return None
-    value: dict[str, Any] = redact_value({"args": list(args), "kwargs": dict(kwargs or {})})
-    return value
+    return redact_call(args, kwargs)
 
 
 def _traceback(message: MessageProxy) -> str | None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from broker_jobs.errors import ConfigError
-from broker_jobs.redaction import MASK, redact, redact_value
+from broker_jobs.redaction import MASK, redact, redact_call, redact_value
 from broker_jobs.settings import load_settings
 from tests.support import run_cli
 
@@ -140,3 +140,32 @@ def test_long_hostile_text_is_redacted_in_one_pass(hostile):
     assert redact(masked) == masked
     if hostile.endswith("@host"):
         assert masked == f"a://:{MASK}@host"
+
+
+# Values a job's arguments hold: plain ones, and strings with a URL password or a `key=secret` in them.
+_secrets = st.sampled_from(["redis://:hunter2@cache:6379/0", "dsn=postgresql://u:pw@db/app", "&password=hunter2",
+                           "?token=s3cr3t", "a=b", "x://y"])
+_flat = st.one_of(_secrets, st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False),
+                  st.text(max_size=20))
+# Mostly flat calls (the fast path), some with containers (the recursion).
+_argument_values = _flat | st.recursive(
+    _flat,
+    lambda inner: st.lists(inner, max_size=3) | st.tuples(inner) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                    max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500)
+@given(args=st.lists(_argument_values, max_size=4),
+       kwargs=st.none() | st.dictionaries(st.one_of(st.text(max_size=10), _secrets), _argument_values, max_size=3))
+def test_a_calls_arguments_are_redacted_as_the_whole_call_would_be(args, kwargs):
+    assert redact_call(tuple(args), kwargs) == redact_value({"args": list(args), "kwargs": dict(kwargs or {})})
+
+
+def test_a_plain_call_is_copied_and_a_password_in_one_argument_or_keyword_is_masked():
+    assert redact_call(("bench", 20000, 0.0, True, None), {}) == {"args": ["bench", 20000, 0.0, True, None],
+                                                                  "kwargs": {}}
+    masked = redact_call(("x", "redis://:hunter2@cache:6379/0"), {"n": 1})
+    assert "hunter2" not in json.dumps(masked) and masked["args"][0] == "x" and masked["kwargs"] == {"n": 1}
+    assert "hunter2" not in json.dumps(redact_call((), {"url": "redis://:hunter2@cache/0"}))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 #: What replaces a secret.
@@ -98,21 +99,17 @@ _SCALARS = frozenset({int, float, bool, type(None)})
 def redact_call(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     """A call's arguments as ``{"args": [...], "kwargs": {...}}``, through :func:`redact_value`.
 
-    The common call (numbers, booleans, None and strings with no ``://`` or ``=``, which
-    :func:`redact` leaves alone) is copied as it is, without the recursion: every run's
-    arguments come here (1.6 → 0.4 µs for three of them).
+    A call whose arguments, keyword names and values are all plain (numbers, booleans, None
+    and strings with no ``://`` or ``=``, which :func:`redact` leaves alone) is returned as it
+    is, without the recursion: every run's arguments come here (1.6 → 0.7 µs for three of them).
     """
-    for value in args:
+    positional, named = list(args), dict(kwargs or {})
+    call: dict[str, Any] = {"args": positional, "kwargs": named}
+    for value in chain(positional, named, named.values()):
         cls = value.__class__
         if not (cls in _SCALARS or (cls is str and "://" not in value and "=" not in value)):
-            return dict(redact_value({"args": list(args), "kwargs": dict(kwargs or {})}))
-    if kwargs:
-        for key, value in kwargs.items():
-            cls = value.__class__
-            if (key.__class__ is not str or "://" in key or "=" in key
-                    or not (cls in _SCALARS or (cls is str and "://" not in value and "=" not in value))):
-                return dict(redact_value({"args": list(args), "kwargs": dict(kwargs)}))
-    return {"args": list(args), "kwargs": dict(kwargs or {})}
+            return dict(redact_value(call))
+    return call
 
 
 def redact_value(value: Any) -> Any:

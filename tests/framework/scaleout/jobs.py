@@ -18,12 +18,13 @@ from tests.framework.scaleout.counting import client
 def _count(kind: str) -> None:
     run = os.environ["SCALEOUT_RUN"]
     message = CurrentMessage.get_current_message()
+    pid, now = os.getpid(), time.time()
     pipe = client().pipeline(transaction=False)
     pipe.hincrby(f"{run}:{kind}:ids", message.message_id if message else "?", 1)
-    pipe.hincrby(f"{run}:{kind}:pids", str(os.getpid()), 1)
-    pipe.rpush(f"{run}:{kind}:times", repr(time.time()))
+    pipe.hincrby(f"{run}:{kind}:pids", str(pid), 1)
+    pipe.rpush(f"{run}:{kind}:times", repr(now))
     if message is not None:  # how each execution came about, to explain a doubled one
-        pipe.rpush(f"{run}:{kind}:runs", f"{message.message_id} pid={os.getpid()} at={time.time():.6f} "
+        pipe.rpush(f"{run}:{kind}:runs", f"{message.message_id} pid={pid} at={now:.6f} "
                    f"redelivered={getattr(message, 'redelivered', '?')} retries={message.options.get('retries', 0)}")
     pipe.execute()
 

@@ -52,10 +52,10 @@ def system(rabbitmq_url: str, redis_url: str, tmp_path: Path):
 def explain(r: redis.Redis, run: str, ids: list[str], env: dict[str, str]) -> str:
     """Each execution of ``ids`` (worker, time, redelivered flag, retries) and their worker log lines."""
     wanted = set(ids)
-    runs = [line.decode() for line in r.lrange(f"{run}:noop:runs", 0, -1) if line.decode().split()[0] in wanted]
+    runs = [line for line in map(bytes.decode, r.lrange(f"{run}:noop:runs", 0, -1)) if line.split()[0] in wanted]
     logs = Path(env["DATABASE_URL"].removeprefix("sqlite:///")).parent.glob("*.log")
     lines = [f"{log.name}: {line}" for log in logs for line in log.read_text(errors="replace").splitlines()
-             if any(i in line for i in wanted) or "rror" in line or "WARNING" in line]
+             if any(i in line for i in wanted) or "error" in line.lower() or "WARNING" in line]
     return "executions:\n" + "\n".join(runs) + "\nlog lines:\n" + "\n".join(lines[-60:])
 
 
